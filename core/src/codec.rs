@@ -1,0 +1,831 @@
+//! Frames to bytes and back, in JSON-RPC 2.0 or postcard.
+//!
+//! [`decode`] borrows everything from the input: names, string ids and raw JSON values point into
+//! the frame buffer. Encoders write into a caller's buffer and report the size needed when it is
+//! too small.
+
+use core::fmt;
+
+use serde::Serialize;
+
+use crate::ErrorCode;
+use crate::frame::{Encoding, ErrorObject, Notification, Request};
+use crate::json::{self, Cursor, JsonError, Kind, Writer};
+use crate::wire::{FieldError, Id, Json, Wire};
+
+/// Decoder settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of objects and arrays accepted anywhere in a frame (envelope included).
+    pub max_depth: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: json::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// One decoded frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Message<'a> {
+    /// A request: answer it with a response carrying the same id.
+    Request {
+        /// The id to answer with.
+        id: Id<'a>,
+        /// What is asked.
+        request: Request<'a>,
+    },
+    /// A notification: never answered.
+    Notification(Notification<'a>),
+    /// A response to a request this side sent.
+    Response {
+        /// The id of that request.
+        id: Id<'a>,
+        /// The result (still encoded: its type depends on the request), or the error.
+        result: Result<Payload<'a>, ErrorObject<'a>>,
+    },
+}
+
+/// A response's result, still encoded; decode it with the type the request expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Payload<'a> {
+    encoding: Encoding,
+    bytes: &'a [u8],
+}
+
+impl<'a> Payload<'a> {
+    /// The encoding of the frame it came in.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The encoded bytes (JSON text, or postcard).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Decodes the result as `T`.
+    pub fn decode<T: Wire<'a>>(&self, limits: &Limits) -> Result<T, DecodeError> {
+        match self.encoding {
+            Encoding::Json => {
+                let mut c = Cursor::new_unchecked_utf8(self.bytes, limits.max_depth);
+                let v = T::read_json(&mut c).map_err(DecodeError::BadResult)?;
+                c.end().map_err(DecodeError::Json)?;
+                Ok(v)
+            }
+            Encoding::Postcard => {
+                let v: T = postcard::from_bytes(self.bytes).map_err(|_| DecodeError::Postcard)?;
+                v.check_json(limits.max_depth)
+                    .map_err(DecodeError::BadResult)?;
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The frame is empty.
+    Empty,
+    /// Not strict JSON (syntax, UTF-8, depth). Answered with -32700.
+    Json(JsonError),
+    /// Not a valid postcard frame. Answered with -32700.
+    Postcard,
+    /// A JSON array at the top level: batches are not served in v1. Answered with -32600.
+    Batch,
+    /// Valid JSON but not an object. Answered with -32600.
+    NotAnObject,
+    /// `"jsonrpc"` is missing or not `"2.0"`. Answered with -32600.
+    BadVersion,
+    /// The id is not a non-negative integer, a string or null. Answered with -32600.
+    BadId,
+    /// The members do not form a request, notification or response (say, both `method` and
+    /// `result`, a member twice, or a response without id). Answered with -32600.
+    BadEnvelope(&'static str),
+    /// The method is not one of v1's. Answered with -32601.
+    UnknownMethod,
+    /// The params do not fit the method. Answered with -32602.
+    InvalidParams(FieldError),
+    /// A response's result does not fit the request it answers (never answered).
+    BadResult(FieldError),
+}
+
+impl DecodeError {
+    /// The error code an answer to this frame carries.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::Empty | DecodeError::Json(_) | DecodeError::Postcard => {
+                ErrorCode::ParseError
+            }
+            DecodeError::Batch
+            | DecodeError::NotAnObject
+            | DecodeError::BadVersion
+            | DecodeError::BadId
+            | DecodeError::BadEnvelope(_) => ErrorCode::InvalidRequest,
+            DecodeError::UnknownMethod => ErrorCode::MethodNotFound,
+            DecodeError::InvalidParams(_) | DecodeError::BadResult(_) => ErrorCode::InvalidParams,
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Empty => f.write_str("empty frame"),
+            DecodeError::Json(e) => write!(f, "malformed JSON: {e}"),
+            DecodeError::Postcard => f.write_str("malformed postcard frame"),
+            DecodeError::Batch => f.write_str("JSON-RPC batches are not supported"),
+            DecodeError::NotAnObject => f.write_str("frame is not a JSON object"),
+            DecodeError::BadVersion => f.write_str("\"jsonrpc\" must be \"2.0\""),
+            DecodeError::BadId => {
+                f.write_str("id must be a non-negative integer, a string or null")
+            }
+            DecodeError::BadEnvelope(why) => f.write_str(why),
+            DecodeError::UnknownMethod => f.write_str("unknown method"),
+            DecodeError::InvalidParams(e) => write!(f, "invalid params: {e}"),
+            DecodeError::BadResult(e) => write!(f, "invalid result: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// A frame that could not be decoded, with what is needed to answer it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rejected<'a> {
+    /// What was wrong.
+    pub error: DecodeError,
+    /// `Some(id)`: the frame was (or may have been) a request, answer with an error carrying
+    /// `id` (`Id::Null` when the id could not be read). `None`: a notification or a response,
+    /// which are never answered.
+    pub reply_to: Option<Id<'a>>,
+}
+
+impl<'a> Rejected<'a> {
+    fn answer(error: DecodeError, id: Id<'a>) -> Self {
+        Rejected {
+            error,
+            reply_to: Some(id),
+        }
+    }
+    fn silent(error: DecodeError) -> Self {
+        Rejected {
+            error,
+            reply_to: None,
+        }
+    }
+}
+
+/// Why a frame could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The output buffer is too small; `needed` bytes would do.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// A [`Payload`] in one encoding cannot be forwarded in the other without decoding it.
+    EncodingMismatch,
+    /// postcard refused a value (does not happen for frames of this crate).
+    Postcard,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::BufferTooSmall { needed } => {
+                write!(f, "output buffer too small: {needed} bytes needed")
+            }
+            EncodeError::EncodingMismatch => f.write_str("payload is in the other encoding"),
+            EncodeError::Postcard => f.write_str("postcard serialization failed"),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// Decodes one frame of `encoding`.
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    encoding: Encoding,
+    limits: &Limits,
+) -> Result<Message<'a>, Rejected<'a>> {
+    match encoding {
+        Encoding::Json => decode_json(bytes, limits),
+        Encoding::Postcard => decode_postcard(bytes, limits),
+    }
+}
+
+/// Guesses a frame's encoding from its first byte: JSON frames start with `{`, `[` or
+/// whitespace; postcard frames start with a tag below 4. Used for the first frame of a stream,
+/// before the encoding is agreed.
+pub fn sniff(bytes: &[u8]) -> Encoding {
+    match bytes.first() {
+        Some(b'{' | b'[' | b' ' | b'\t' | b'\r' | b'\n') => Encoding::Json,
+        Some(_) => Encoding::Postcard,
+        None => Encoding::Json,
+    }
+}
+
+enum Parsed<'a> {
+    Req(Request<'a>),
+    Note(Notification<'a>),
+}
+
+fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError> {
+    use crate::frame::*;
+    use Parsed::{Note, Req};
+    let p = match method {
+        "execute" => Req(Request::Execute(read_execute(c)?)),
+        "progress" => Note(Notification::Progress(Progress::read_json(c)?)),
+        "cancel" => Note(Notification::Cancel(Cancel::read_json(c)?)),
+        "ping" => {
+            <()>::read_json(c)?;
+            Req(Request::Ping)
+        }
+        "hello" => Req(Request::Hello(Hello::read_json(c)?)),
+        "register" => Req(Request::Register(Register::read_json(c)?)),
+        "unregister" => Req(Request::Unregister(Unregister::read_json(c)?)),
+        "ask" => Req(Request::Ask(Ask::read_json(c)?)),
+        "goodbye" => Note(Notification::Goodbye(Goodbye::read_json(c)?)),
+        "nodes.list" => Req(Request::ListNodes(ListNodes::read_json(c)?)),
+        "tools.list" => Req(Request::ListTools(ListTools::read_json(c)?)),
+        "tools.resolve" => Req(Request::Resolve(Resolve::read_json(c)?)),
+        "tools.call" => Req(Request::Call(read_call(c)?)),
+        _ => return Ok(None),
+    };
+    Ok(Some(p))
+}
+
+fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, FieldError> {
+    let e = crate::frame::Execute::read_json(c)?;
+    if !e.arguments.is_object() {
+        return Err(FieldError::Invalid("arguments"));
+    }
+    Ok(e)
+}
+
+fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldError> {
+    let e = crate::frame::Call::read_json(c)?;
+    if !e.arguments.is_object() {
+        return Err(FieldError::Invalid("arguments"));
+    }
+    Ok(e)
+}
+
+const NO_PARAMS: &[u8] = b"{}";
+
+fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejected<'a>> {
+    let parse_error = |e: JsonError| Rejected::answer(DecodeError::Json(e), Id::Null);
+    if bytes.is_empty() {
+        return Err(Rejected::answer(DecodeError::Empty, Id::Null));
+    }
+    let mut c = Cursor::new(bytes, limits.max_depth).map_err(parse_error)?;
+    match c.kind().map_err(parse_error)? {
+        Kind::Object => {}
+        kind => {
+            c.skip_value().map_err(parse_error)?;
+            c.end().map_err(parse_error)?;
+            let e = if kind == Kind::Array {
+                DecodeError::Batch
+            } else {
+                DecodeError::NotAnObject
+            };
+            return Err(Rejected::answer(e, Id::Null));
+        }
+    }
+
+    let mut version_ok = false;
+    let mut envelope_error: Option<DecodeError> = None;
+    let mut id: Option<Id<'a>> = None;
+    let mut method: Option<&'a str> = None;
+    let mut params: Option<Result<Option<Parsed<'a>>, FieldError>> = None;
+    let mut params_span: Option<&'a [u8]> = None;
+    let mut result: Option<&'a [u8]> = None;
+    let mut error: Option<Result<ErrorObject<'a>, FieldError>> = None;
+    let mut seen = 0u8;
+
+    c.begin_object().map_err(parse_error)?;
+    let mut first = true;
+    while let Some(key) = c.next_key(first).map_err(parse_error)? {
+        first = false;
+        let bit = match key.raw {
+            "jsonrpc" => 1,
+            "id" => 2,
+            "method" => 4,
+            "params" => 8,
+            "result" => 16,
+            "error" => 32,
+            _ => 0,
+        };
+        if key.escaped || bit == 0 {
+            c.skip_value().map_err(parse_error)?;
+            continue;
+        }
+        if seen & bit != 0 {
+            envelope_error.get_or_insert(DecodeError::BadEnvelope("member appears twice"));
+        }
+        seen |= bit;
+        match bit {
+            1 => {
+                let save = c.clone();
+                match c.string() {
+                    Ok(s) => version_ok = s.raw == "2.0",
+                    Err(_) => {
+                        c = save;
+                        c.skip_value().map_err(parse_error)?;
+                    }
+                }
+            }
+            2 => {
+                let save = c.clone();
+                match Id::read_json(&mut c) {
+                    Ok(v) => id = Some(v),
+                    Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                        return Err(parse_error(e));
+                    }
+                    Err(_) => {
+                        c = save;
+                        c.skip_value().map_err(parse_error)?;
+                        envelope_error.get_or_insert(DecodeError::BadId);
+                    }
+                }
+            }
+            4 => {
+                let save = c.clone();
+                match c.string() {
+                    Ok(s) if !s.escaped => method = Some(s.raw),
+                    Ok(_) => method = Some(""),
+                    Err(_) => {
+                        c = save;
+                        c.skip_value().map_err(parse_error)?;
+                        envelope_error
+                            .get_or_insert(DecodeError::BadEnvelope("method must be a string"));
+                    }
+                }
+            }
+            8 => match method {
+                // Common case (our encoder writes method first): parse the params in place.
+                Some(m) => {
+                    let save = c.clone();
+                    match parse_params(m, &mut c) {
+                        Ok(p) => params = Some(Ok(p)),
+                        Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                            return Err(parse_error(e));
+                        }
+                        Err(e) => {
+                            c = save;
+                            c.skip_value().map_err(parse_error)?;
+                            params = Some(Err(e));
+                        }
+                    }
+                }
+                None => params_span = Some(c.skip_value().map_err(parse_error)?),
+            },
+            16 => result = Some(c.skip_value().map_err(parse_error)?),
+            _ => {
+                let save = c.clone();
+                match ErrorObject::read_json(&mut c) {
+                    Ok(e) => error = Some(Ok(e)),
+                    Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                        return Err(parse_error(e));
+                    }
+                    Err(e) => {
+                        c = save;
+                        c.skip_value().map_err(parse_error)?;
+                        error = Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+    c.end().map_err(parse_error)?;
+
+    // The whole frame is valid JSON from here on; classify it.
+    let is_request_like = seen & 4 != 0;
+    let reply_id = if is_request_like { id } else { None };
+    let fail = |e: DecodeError| -> Rejected<'a> {
+        match (is_request_like, reply_id) {
+            (true, Some(i)) => Rejected::answer(e, i),
+            // A notification is never answered; an unreadable request gets a null id.
+            (true, None) if seen & 2 == 0 => Rejected::silent(e),
+            (true, None) => Rejected::answer(e, Id::Null),
+            (false, _) if seen & 2 != 0 && seen & (16 | 32) == 0 => {
+                // Has an id but neither method nor result/error: an invalid request.
+                Rejected::answer(e, id.unwrap_or(Id::Null))
+            }
+            (false, _) => Rejected::silent(e),
+        }
+    };
+    if let Some(e) = envelope_error {
+        return Err(fail(e));
+    }
+    if !version_ok {
+        return Err(fail(DecodeError::BadVersion));
+    }
+    if let Some(m) = method {
+        if seen & (16 | 32) != 0 {
+            return Err(fail(DecodeError::BadEnvelope(
+                "a request cannot carry result or error",
+            )));
+        }
+        let parsed = match params {
+            Some(p) => p,
+            None => {
+                let span = params_span.unwrap_or(NO_PARAMS);
+                let mut pc = Cursor::new_unchecked_utf8(span, limits.max_depth);
+                parse_params(m, &mut pc)
+            }
+        };
+        let parsed = match parsed {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(fail(DecodeError::UnknownMethod)),
+            Err(e) => return Err(fail(DecodeError::InvalidParams(e))),
+        };
+        return match (parsed, id) {
+            (Parsed::Req(request), Some(id)) if id != Id::Null => {
+                Ok(Message::Request { id, request })
+            }
+            (Parsed::Req(_), Some(_)) => Err(fail(DecodeError::BadId)),
+            // A request method sent as a notification: not answerable, dropped.
+            (Parsed::Req(_), None) => Err(Rejected::silent(DecodeError::BadEnvelope(
+                "request method sent without id",
+            ))),
+            (Parsed::Note(n), None) => Ok(Message::Notification(n)),
+            (Parsed::Note(_), Some(_)) => Err(fail(DecodeError::BadEnvelope(
+                "notification method sent with an id",
+            ))),
+        };
+    }
+    let id = match id {
+        Some(id) => id,
+        None if seen & (16 | 32) != 0 => {
+            return Err(Rejected::silent(DecodeError::BadEnvelope(
+                "response without id",
+            )));
+        }
+        None => return Err(fail(DecodeError::BadEnvelope("no method, result or error"))),
+    };
+    match (result, error) {
+        (Some(r), None) if id != Id::Null => Ok(Message::Response {
+            id,
+            result: Ok(Payload {
+                encoding: Encoding::Json,
+                bytes: r,
+            }),
+        }),
+        (None, Some(Ok(e))) => Ok(Message::Response { id, result: Err(e) }),
+        (None, Some(Err(e))) => Err(Rejected::silent(DecodeError::BadResult(e))),
+        (None, None) => Err(fail(DecodeError::BadEnvelope("no method, result or error"))),
+        _ => Err(Rejected::silent(DecodeError::BadEnvelope(
+            "a response carries exactly one of result and error",
+        ))),
+    }
+}
+
+/// Postcard frame tags (first byte of every postcard frame).
+pub mod tag {
+    /// `[0][id][request]`.
+    pub const REQUEST: u8 = 0;
+    /// `[1][notification]`.
+    pub const NOTIFICATION: u8 = 1;
+    /// `[2][id][result]`.
+    pub const RESULT: u8 = 2;
+    /// `[3][id][error object]`.
+    pub const ERROR: u8 = 3;
+}
+
+/// Number of request variants; a larger variant index is an unknown method.
+const REQUEST_VARIANTS: u32 = 10;
+const NOTIFICATION_VARIANTS: u32 = 3;
+
+fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejected<'a>> {
+    let garbage = Rejected::answer(DecodeError::Postcard, Id::Null);
+    let (&t, rest) = bytes
+        .split_first()
+        .ok_or(Rejected::answer(DecodeError::Empty, Id::Null))?;
+    match t {
+        tag::REQUEST => {
+            let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| garbage)?;
+            if id == Id::Null {
+                return Err(Rejected::answer(DecodeError::BadId, Id::Null));
+            }
+            let (variant, _) = postcard::take_from_bytes::<u32>(body).map_err(|_| garbage)?;
+            if variant >= REQUEST_VARIANTS {
+                return Err(Rejected::answer(DecodeError::UnknownMethod, id));
+            }
+            let bad_params = |e| Rejected::answer(DecodeError::InvalidParams(e), id);
+            let request: Request<'a> = postcard::from_bytes(body)
+                .map_err(|_| bad_params(FieldError::Invalid("params")))?;
+            check_request(&request, limits.max_depth).map_err(bad_params)?;
+            Ok(Message::Request { id, request })
+        }
+        tag::NOTIFICATION => {
+            let (variant, _) = postcard::take_from_bytes::<u32>(rest)
+                .map_err(|_| Rejected::silent(DecodeError::Postcard))?;
+            if variant >= NOTIFICATION_VARIANTS {
+                return Err(Rejected::silent(DecodeError::UnknownMethod));
+            }
+            let n: Notification<'a> = postcard::from_bytes(rest).map_err(|_| {
+                Rejected::silent(DecodeError::InvalidParams(FieldError::Invalid("params")))
+            })?;
+            let checked = match &n {
+                Notification::Cancel(_) | Notification::Goodbye(_) => Ok(()),
+                Notification::Progress(p) => p.check_json(limits.max_depth),
+            };
+            checked.map_err(|e| Rejected::silent(DecodeError::InvalidParams(e)))?;
+            Ok(Message::Notification(n))
+        }
+        tag::RESULT | tag::ERROR => {
+            let silent = Rejected::silent(DecodeError::Postcard);
+            let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| silent)?;
+            let result = if t == tag::RESULT {
+                Ok(Payload {
+                    encoding: Encoding::Postcard,
+                    bytes: body,
+                })
+            } else {
+                let e: ErrorObject<'a> = postcard::from_bytes(body).map_err(|_| silent)?;
+                e.check_json(limits.max_depth)
+                    .map_err(|e| Rejected::silent(DecodeError::BadResult(e)))?;
+                Err(e)
+            };
+            Ok(Message::Response { id, result })
+        }
+        _ => Err(garbage),
+    }
+}
+
+fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
+    match r {
+        Request::Hello(_)
+        | Request::Unregister(_)
+        | Request::Ping
+        | Request::ListNodes(_)
+        | Request::ListTools(_)
+        | Request::Resolve(_) => Ok(()),
+        Request::Register(x) => x.check_json(d),
+        Request::Execute(x) => {
+            x.check_json(d)?;
+            if !x.arguments.is_object() {
+                return Err(FieldError::Invalid("arguments"));
+            }
+            Ok(())
+        }
+        Request::Ask(x) => x.check_json(d),
+        Request::Call(x) => {
+            x.check_json(d)?;
+            if !x.arguments.is_object() {
+                return Err(FieldError::Invalid("arguments"));
+            }
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// Sequential postcard writer that, like the JSON writer, keeps counting past the buffer's end.
+struct PostcardOut<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'b> PostcardOut<'b> {
+    fn new(buf: &'b mut [u8]) -> Self {
+        PostcardOut {
+            buf,
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
+        if !self.overflow {
+            let dst = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+            match postcard::to_slice(v, dst) {
+                Ok(w) => {
+                    self.len += w.len();
+                    return Ok(());
+                }
+                Err(postcard::Error::SerializeBufferFull) => self.overflow = true,
+                Err(_) => return Err(EncodeError::Postcard),
+            }
+        }
+        self.len +=
+            postcard::experimental::serialized_size(v).map_err(|_| EncodeError::Postcard)?;
+        Ok(())
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(d) if !self.overflow => d.copy_from_slice(bytes),
+            _ => self.overflow = true,
+        }
+        self.len += bytes.len();
+    }
+
+    fn finish(self) -> Result<usize, EncodeError> {
+        if self.overflow {
+            Err(EncodeError::BufferTooSmall { needed: self.len })
+        } else {
+            Ok(self.len)
+        }
+    }
+}
+
+fn json_finish(w: Writer<'_>) -> Result<usize, EncodeError> {
+    w.finish()
+        .map_err(|needed| EncodeError::BufferTooSmall { needed })
+}
+
+const JSONRPC: &[u8] = br#"{"jsonrpc":"2.0""#;
+
+fn write_request_params(w: &mut Writer<'_>, r: &Request<'_>) {
+    match r {
+        Request::Hello(x) => x.write_json(w),
+        Request::Register(x) => x.write_json(w),
+        Request::Unregister(x) => x.write_json(w),
+        Request::Execute(x) => x.write_json(w),
+        Request::Ask(x) => x.write_json(w),
+        Request::Ping => w.raw(b"{}"),
+        Request::ListNodes(x) => x.write_json(w),
+        Request::ListTools(x) => x.write_json(w),
+        Request::Resolve(x) => x.write_json(w),
+        Request::Call(x) => x.write_json(w),
+    }
+}
+
+/// Encodes a request into `out`, returning the frame length.
+pub fn encode_request(
+    encoding: Encoding,
+    id: Id<'_>,
+    request: &Request<'_>,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match encoding {
+        Encoding::Json => {
+            let mut w = Writer::new(out);
+            w.raw(JSONRPC);
+            w.raw(br#","id":"#);
+            id.write_json(&mut w);
+            w.raw(br#","method":""#);
+            w.raw(request.method().as_bytes());
+            w.raw(br#"","params":"#);
+            write_request_params(&mut w, request);
+            w.byte(b'}');
+            json_finish(w)
+        }
+        Encoding::Postcard => {
+            let mut p = PostcardOut::new(out);
+            p.raw(&[tag::REQUEST]);
+            p.put(&id)?;
+            p.put(request)?;
+            p.finish()
+        }
+    }
+}
+
+/// Encodes a notification into `out`, returning the frame length.
+pub fn encode_notification(
+    encoding: Encoding,
+    n: &Notification<'_>,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match encoding {
+        Encoding::Json => {
+            let mut w = Writer::new(out);
+            w.raw(JSONRPC);
+            w.raw(br#","method":""#);
+            w.raw(n.method().as_bytes());
+            w.raw(br#"","params":"#);
+            match n {
+                Notification::Cancel(x) => x.write_json(&mut w),
+                Notification::Progress(x) => x.write_json(&mut w),
+                Notification::Goodbye(x) => x.write_json(&mut w),
+            }
+            w.byte(b'}');
+            json_finish(w)
+        }
+        Encoding::Postcard => {
+            let mut p = PostcardOut::new(out);
+            p.raw(&[tag::NOTIFICATION]);
+            p.put(n)?;
+            p.finish()
+        }
+    }
+}
+
+/// Encodes a successful response whose result is `value`.
+pub fn encode_result<'v, T: Wire<'v>>(
+    encoding: Encoding,
+    id: Id<'_>,
+    value: &T,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match encoding {
+        Encoding::Json => {
+            let mut w = Writer::new(out);
+            w.raw(JSONRPC);
+            w.raw(br#","id":"#);
+            id.write_json(&mut w);
+            w.raw(br#","result":"#);
+            value.write_json(&mut w);
+            w.byte(b'}');
+            json_finish(w)
+        }
+        Encoding::Postcard => {
+            let mut p = PostcardOut::new(out);
+            p.raw(&[tag::RESULT]);
+            p.put(&id)?;
+            p.put(value)?;
+            p.finish()
+        }
+    }
+}
+
+/// Encodes an error response.
+pub fn encode_error(
+    encoding: Encoding,
+    id: Id<'_>,
+    error: &ErrorObject<'_>,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match encoding {
+        Encoding::Json => {
+            let mut w = Writer::new(out);
+            w.raw(JSONRPC);
+            w.raw(br#","id":"#);
+            id.write_json(&mut w);
+            w.raw(br#","error":"#);
+            error.write_json(&mut w);
+            w.byte(b'}');
+            json_finish(w)
+        }
+        Encoding::Postcard => {
+            let mut p = PostcardOut::new(out);
+            p.raw(&[tag::ERROR]);
+            p.put(&id)?;
+            p.put(error)?;
+            p.finish()
+        }
+    }
+}
+
+/// Encodes any [`Message`] (a response's [`Payload`] is copied as it is, so it must be in the
+/// same encoding).
+pub fn encode(encoding: Encoding, msg: &Message<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+    match msg {
+        Message::Request { id, request } => encode_request(encoding, *id, request, out),
+        Message::Notification(n) => encode_notification(encoding, n, out),
+        Message::Response { id, result: Err(e) } => encode_error(encoding, *id, e, out),
+        Message::Response {
+            id,
+            result: Ok(payload),
+        } => {
+            if payload.encoding != encoding {
+                return Err(EncodeError::EncodingMismatch);
+            }
+            match encoding {
+                Encoding::Json => encode_result(encoding, *id, &Json::trusted(payload.bytes), out),
+                Encoding::Postcard => {
+                    let mut p = PostcardOut::new(out);
+                    p.raw(&[tag::RESULT]);
+                    p.put(id)?;
+                    p.raw(payload.bytes);
+                    p.finish()
+                }
+            }
+        }
+    }
+}
+
+/// Encodes the error answer to a frame that [`decode`] rejected, if it deserves one.
+pub fn encode_rejection(
+    encoding: Encoding,
+    rejected: &Rejected<'_>,
+    out: &mut [u8],
+) -> Option<Result<usize, EncodeError>> {
+    use core::fmt::Write;
+    let id = rejected.reply_to?;
+    let mut msg = heapless::String::<128>::new();
+    // A message longer than 128 bytes is cut; the code carries the meaning.
+    let _ = write!(msg, "{}", rejected.error);
+    Some(encode_error(
+        encoding,
+        id,
+        &ErrorObject::new(rejected.error.code(), &msg),
+        out,
+    ))
+}

@@ -1,0 +1,559 @@
+//! The logical frames of protocol version 1, shared by both encodings.
+//!
+//! PROTOCOL.md is the normative description; each type here names the JSON keys it uses. In
+//! postcard the fields travel in declaration order.
+
+use crate::wire::{Id, Json, List, Str, wire_enum, wire_struct};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Longest tool name, in bytes.
+pub const MAX_TOOL_NAME: usize = 64;
+/// Longest node id, in bytes.
+pub const MAX_NODE_ID: usize = 32;
+
+/// True if `name` is a valid tool name: 1 to [`MAX_TOOL_NAME`] bytes of `A-Z a-z 0-9 _ - .`
+/// (MCP's tool-name alphabet), written without JSON escapes.
+pub fn valid_tool_name(name: &Str<'_>) -> bool {
+    valid_ident(name, MAX_TOOL_NAME)
+}
+
+/// True if `id` is a valid node id: 1 to [`MAX_NODE_ID`] bytes of `A-Z a-z 0-9 _ - .`.
+pub fn valid_node_id(id: &Str<'_>) -> bool {
+    valid_ident(id, MAX_NODE_ID)
+}
+
+fn valid_ident(s: &Str<'_>, max: usize) -> bool {
+    let raw = s.raw();
+    !s.is_escaped()
+        && !raw.is_empty()
+        && raw.len() <= max
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+wire_enum! {
+    /// Which frame encoding a connection uses after the handshake.
+    pub enum Encoding {
+        /// JSON-RPC 2.0 text.
+        Json = "json",
+        /// postcard binary.
+        Postcard = "postcard",
+    }
+}
+
+wire_enum! {
+    /// What the peer that says hello is.
+    pub enum Role {
+        /// Offers tools.
+        Node = "node",
+        /// Asks the gateway to call tools (a CLI, an agent, the MCP bridge).
+        Controller = "controller",
+    }
+}
+
+wire_struct! {
+    /// Encodings a peer accepts, as flags. JSON: `{"json":true,"postcard":true}`.
+    pub struct Encodings {
+        /// JSON-RPC 2.0.
+        pub json: bool => "json",
+        /// postcard.
+        pub postcard: bool => "postcard",
+    }
+}
+
+impl Encodings {
+    /// Only JSON.
+    pub const JSON: Encodings = Encodings {
+        json: true,
+        postcard: false,
+    };
+    /// Both encodings.
+    pub const BOTH: Encodings = Encodings {
+        json: true,
+        postcard: true,
+    };
+    /// True if `e` is in the set.
+    pub fn contains(&self, e: Encoding) -> bool {
+        match e {
+            Encoding::Json => self.json,
+            Encoding::Postcard => self.postcard,
+        }
+    }
+}
+
+wire_struct! {
+    /// `hello` request, the first frame from a node or controller.
+    pub struct Hello<'a> {
+        /// Lowest protocol version the sender speaks.
+        pub min_version: u16 => "min_version",
+        /// Highest protocol version the sender speaks.
+        pub max_version: u16 => "max_version",
+        /// What the sender is.
+        pub role: Role => "role",
+        /// Node id (or controller name).
+        #[serde(borrow)]
+        pub id: Str<'a> => "id",
+        /// Shared secret, if the gateway requires one.
+        pub token: Option<Str<'a>> => "token",
+        /// Encodings the sender accepts for the rest of the connection.
+        pub encodings: Encodings => "encodings",
+        /// Largest frame the sender accepts, in bytes.
+        pub max_frame: u32 => "max_frame",
+        /// Calls the sender runs at once (nodes); the gateway never sends more.
+        pub max_in_flight: u16 => "max_in_flight",
+    }
+}
+
+wire_struct! {
+    /// Result of `hello`: the gateway's choices.
+    pub struct Welcome<'a> {
+        /// Protocol version chosen.
+        pub version: u16 => "version",
+        /// Encoding of every later frame, both ways.
+        pub encoding: Encoding => "encoding",
+        /// Largest frame the gateway accepts, in bytes.
+        pub max_frame: u32 => "max_frame",
+        /// Calls the gateway will have in flight on this node at most.
+        pub max_in_flight: u16 => "max_in_flight",
+        /// Interval of the gateway's pings; a peer silent for three intervals is gone.
+        pub heartbeat_ms: u32 => "heartbeat_ms",
+        /// The gateway's name.
+        #[serde(borrow)]
+        pub gateway: Str<'a> => "gateway",
+    }
+}
+
+wire_struct! {
+    /// Behaviour hints for a tool (MCP's annotations).
+    pub struct Annotations {
+        /// The tool does not change its environment.
+        pub read_only: bool => "read_only",
+        /// The tool may destroy data or state.
+        pub destructive: bool => "destructive",
+        /// Calling it twice with the same arguments has no further effect.
+        pub idempotent: bool => "idempotent",
+    }
+}
+
+wire_struct! {
+    /// A tool as a node declares it.
+    pub struct ToolDef<'a> {
+        /// Unique name on the node (see [`valid_tool_name`]).
+        #[serde(borrow)]
+        pub name: Str<'a> => "name",
+        /// What it does, for humans and models.
+        #[serde(borrow)]
+        pub description: Str<'a> => "description",
+        /// JSON Schema of the arguments object.
+        #[serde(borrow)]
+        pub input_schema: Json<'a> => "input_schema",
+        /// JSON Schema of the result, if declared.
+        #[serde(borrow)]
+        pub output_schema: Option<Json<'a>> => "output_schema",
+        /// Behaviour hints.
+        pub annotations: Annotations => "annotations",
+    }
+}
+
+impl Annotations {
+    /// No hints.
+    pub const NONE: Annotations = Annotations {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+    };
+}
+
+impl crate::wire::Wire<'_> for () {
+    fn write_json(&self, w: &mut crate::json::Writer<'_>) {
+        w.raw(b"{}");
+    }
+    fn read_json(c: &mut crate::json::Cursor<'_>) -> Result<Self, crate::wire::FieldError> {
+        if c.kind()? != crate::json::Kind::Object {
+            return Err(crate::wire::FieldError::Invalid(""));
+        }
+        c.skip_value()?;
+        Ok(())
+    }
+}
+
+wire_struct! {
+    /// `register` request: tools offered (added to those already registered).
+    pub struct Register<'a> {
+        /// The tools.
+        #[serde(borrow)]
+        pub tools: List<'a, ToolDef<'a>> => "tools",
+    }
+}
+
+wire_enum! {
+    /// Why a tool in a `register` request was refused.
+    pub enum RejectReason {
+        /// A tool of that name is already registered on this node.
+        Duplicate = "duplicate",
+        /// The name breaks [`valid_tool_name`].
+        BadName = "bad_name",
+        /// The input or output schema is not a JSON object.
+        BadSchema = "bad_schema",
+        /// The node already has as many tools as the gateway keeps.
+        TooMany = "too_many",
+    }
+}
+
+wire_struct! {
+    /// One refused tool.
+    pub struct Rejection<'a> {
+        /// The name as sent.
+        #[serde(borrow)]
+        pub name: Str<'a> => "name",
+        /// Why.
+        pub reason: RejectReason => "reason",
+    }
+}
+
+wire_struct! {
+    /// Result of `register`.
+    pub struct RegisterAck<'a> {
+        /// Names accepted.
+        #[serde(borrow)]
+        pub accepted: List<'a, Str<'a>> => "accepted",
+        /// Names refused, with reasons.
+        #[serde(borrow)]
+        pub rejected: List<'a, Rejection<'a>> => "rejected",
+    }
+}
+
+wire_struct! {
+    /// `unregister` request: tools withdrawn. Result: `{}`.
+    pub struct Unregister<'a> {
+        /// Names to withdraw (unknown names are ignored).
+        #[serde(borrow)]
+        pub names: List<'a, Str<'a>> => "names",
+    }
+}
+
+wire_struct! {
+    /// `execute` request (gateway → node): run a tool. The result is the tool's JSON value.
+    pub struct Execute<'a> {
+        /// Tool name.
+        #[serde(borrow)]
+        pub tool: Str<'a> => "tool",
+        /// Arguments object.
+        #[serde(borrow)]
+        pub arguments: Json<'a> => "arguments",
+        /// Time the caller waits, in milliseconds from receipt.
+        pub deadline_ms: Option<u32> => "deadline_ms",
+    }
+}
+
+wire_struct! {
+    /// `cancel` notification, either way: stop call `id` (an `execute` or `tools.call` id).
+    pub struct Cancel<'a> {
+        /// Id of the call to stop.
+        #[serde(borrow)]
+        pub id: Id<'a> => "id",
+        /// Why, for logs.
+        #[serde(borrow)]
+        pub reason: Option<Str<'a>> => "reason",
+    }
+}
+
+wire_struct! {
+    /// `progress` notification (node → gateway → controller) about a running call.
+    pub struct Progress<'a> {
+        /// Id of the call.
+        #[serde(borrow)]
+        pub id: Id<'a> => "id",
+        /// Work done so far (increases with every report).
+        pub progress: u64 => "progress",
+        /// Total work, if known.
+        pub total: Option<u64> => "total",
+        /// Human-readable status.
+        #[serde(borrow)]
+        pub message: Option<Str<'a>> => "message",
+        /// A chunk of partial output.
+        #[serde(borrow)]
+        pub partial: Option<Json<'a>> => "partial",
+    }
+}
+
+wire_enum! {
+    /// What an `ask` wants.
+    pub enum AskKind {
+        /// Yes or no: the answer is `true` or `false`.
+        Permission = "permission",
+        /// A value: the answer follows `schema` if given.
+        Input = "input",
+    }
+}
+
+wire_struct! {
+    /// `ask` request (node → gateway, and gateway → controller): a running tool asks for
+    /// permission or input. The result is the answer as a JSON value.
+    pub struct Ask<'a> {
+        /// Id of the call that asks.
+        #[serde(borrow)]
+        pub call: Id<'a> => "call",
+        /// What is asked.
+        pub kind: AskKind => "kind",
+        /// The question.
+        #[serde(borrow)]
+        pub prompt: Str<'a> => "prompt",
+        /// JSON Schema of the expected answer (for `input`).
+        #[serde(borrow)]
+        pub schema: Option<Json<'a>> => "schema",
+    }
+}
+
+wire_enum! {
+    /// Why a peer leaves.
+    pub enum GoodbyeReason {
+        /// Orderly shutdown.
+        Shutdown = "shutdown",
+        /// Restarting; reconnecting soon.
+        Restart = "restart",
+        /// The peer broke the protocol.
+        ProtocolError = "protocol_error",
+        /// Heard nothing for too long.
+        IdleTimeout = "idle_timeout",
+        /// Authentication failed or permission withdrawn.
+        Unauthorized = "unauthorized",
+        /// Another connection took over this node id.
+        Replaced = "replaced",
+    }
+}
+
+wire_struct! {
+    /// `goodbye` notification: the sender closes the connection after it.
+    pub struct Goodbye<'a> {
+        /// Why.
+        pub reason: GoodbyeReason => "reason",
+        /// Details.
+        #[serde(borrow)]
+        pub message: Option<Str<'a>> => "message",
+    }
+}
+
+wire_struct! {
+    /// `nodes.list` request (controller → gateway).
+    pub struct ListNodes<'a> {
+        /// Opaque cursor from a previous page.
+        #[serde(borrow)]
+        pub cursor: Option<Str<'a>> => "cursor",
+        /// Page size wanted.
+        pub limit: Option<u32> => "limit",
+    }
+}
+
+wire_struct! {
+    /// A node in a `nodes.list` page.
+    pub struct NodeInfo<'a> {
+        /// Node id.
+        #[serde(borrow)]
+        pub id: Str<'a> => "id",
+        /// Number of tools registered.
+        pub tools: u32 => "tools",
+        /// Calls in flight now.
+        pub in_flight: u32 => "in_flight",
+    }
+}
+
+wire_struct! {
+    /// Result of `nodes.list`.
+    pub struct NodesPage<'a> {
+        /// The nodes.
+        #[serde(borrow)]
+        pub nodes: List<'a, NodeInfo<'a>> => "nodes",
+        /// Cursor of the next page, if any.
+        #[serde(borrow)]
+        pub next_cursor: Option<Str<'a>> => "next_cursor",
+    }
+}
+
+wire_struct! {
+    /// `tools.list` request (controller → gateway).
+    pub struct ListTools<'a> {
+        /// Only tools whose name starts with this.
+        #[serde(borrow)]
+        pub prefix: Option<Str<'a>> => "prefix",
+        /// Only tools of this node.
+        #[serde(borrow)]
+        pub node: Option<Str<'a>> => "node",
+        /// Opaque cursor from a previous page.
+        #[serde(borrow)]
+        pub cursor: Option<Str<'a>> => "cursor",
+        /// Page size wanted.
+        pub limit: Option<u32> => "limit",
+    }
+}
+
+wire_struct! {
+    /// A tool in a `tools.list` page.
+    pub struct ToolEntry<'a> {
+        /// The node offering it.
+        #[serde(borrow)]
+        pub node: Str<'a> => "node",
+        /// The tool.
+        #[serde(borrow)]
+        pub tool: ToolDef<'a> => "tool",
+    }
+}
+
+wire_struct! {
+    /// Result of `tools.list`.
+    pub struct ToolsPage<'a> {
+        /// The tools.
+        #[serde(borrow)]
+        pub tools: List<'a, ToolEntry<'a>> => "tools",
+        /// Cursor of the next page, if any.
+        #[serde(borrow)]
+        pub next_cursor: Option<Str<'a>> => "next_cursor",
+    }
+}
+
+wire_struct! {
+    /// `tools.resolve` request: which nodes offer a tool.
+    pub struct Resolve<'a> {
+        /// Tool name.
+        #[serde(borrow)]
+        pub tool: Str<'a> => "tool",
+    }
+}
+
+wire_struct! {
+    /// Result of `tools.resolve`.
+    pub struct Resolved<'a> {
+        /// Ids of the nodes offering the tool.
+        #[serde(borrow)]
+        pub nodes: List<'a, Str<'a>> => "nodes",
+    }
+}
+
+wire_struct! {
+    /// `tools.call` request (controller → gateway): call a tool on a node. The result is the
+    /// tool's JSON value; progress arrives as `progress` notifications carrying this request's
+    /// id, and questions as `ask` requests whose `call` is this request's id.
+    pub struct Call<'a> {
+        /// Node id.
+        #[serde(borrow)]
+        pub node: Str<'a> => "node",
+        /// Tool name.
+        #[serde(borrow)]
+        pub tool: Str<'a> => "tool",
+        /// Arguments object.
+        #[serde(borrow)]
+        pub arguments: Json<'a> => "arguments",
+        /// Time the caller waits, in milliseconds.
+        pub deadline_ms: Option<u32> => "deadline_ms",
+    }
+}
+
+wire_struct! {
+    /// The error member of a response.
+    pub struct ErrorObject<'a> {
+        /// An [`crate::ErrorCode`] value, or a tool's own code (positive).
+        pub code: i32 => "code",
+        /// One line for humans.
+        #[serde(borrow)]
+        pub message: Str<'a> => "message",
+        /// Details.
+        #[serde(borrow)]
+        pub data: Option<Json<'a>> => "data",
+    }
+}
+
+impl<'a> ErrorObject<'a> {
+    /// An error with a code and a message.
+    pub fn new(code: crate::ErrorCode, message: &'a str) -> Self {
+        ErrorObject {
+            code: code.code(),
+            message: Str::new(message),
+            data: None,
+        }
+    }
+
+    /// The known code, if it is one.
+    pub fn known_code(&self) -> Option<crate::ErrorCode> {
+        crate::ErrorCode::from_code(self.code)
+    }
+}
+
+/// A request (it has an id and gets exactly one response).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Request<'a> {
+    /// `hello`.
+    #[serde(borrow)]
+    Hello(Hello<'a>),
+    /// `register`.
+    #[serde(borrow)]
+    Register(Register<'a>),
+    /// `unregister`.
+    #[serde(borrow)]
+    Unregister(Unregister<'a>),
+    /// `execute`.
+    #[serde(borrow)]
+    Execute(Execute<'a>),
+    /// `ask`.
+    #[serde(borrow)]
+    Ask(Ask<'a>),
+    /// `ping`; the result is `{}`.
+    Ping,
+    /// `nodes.list`.
+    #[serde(borrow)]
+    ListNodes(ListNodes<'a>),
+    /// `tools.list`.
+    #[serde(borrow)]
+    ListTools(ListTools<'a>),
+    /// `tools.resolve`.
+    #[serde(borrow)]
+    Resolve(Resolve<'a>),
+    /// `tools.call`.
+    #[serde(borrow)]
+    Call(Call<'a>),
+}
+
+/// A notification (no id, never answered).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Notification<'a> {
+    /// `cancel`.
+    #[serde(borrow)]
+    Cancel(Cancel<'a>),
+    /// `progress`.
+    #[serde(borrow)]
+    Progress(Progress<'a>),
+    /// `goodbye`.
+    #[serde(borrow)]
+    Goodbye(Goodbye<'a>),
+}
+
+impl Request<'_> {
+    /// The JSON-RPC method name.
+    pub const fn method(&self) -> &'static str {
+        match self {
+            Request::Hello(_) => "hello",
+            Request::Register(_) => "register",
+            Request::Unregister(_) => "unregister",
+            Request::Execute(_) => "execute",
+            Request::Ask(_) => "ask",
+            Request::Ping => "ping",
+            Request::ListNodes(_) => "nodes.list",
+            Request::ListTools(_) => "tools.list",
+            Request::Resolve(_) => "tools.resolve",
+            Request::Call(_) => "tools.call",
+        }
+    }
+}
+
+impl Notification<'_> {
+    /// The JSON-RPC method name.
+    pub const fn method(&self) -> &'static str {
+        match self {
+            Notification::Cancel(_) => "cancel",
+            Notification::Progress(_) => "progress",
+            Notification::Goodbye(_) => "goodbye",
+        }
+    }
+}

@@ -1,0 +1,1134 @@
+//! The gateway side of one connection, to a node or a controller.
+//!
+//! [`Connection`] checks the handshake (version, token, encoding), keeps the node's tool names,
+//! issues `execute` requests with a bounded pending-call table and deadlines, and turns every
+//! frame into an [`Event`]. A runtime drives it like [`crate::node::Node`]:
+//!
+//! 1. [`Connection::poll_transmit`] until `None`, sending each frame;
+//! 2. [`Connection::poll_event`] until `None` (calls failed by timeout or disconnect, closing);
+//! 3. wait for the first of: a frame → [`Connection::handle_frame`] (send the reply it wrote, act
+//!    on its event); the instant [`Connection::poll_timeout`] → [`Connection::handle_timeout`];
+//!    an application request → [`Connection::call`], [`Connection::cancel`],
+//!    [`Connection::respond`] … (send what they wrote);
+//! 4. when the transport closes, [`Connection::transport_closed`] and drain events once more.
+//!
+//! What spans many connections (which node has which tool, routing a controller's call to a
+//! node, ACLs) is the runtime's: this type only sees its own connection.
+
+use core::fmt;
+
+use crate::codec::{self, Limits, Message, Payload};
+use crate::frame::{
+    AskKind, Encoding, Encodings, ErrorObject, Execute, Goodbye, GoodbyeReason, Hello,
+    Notification, PROTOCOL_VERSION, RegisterAck, RejectReason, Rejection, Request, Role, ToolDef,
+    Welcome, valid_node_id, valid_tool_name,
+};
+use crate::wire::{Id, Json, List, OwnedId, Str, Wire};
+use crate::{DecodeError, Duration, EncodeError, ErrorCode, Instant};
+
+/// How a connection proves who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth<'c> {
+    /// Anyone may connect (loopback development).
+    Open,
+    /// `hello.token` must equal this (compared in constant time).
+    Token(&'c [u8]),
+    /// The runtime decides: `hello` produces [`Event::Hello`] and waits for
+    /// [`Connection::accept`] or [`Connection::refuse`] (per-token permissions).
+    Deferred,
+}
+
+/// Settings of a gateway connection.
+#[derive(Clone, Copy, Debug)]
+pub struct GatewayConfig<'c> {
+    /// The gateway's name, sent in the welcome.
+    pub name: &'c str,
+    /// Authentication.
+    pub auth: Auth<'c>,
+    /// Encodings accepted.
+    pub encodings: Encodings,
+    /// Encoding chosen when the peer accepts both.
+    pub prefer: Encoding,
+    /// Largest frame accepted (the receive buffer).
+    pub max_frame: u32,
+    /// Calls in flight on one node at most (the node may ask for fewer).
+    pub max_in_flight: u16,
+    /// Ping interval; a peer silent for three intervals is gone. Zero disables heartbeats.
+    pub heartbeat: Duration,
+    /// Time allowed from connect to `hello`.
+    pub handshake_timeout: Duration,
+    /// Decoder limits.
+    pub limits: Limits,
+}
+
+impl<'c> GatewayConfig<'c> {
+    /// Defaults: open, both encodings (postcard preferred), 64 KiB frames, 32 in flight, 10 s
+    /// heartbeat, 10 s handshake.
+    pub fn new(name: &'c str) -> Self {
+        GatewayConfig {
+            name,
+            auth: Auth::Open,
+            encodings: Encodings::BOTH,
+            prefer: Encoding::Postcard,
+            max_frame: 64 * 1024,
+            max_in_flight: 32,
+            heartbeat: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The id of a call this gateway issued (the `execute` request id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// A node's `ask`, to be answered with [`Connection::answer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AskId(OwnedId);
+
+/// Where the connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for `hello`.
+    AwaitHello,
+    /// `hello` received in [`Auth::Deferred`] mode; waiting for accept or refuse.
+    AwaitAccept,
+    /// Handshake done.
+    Ready(Role),
+    /// Over: close the transport once the queued frames are sent.
+    Closed,
+}
+
+/// Why the connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The handshake was refused with this code.
+    Refused(ErrorCode),
+    /// The peer said goodbye.
+    Goodbye(GoodbyeReason),
+    /// No `hello` in time, or nothing heard for three heartbeat intervals.
+    Timeout,
+    /// The transport closed.
+    Disconnected,
+    /// [`Connection::shutdown`] was called.
+    Local,
+}
+
+/// Which tools of a `register` frame were accepted (bit i = tool i of the frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted([u64; 8]);
+
+impl Accepted {
+    /// Most tools one `register` frame may carry.
+    pub const MAX: usize = 512;
+    /// True if tool `i` of the frame was accepted.
+    pub fn contains(&self, i: usize) -> bool {
+        i < Self::MAX && self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+}
+
+/// What the runtime must act on.
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A peer said hello. With [`Auth::Deferred`], answer with [`Connection::accept`] or
+    /// [`Connection::refuse`]; otherwise it is already welcomed.
+    Hello {
+        /// Node or controller.
+        role: Role,
+        /// Its id.
+        id: Str<'a>,
+        /// Its token.
+        token: Option<Str<'a>>,
+    },
+    /// A node registered tools; those with their bit in `accepted` are in its table now.
+    Registered {
+        /// Every tool of the frame.
+        tools: List<'a, ToolDef<'a>>,
+        /// Which were accepted.
+        accepted: Accepted,
+    },
+    /// A node withdrew tools.
+    Unregistered {
+        /// Names withdrawn.
+        names: List<'a, Str<'a>>,
+    },
+    /// A call ended: the node's result or error, or a timeout / disconnect from this side.
+    CallDone {
+        /// The call.
+        call: CallId,
+        /// The tool's JSON result, or the error.
+        result: Result<Json<'a>, ErrorObject<'a>>,
+    },
+    /// A node reported progress on a call.
+    Progress {
+        /// The call.
+        call: CallId,
+        /// Work done.
+        progress: u64,
+        /// Total work.
+        total: Option<u64>,
+        /// Status text.
+        message: Option<Str<'a>>,
+        /// Partial output.
+        partial: Option<Json<'a>>,
+    },
+    /// A tool asks something; answer with [`Connection::answer`].
+    Ask {
+        /// Pass back to [`Connection::answer`].
+        ask: AskId,
+        /// The call that asks.
+        call: CallId,
+        /// Permission or input.
+        kind: AskKind,
+        /// The question.
+        prompt: Str<'a>,
+        /// Schema of the expected answer.
+        schema: Option<Json<'a>>,
+    },
+    /// A controller's request (`nodes.list`, `tools.list`, `tools.resolve`, `tools.call`);
+    /// answer with [`Connection::respond`] or [`Connection::respond_error`].
+    Request {
+        /// Request id to answer.
+        id: Id<'a>,
+        /// The request.
+        request: Request<'a>,
+    },
+    /// A controller cancelled its request `id`.
+    CancelRequest {
+        /// The request id.
+        id: Id<'a>,
+    },
+    /// A response to a request this side sent with [`Connection::request`] (an `ask` forwarded
+    /// to a controller, say).
+    Response {
+        /// The id [`Connection::request`] returned.
+        id: u64,
+        /// The result or error.
+        result: Result<Payload<'a>, ErrorObject<'a>>,
+    },
+    /// The connection is over: send what is queued, then close the transport.
+    Closed(CloseReason),
+}
+
+/// Why [`Connection::call`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// Not a node, or the handshake is not finished.
+    NotReady,
+    /// The node did not register that tool.
+    ToolNotFound,
+    /// As many calls as the node allows are in flight.
+    Busy,
+    /// The request does not fit the output buffer or the node's frame limit.
+    FrameTooLarge {
+        /// Bytes the frame needs.
+        needed: usize,
+    },
+    /// Encoding failed.
+    Encode(EncodeError),
+}
+
+impl CallError {
+    /// The protocol error code that describes it to a caller.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CallError::NotReady => ErrorCode::Disconnected,
+            CallError::ToolNotFound => ErrorCode::ToolNotFound,
+            CallError::Busy => ErrorCode::Busy,
+            CallError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
+            CallError::Encode(_) => ErrorCode::InternalError,
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::NotReady => f.write_str("node not connected"),
+            CallError::ToolNotFound => f.write_str("tool not registered on this node"),
+            CallError::Busy => f.write_str("node has as many calls in flight as it allows"),
+            CallError::FrameTooLarge { needed } => {
+                write!(f, "request of {needed} bytes exceeds the frame limit")
+            }
+            CallError::Encode(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for CallError {}
+
+/// What [`Connection::handle_frame`] did.
+#[derive(Debug, PartialEq)]
+pub struct Handled<'a> {
+    /// Something for the runtime to act on.
+    pub event: Option<Event<'a>>,
+    /// Bytes of a reply written at the start of the reply buffer (0: none). Send them.
+    pub reply: usize,
+    /// The frame was malformed or unexpected. The connection goes on unless the event is
+    /// `Closed`.
+    pub error: Option<DecodeError>,
+}
+
+/// Counters of oddities, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames that did not decode.
+    pub malformed: u64,
+    /// Responses whose id matched nothing pending (late results after a cancel or timeout).
+    pub unknown_responses: u64,
+    /// Progress or asks for calls not pending.
+    pub stray_notifications: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    id: u64,
+    deadline: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+enum Ctl {
+    Cancel(u64),
+    Ping(u64),
+    Goodbye(GoodbyeReason),
+}
+
+#[derive(Clone, Debug)]
+struct HelloInfo {
+    id: OwnedId,
+    role: Role,
+    encoding: Encoding,
+    hello_encoding: Encoding,
+    max_frame: u32,
+    max_in_flight: u16,
+}
+
+/// One connection seen from the gateway. `P` bounds calls pending on it, `T` the tools a node
+/// may register.
+pub struct Connection<'c, const P: usize, const T: usize> {
+    config: GatewayConfig<'c>,
+    state: State,
+    encoding: Encoding,
+    peer_max_frame: u32,
+    max_in_flight: u16,
+    hello: Option<HelloInfo>,
+    hello_reply_id: Option<OwnedId>,
+    tools: heapless::Vec<heapless::String<{ crate::frame::MAX_TOOL_NAME }>, T>,
+    pending: heapless::Vec<Pending, P>,
+    next_id: u64,
+    ping_id: Option<u64>,
+    last_heard: Instant,
+    next_ping: Option<Instant>,
+    handshake_deadline: Option<Instant>,
+    ctl: heapless::Deque<Ctl, 8>,
+    done: heapless::Deque<(CallId, ErrorCode), P>,
+    closed: Option<CloseReason>,
+    close_reported: bool,
+    stats: Stats,
+}
+
+impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
+    const CHECK: () = assert!(T <= Accepted::MAX && P <= u16::MAX as usize);
+
+    /// A new connection, waiting for `hello`.
+    pub fn new(config: GatewayConfig<'c>, now: Instant) -> Self {
+        let () = Self::CHECK;
+        Connection {
+            encoding: config.prefer,
+            handshake_deadline: Some(now + config.handshake_timeout),
+            config,
+            state: State::AwaitHello,
+            peer_max_frame: 0,
+            max_in_flight: 0,
+            hello: None,
+            hello_reply_id: None,
+            tools: heapless::Vec::new(),
+            pending: heapless::Vec::new(),
+            next_id: 1,
+            ping_id: None,
+            last_heard: now,
+            next_ping: None,
+            ctl: heapless::Deque::new(),
+            done: heapless::Deque::new(),
+            closed: None,
+            close_reported: false,
+            stats: Stats::default(),
+        }
+    }
+
+    // ----- getters
+
+    /// Where the connection is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The encoding of frames sent and expected now.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The peer's id once it said hello (raw text as it travelled).
+    pub fn peer_id(&self) -> Option<Id<'_>> {
+        self.hello.as_ref().map(|h| h.id.as_id())
+    }
+
+    /// Names of the tools the node registered.
+    pub fn tools(&self) -> impl Iterator<Item = &str> {
+        self.tools.iter().map(|s| s.as_str())
+    }
+
+    /// True if the node registered `tool`.
+    pub fn has_tool(&self, tool: &str) -> bool {
+        self.tools.iter().any(|t| t == tool)
+    }
+
+    /// Calls in flight.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Calls allowed in flight (the smaller of both sides' limits).
+    pub fn max_in_flight(&self) -> usize {
+        (self.max_in_flight as usize).min(P)
+    }
+
+    /// Oddity counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    // ----- inputs
+
+    /// Handles one frame. A reply, if any, is written into `reply` (256 bytes suffice for the
+    /// replies written here except a `register` ack, which needs about 70 bytes per tool).
+    pub fn handle_frame<'a>(
+        &mut self,
+        now: Instant,
+        frame: &'a [u8],
+        reply: &mut [u8],
+    ) -> Handled<'a> {
+        let mut h = Handled {
+            event: None,
+            reply: 0,
+            error: None,
+        };
+        if self.state == State::Closed {
+            return h;
+        }
+        self.last_heard = now;
+        // The first frame may be in either encoding: a stream or a WebSocket carries JSON text
+        // or postcard binary, told apart by the first byte.
+        let enc = if self.state == State::AwaitHello {
+            codec::sniff(frame)
+        } else {
+            self.encoding
+        };
+        let msg = match codec::decode(frame, enc, &self.config.limits) {
+            Ok(m) => m,
+            Err(rej) => {
+                self.stats.malformed += 1;
+                h.error = Some(rej.error);
+                if let Some(Ok(n)) = codec::encode_rejection(enc, &rej, reply) {
+                    h.reply = n;
+                }
+                return h;
+            }
+        };
+        match (self.state, msg) {
+            (
+                State::AwaitHello,
+                Message::Request {
+                    id,
+                    request: Request::Hello(hello),
+                },
+            ) => {
+                self.on_hello(now, enc, id, hello, reply, &mut h);
+            }
+            (State::AwaitHello | State::AwaitAccept, Message::Request { id, .. }) => {
+                self.error_reply(
+                    enc,
+                    id,
+                    ErrorCode::NotReady,
+                    "say hello first",
+                    reply,
+                    &mut h,
+                );
+            }
+            (
+                State::Ready(_),
+                Message::Request {
+                    id,
+                    request: Request::Hello(_),
+                },
+            ) => {
+                self.error_reply(
+                    enc,
+                    id,
+                    ErrorCode::NotReady,
+                    "hello already done",
+                    reply,
+                    &mut h,
+                );
+            }
+            (State::Ready(Role::Node), Message::Request { id, request }) => {
+                self.on_node_request(id, request, reply, &mut h)
+            }
+            (State::Ready(Role::Controller), Message::Request { id, request }) => match request {
+                Request::Ping => self.reply_ok(id, reply, &mut h),
+                Request::ListNodes(_)
+                | Request::ListTools(_)
+                | Request::Resolve(_)
+                | Request::Call(_) => h.event = Some(Event::Request { id, request }),
+                _ => self.error_reply(
+                    enc,
+                    id,
+                    ErrorCode::MethodNotFound,
+                    "not a controller method",
+                    reply,
+                    &mut h,
+                ),
+            },
+            (_, Message::Notification(Notification::Goodbye(g))) => {
+                h.event = Some(self.close(CloseReason::Goodbye(g.reason), true));
+            }
+            (State::Ready(Role::Node), Message::Notification(Notification::Progress(p))) => {
+                match self.pending_call(&p.id) {
+                    Some(call) => {
+                        h.event = Some(Event::Progress {
+                            call,
+                            progress: p.progress,
+                            total: p.total,
+                            message: p.message,
+                            partial: p.partial,
+                        })
+                    }
+                    None => self.stats.stray_notifications += 1,
+                }
+            }
+            (State::Ready(Role::Controller), Message::Notification(Notification::Cancel(c))) => {
+                h.event = Some(Event::CancelRequest { id: c.id });
+            }
+            (State::Ready(_), Message::Response { id, result }) => {
+                self.on_response(id, result, &mut h)
+            }
+            _ => {
+                self.stats.malformed += 1;
+                h.error = Some(DecodeError::BadEnvelope("frame not expected in this state"));
+            }
+        }
+        h
+    }
+
+    fn on_hello<'a>(
+        &mut self,
+        now: Instant,
+        enc: Encoding,
+        id: Id<'a>,
+        hello: Hello<'a>,
+        reply: &mut [u8],
+        h: &mut Handled<'a>,
+    ) {
+        let refuse =
+            |this: &mut Self, h: &mut Handled<'a>, code: ErrorCode, msg: &str, reply: &mut [u8]| {
+                this.error_reply(enc, id, code, msg, reply, h);
+                h.event = Some(this.close(CloseReason::Refused(code), true));
+            };
+        if hello.min_version > PROTOCOL_VERSION || hello.max_version < PROTOCOL_VERSION {
+            let data = Json::trusted(br#"{"supported":{"min":1,"max":1}}"#);
+            let e = ErrorObject {
+                code: ErrorCode::VersionMismatch.code(),
+                message: Str::new("no protocol version in common; this gateway speaks 1"),
+                data: Some(data),
+            };
+            if let Ok(n) = codec::encode_error(enc, id, &e, reply) {
+                h.reply = n;
+            }
+            h.event = Some(self.close(CloseReason::Refused(ErrorCode::VersionMismatch), true));
+            return;
+        }
+        if hello.role == Role::Node && !valid_node_id(&hello.id) {
+            return refuse(self, h, ErrorCode::InvalidParams, "invalid node id", reply);
+        }
+        if let Auth::Token(expected) = self.config.auth {
+            let ok = hello
+                .token
+                .is_some_and(|t| !t.is_escaped() && ct_eq(t.raw().as_bytes(), expected));
+            if !ok {
+                return refuse(
+                    self,
+                    h,
+                    ErrorCode::Unauthorized,
+                    "missing or wrong token",
+                    reply,
+                );
+            }
+        }
+        let peer = hello.encodings;
+        let encoding = if peer.contains(self.config.prefer)
+            && self.config.encodings.contains(self.config.prefer)
+        {
+            self.config.prefer
+        } else if peer.json && self.config.encodings.json {
+            Encoding::Json
+        } else if peer.postcard && self.config.encodings.postcard {
+            Encoding::Postcard
+        } else {
+            return refuse(
+                self,
+                h,
+                ErrorCode::InvalidParams,
+                "no encoding in common",
+                reply,
+            );
+        };
+        let Some(owned) = OwnedId::from_id(&Id::Str(hello.id)) else {
+            return refuse(self, h, ErrorCode::InvalidParams, "id too long", reply);
+        };
+        let Some(hello_id) = OwnedId::from_id(&id) else {
+            return refuse(
+                self,
+                h,
+                ErrorCode::InvalidRequest,
+                "request id too long",
+                reply,
+            );
+        };
+        self.hello = Some(HelloInfo {
+            id: owned,
+            role: hello.role,
+            encoding,
+            hello_encoding: enc,
+            max_frame: hello.max_frame,
+            max_in_flight: hello.max_in_flight,
+        });
+        h.event = Some(Event::Hello {
+            role: hello.role,
+            id: hello.id,
+            token: hello.token,
+        });
+        if self.config.auth == Auth::Deferred {
+            self.state = State::AwaitAccept;
+            self.hello_reply_id = Some(hello_id);
+        } else {
+            self.hello_reply_id = Some(hello_id);
+            match self.accept(now, reply) {
+                Ok(n) => h.reply = n,
+                Err(_) => h.error = Some(DecodeError::BadEnvelope("reply buffer too small")),
+            }
+        }
+    }
+
+    /// Welcomes the peer that said hello (in [`Auth::Deferred`] mode; done automatically in the
+    /// others). Writes the welcome into `out`.
+    pub fn accept(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let (Some(hello), Some(reply_id)) = (self.hello.clone(), self.hello_reply_id.take()) else {
+            return Ok(0);
+        };
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            encoding: hello.encoding,
+            max_frame: self.config.max_frame,
+            max_in_flight: self
+                .config
+                .max_in_flight
+                .min(hello.max_in_flight)
+                .min(P as u16),
+            heartbeat_ms: self.config.heartbeat.as_millis().min(u64::from(u32::MAX)) as u32,
+            gateway: Str::new(self.config.name),
+        };
+        let n = codec::encode_result(hello.hello_encoding, reply_id.as_id(), &welcome, out)?;
+        self.encoding = hello.encoding;
+        self.peer_max_frame = hello.max_frame;
+        self.max_in_flight = welcome.max_in_flight;
+        self.state = State::Ready(hello.role);
+        self.handshake_deadline = None;
+        if self.config.heartbeat.as_millis() > 0 {
+            self.next_ping = Some(now + self.config.heartbeat);
+        }
+        Ok(n)
+    }
+
+    /// Refuses the peer that said hello (in [`Auth::Deferred`] mode), writing the error into
+    /// `out`; the connection closes.
+    pub fn refuse(
+        &mut self,
+        code: ErrorCode,
+        message: &str,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let enc = self
+            .hello
+            .as_ref()
+            .map_or(self.encoding, |h| h.hello_encoding);
+        let n = match self.hello_reply_id.take() {
+            Some(id) => {
+                codec::encode_error(enc, id.as_id(), &ErrorObject::new(code, message), out)?
+            }
+            None => 0,
+        };
+        self.close(CloseReason::Refused(code), false);
+        Ok(n)
+    }
+
+    fn on_node_request<'a>(
+        &mut self,
+        id: Id<'a>,
+        request: Request<'a>,
+        reply: &mut [u8],
+        h: &mut Handled<'a>,
+    ) {
+        let enc = self.encoding;
+        match request {
+            Request::Ping => self.reply_ok(id, reply, h),
+            Request::Register(reg) => {
+                let mut accepted_names: heapless::Vec<Str<'a>, T> = heapless::Vec::new();
+                let mut rejected: heapless::Vec<Rejection<'a>, T> = heapless::Vec::new();
+                let mut mask = Accepted([0; 8]);
+                if reg.tools.iter().nth(T).is_some() {
+                    return self.error_reply(
+                        enc,
+                        id,
+                        ErrorCode::InvalidParams,
+                        "more tools in one register frame than the gateway keeps",
+                        reply,
+                        h,
+                    );
+                }
+                for (i, tool) in reg.tools.iter().enumerate() {
+                    let verdict = if !valid_tool_name(&tool.name) {
+                        Err(RejectReason::BadName)
+                    } else if !tool.input_schema.is_object()
+                        || tool.output_schema.is_some_and(|s| !s.is_object())
+                    {
+                        Err(RejectReason::BadSchema)
+                    } else if self.has_tool(tool.name.raw()) {
+                        Err(RejectReason::Duplicate)
+                    } else {
+                        heapless::String::try_from(tool.name.raw())
+                            .map_err(|_| RejectReason::BadName)
+                            .and_then(|n| self.tools.push(n).map_err(|_| RejectReason::TooMany))
+                    };
+                    match verdict {
+                        Ok(()) => {
+                            mask.insert(i);
+                            let _ = accepted_names.push(tool.name);
+                        }
+                        Err(reason) => {
+                            let _ = rejected.push(Rejection {
+                                name: tool.name,
+                                reason,
+                            });
+                        }
+                    }
+                }
+                let ack = RegisterAck {
+                    accepted: List::from_slice(&accepted_names),
+                    rejected: List::from_slice(&rejected),
+                };
+                match codec::encode_result(enc, id, &ack, reply) {
+                    Ok(n) => h.reply = n,
+                    Err(_) => h.error = Some(DecodeError::BadEnvelope("reply buffer too small")),
+                }
+                h.event = Some(Event::Registered {
+                    tools: reg.tools,
+                    accepted: mask,
+                });
+            }
+            Request::Unregister(u) => {
+                for name in u.names.iter() {
+                    self.tools.retain(|t| !name.eq_str(t));
+                }
+                self.reply_ok(id, reply, h);
+                h.event = Some(Event::Unregistered { names: u.names });
+            }
+            Request::Ask(a) => match self.pending_call(&a.call) {
+                Some(call) => match OwnedId::from_id(&id) {
+                    Some(owned) => {
+                        h.event = Some(Event::Ask {
+                            ask: AskId(owned),
+                            call,
+                            kind: a.kind,
+                            prompt: a.prompt,
+                            schema: a.schema,
+                        })
+                    }
+                    None => self.error_reply(
+                        enc,
+                        id,
+                        ErrorCode::InvalidRequest,
+                        "id too long",
+                        reply,
+                        h,
+                    ),
+                },
+                None => self.error_reply(
+                    enc,
+                    id,
+                    ErrorCode::InvalidParams,
+                    "no such call in flight",
+                    reply,
+                    h,
+                ),
+            },
+            _ => self.error_reply(
+                enc,
+                id,
+                ErrorCode::MethodNotFound,
+                "not a node method",
+                reply,
+                h,
+            ),
+        }
+    }
+
+    fn on_response<'a>(
+        &mut self,
+        id: Id<'a>,
+        result: Result<Payload<'a>, ErrorObject<'a>>,
+        h: &mut Handled<'a>,
+    ) {
+        let Id::Num(n) = id else {
+            self.stats.unknown_responses += 1;
+            return;
+        };
+        if self.ping_id == Some(n) {
+            self.ping_id = None;
+            return;
+        }
+        if let Some(i) = self.pending.iter().position(|p| p.id == n) {
+            self.pending.swap_remove(i);
+            let result = match result {
+                Ok(p) => match p.decode::<Json<'a>>(&self.config.limits) {
+                    Ok(j) => Ok(j),
+                    Err(e) => {
+                        h.error = Some(e);
+                        Err(ErrorObject::new(
+                            ErrorCode::InvalidParams,
+                            "unreadable result",
+                        ))
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            h.event = Some(Event::CallDone {
+                call: CallId(n),
+                result,
+            });
+            return;
+        }
+        if n >= self.next_id {
+            self.stats.unknown_responses += 1;
+            return;
+        }
+        // Not a pending call: a response to `request()`, or a late result after cancel/timeout
+        // (the runtime knows which ids it sent with `request()`).
+        h.event = Some(Event::Response { id: n, result });
+    }
+
+    /// Checks deadlines: handshake, calls (expired ones fail with `Timeout` and a `cancel` is
+    /// queued for the node), heartbeat.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.handshake_deadline.is_some_and(|d| now >= d) {
+            self.close(CloseReason::Timeout, false);
+            return;
+        }
+        let hb = self.config.heartbeat;
+        if hb.as_millis() > 0 && matches!(self.state, State::Ready(_)) {
+            if now >= self.last_heard + Duration(hb.0 * 3) {
+                self.close(CloseReason::Timeout, false);
+                return;
+            }
+            if self.next_ping.is_some_and(|t| now >= t) {
+                let id = self.alloc_id();
+                if self.ctl.push_back(Ctl::Ping(id)).is_ok() {
+                    self.ping_id = Some(id);
+                }
+                self.next_ping = Some(now + hb);
+            }
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].deadline.is_some_and(|d| now >= d) {
+                let p = self.pending.swap_remove(i);
+                let _ = self.ctl.push_back(Ctl::Cancel(p.id));
+                let _ = self.done.push_back((CallId(p.id), ErrorCode::Timeout));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The transport closed: pending calls fail with `Disconnected` (see [`Connection::poll_event`]).
+    pub fn transport_closed(&mut self) {
+        if self.state != State::Closed {
+            self.close(CloseReason::Disconnected, false);
+        }
+    }
+
+    // ----- outputs
+
+    /// The next instant [`Connection::handle_timeout`] must be called at, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let calls = self.pending.iter().filter_map(|p| p.deadline).min();
+        let idle = (self.config.heartbeat.as_millis() > 0 && matches!(self.state, State::Ready(_)))
+            .then(|| self.last_heard + Duration(self.config.heartbeat.0 * 3));
+        [calls, idle, self.next_ping, self.handshake_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Writes the next queued frame (cancel, ping, goodbye) into `out`; `None` when there is
+    /// nothing to send.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
+        let ctl = self.ctl.pop_front()?;
+        let enc = self.encoding;
+        Some(match ctl {
+            Ctl::Cancel(id) => codec::encode_notification(
+                enc,
+                &Notification::Cancel(crate::frame::Cancel {
+                    id: Id::Num(id),
+                    reason: Some(Str::new("deadline passed")),
+                }),
+                out,
+            ),
+            Ctl::Ping(id) => codec::encode_request(enc, Id::Num(id), &Request::Ping, out),
+            Ctl::Goodbye(reason) => codec::encode_notification(
+                enc,
+                &Notification::Goodbye(Goodbye {
+                    reason,
+                    message: None,
+                }),
+                out,
+            ),
+        })
+    }
+
+    /// The next event not tied to an input frame: calls failed by timeout or disconnect, then
+    /// the close.
+    pub fn poll_event(&mut self) -> Option<Event<'static>> {
+        if let Some((call, code)) = self.done.pop_front() {
+            return Some(Event::CallDone {
+                call,
+                result: Err(ErrorObject::new(code, code.message())),
+            });
+        }
+        if let (Some(r), false) = (self.closed, self.close_reported) {
+            self.close_reported = true;
+            return Some(Event::Closed(r));
+        }
+        None
+    }
+
+    // ----- mutators
+
+    /// Starts a call of `tool` with `args` (a JSON object), writing the `execute` request into
+    /// `out`. The call fails with `Timeout` after `deadline` (and a `cancel` goes to the node).
+    pub fn call(
+        &mut self,
+        now: Instant,
+        tool: &str,
+        args: Json<'_>,
+        deadline: Option<Duration>,
+        out: &mut [u8],
+    ) -> Result<(CallId, usize), CallError> {
+        if self.state != State::Ready(Role::Node) {
+            return Err(CallError::NotReady);
+        }
+        if !self.has_tool(tool) {
+            return Err(CallError::ToolNotFound);
+        }
+        if self.pending.len() >= self.max_in_flight() {
+            return Err(CallError::Busy);
+        }
+        let id = self.next_id;
+        let limit = self.frame_limit(out.len());
+        let ex = Execute {
+            tool: Str::new(tool),
+            arguments: args,
+            deadline_ms: deadline.map(|d| d.as_millis().min(u64::from(u32::MAX)) as u32),
+        };
+        let n = match codec::encode_request(
+            self.encoding,
+            Id::Num(id),
+            &Request::Execute(ex),
+            &mut out[..limit],
+        ) {
+            Ok(n) => n,
+            Err(EncodeError::BufferTooSmall { needed }) => {
+                return Err(CallError::FrameTooLarge { needed });
+            }
+            Err(e) => return Err(CallError::Encode(e)),
+        };
+        self.next_id += 1;
+        let _ = self.pending.push(Pending {
+            id,
+            deadline: deadline.map(|d| now + d),
+        });
+        Ok((CallId(id), n))
+    }
+
+    /// Cancels a pending call: it leaves the table (no `CallDone` follows) and a `cancel` is
+    /// queued for the node. False if the call was not pending.
+    pub fn cancel(&mut self, call: CallId) -> bool {
+        match self.pending.iter().position(|p| p.id == call.0) {
+            Some(i) => {
+                self.pending.swap_remove(i);
+                let _ = self.ctl.push_back(Ctl::Cancel(call.0));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Answers a node's ask, writing the response into `out`.
+    pub fn answer(
+        &mut self,
+        ask: &AskId,
+        answer: Result<Json<'_>, ErrorObject<'_>>,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        match answer {
+            Ok(v) => codec::encode_result(self.encoding, ask.0.as_id(), &v, out),
+            Err(e) => codec::encode_error(self.encoding, ask.0.as_id(), &e, out),
+        }
+    }
+
+    /// Answers a controller's request with a result.
+    pub fn respond<'v, R: Wire<'v>>(
+        &mut self,
+        id: Id<'_>,
+        result: &R,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let limit = self.frame_limit(out.len());
+        codec::encode_result(self.encoding, id, result, &mut out[..limit])
+    }
+
+    /// Answers a controller's request with an error.
+    pub fn respond_error(
+        &mut self,
+        id: Id<'_>,
+        error: &ErrorObject<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        codec::encode_error(self.encoding, id, error, out)
+    }
+
+    /// Sends a notification (progress forwarded to a controller, say).
+    pub fn notify(&mut self, n: &Notification<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let limit = self.frame_limit(out.len());
+        codec::encode_notification(self.encoding, n, &mut out[..limit])
+    }
+
+    /// Sends a request of the runtime's own (an `ask` forwarded to a controller, say); its
+    /// response comes back as [`Event::Response`] with the returned id.
+    pub fn request(
+        &mut self,
+        request: &Request<'_>,
+        out: &mut [u8],
+    ) -> Result<(u64, usize), EncodeError> {
+        let id = self.next_id;
+        let limit = self.frame_limit(out.len());
+        let n = codec::encode_request(self.encoding, Id::Num(id), request, &mut out[..limit])?;
+        self.next_id += 1;
+        Ok((id, n))
+    }
+
+    /// Closes with a `goodbye` (sent by the next [`Connection::poll_transmit`]); pending calls
+    /// fail with `Disconnected`.
+    pub fn shutdown(&mut self, reason: GoodbyeReason) {
+        if self.state != State::Closed {
+            let _ = self.ctl.push_back(Ctl::Goodbye(reason));
+            self.close(CloseReason::Local, false);
+        }
+    }
+
+    // ----- internals
+
+    fn close(&mut self, reason: CloseReason, reported_now: bool) -> Event<'static> {
+        self.state = State::Closed;
+        self.closed = Some(reason);
+        self.close_reported = reported_now;
+        self.handshake_deadline = None;
+        self.next_ping = None;
+        for p in self.pending.drain(..) {
+            let _ = self.done.push_back((CallId(p.id), ErrorCode::Disconnected));
+        }
+        Event::Closed(reason)
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn frame_limit(&self, out_len: usize) -> usize {
+        if self.peer_max_frame == 0 {
+            out_len
+        } else {
+            out_len.min(self.peer_max_frame as usize)
+        }
+    }
+
+    fn pending_call(&self, id: &Id<'_>) -> Option<CallId> {
+        match id {
+            Id::Num(n) => self
+                .pending
+                .iter()
+                .any(|p| p.id == *n)
+                .then_some(CallId(*n)),
+            _ => None,
+        }
+    }
+
+    fn reply_ok<'a>(&mut self, id: Id<'a>, reply: &mut [u8], h: &mut Handled<'a>) {
+        match codec::encode_result(self.encoding, id, &(), reply) {
+            Ok(n) => h.reply = n,
+            Err(_) => h.error = Some(DecodeError::BadEnvelope("reply buffer too small")),
+        }
+    }
+
+    fn error_reply<'a>(
+        &mut self,
+        enc: Encoding,
+        id: Id<'a>,
+        code: ErrorCode,
+        msg: &str,
+        reply: &mut [u8],
+        h: &mut Handled<'a>,
+    ) {
+        match codec::encode_error(enc, id, &ErrorObject::new(code, msg), reply) {
+            Ok(n) => h.reply = n,
+            Err(_) => h.error = Some(DecodeError::BadEnvelope("reply buffer too small")),
+        }
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    // Keep the optimizer from turning the fold into an early exit.
+    core::hint::black_box(diff) == 0
+}

@@ -1,0 +1,133 @@
+//! Strict JSON: validation, zero-copy values and the helpers tools use to read their arguments.
+//!
+//! Untrusted JSON is checked against RFC 8259 in full: invalid UTF-8, control characters in
+//! strings, bad escapes, lone surrogates, leading zeros, `+1`, `1.`, trailing data and nesting
+//! deeper than a limit are all rejected with a [`JsonError`] that says what and where.
+
+mod scan;
+mod write;
+
+pub(crate) use scan::unescape;
+#[doc(hidden)]
+pub use scan::{Cursor, Kind};
+pub use scan::{DEFAULT_MAX_DEPTH, validate};
+#[doc(hidden)]
+pub use write::Writer;
+
+use core::fmt;
+
+/// What was wrong with a JSON text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JsonErrorKind {
+    /// The bytes are not UTF-8.
+    InvalidUtf8,
+    /// The text ended inside a value.
+    UnexpectedEnd,
+    /// A byte that cannot start or continue a value here.
+    Unexpected,
+    /// A backslash escape other than `\" \\ \/ \b \f \n \r \t \uXXXX`.
+    BadEscape,
+    /// A `\uD800`–`\uDFFF` escape that is not part of a high/low surrogate pair.
+    LoneSurrogate,
+    /// A raw control character (below U+0020) inside a string.
+    ControlCharacter,
+    /// A number outside the RFC 8259 grammar (leading zero, `+`, `1.`, `.5`, `1e`).
+    BadNumber,
+    /// A number where a non-negative integer (or an integer within range) was required.
+    NotAnInteger,
+    /// Objects and arrays nested deeper than the configured limit.
+    TooDeep,
+    /// Bytes other than whitespace after the value.
+    TrailingData,
+}
+
+/// A JSON syntax error and the byte offset where it was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JsonError {
+    /// What was wrong.
+    pub kind: JsonErrorKind,
+    /// Byte offset into the text that was scanned.
+    pub offset: usize,
+}
+
+impl JsonError {
+    pub(crate) const fn new(kind: JsonErrorKind, offset: usize) -> Self {
+        JsonError { kind, offset }
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            JsonErrorKind::InvalidUtf8 => "invalid UTF-8",
+            JsonErrorKind::UnexpectedEnd => "unexpected end of JSON",
+            JsonErrorKind::Unexpected => "unexpected character",
+            JsonErrorKind::BadEscape => "invalid escape",
+            JsonErrorKind::LoneSurrogate => "lone UTF-16 surrogate",
+            JsonErrorKind::ControlCharacter => "control character in string",
+            JsonErrorKind::BadNumber => "invalid number",
+            JsonErrorKind::NotAnInteger => "integer expected",
+            JsonErrorKind::TooDeep => "nesting too deep",
+            JsonErrorKind::TrailingData => "trailing data after JSON value",
+        };
+        write!(f, "{what} at byte {}", self.offset)
+    }
+}
+
+impl core::error::Error for JsonError {}
+
+/// Why [`from_args`] could not read a tool's arguments into its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgsError {
+    /// The JSON does not match the Rust type (wrong field type, missing field, …).
+    Mismatch,
+    /// Strings needed unescaping and the scratch buffer was too small.
+    ScratchTooSmall,
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArgsError::Mismatch => "arguments do not match the tool's parameter type",
+            ArgsError::ScratchTooSmall => "scratch buffer too small to unescape arguments",
+        })
+    }
+}
+
+impl core::error::Error for ArgsError {}
+
+/// Deserializes a tool's validated JSON arguments into its own typed struct with
+/// `serde-json-core`. `scratch` receives unescaped strings (`&str` fields borrow from it); give an
+/// empty slice when the arguments hold no escaped strings or the type owns its strings.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct SetLed { on: bool, brightness: u8 }
+/// let args = toolwire_core::Json::parse(br#"{"on":true,"brightness":7}"#).unwrap();
+/// let a: SetLed = toolwire_core::json::from_args(args, &mut []).unwrap();
+/// assert!(a.on && a.brightness == 7);
+/// ```
+pub fn from_args<'a, T: serde::Deserialize<'a>>(
+    args: crate::Json<'a>,
+    scratch: &'a mut [u8],
+) -> Result<T, ArgsError> {
+    let bytes = args.as_bytes();
+    let r = if scratch.is_empty() {
+        serde_json_core::from_slice(bytes)
+    } else {
+        serde_json_core::from_slice_escaped(bytes, scratch)
+    };
+    match r {
+        Ok((v, _)) => Ok(v),
+        Err(serde_json_core::de::Error::EscapedStringIsTooLong) => Err(ArgsError::ScratchTooSmall),
+        Err(_) => Err(ArgsError::Mismatch),
+    }
+}
+
+/// Serializes a tool's typed result as JSON into `out` with `serde-json-core`, returning the
+/// length written, or `None` if `out` is too small.
+pub fn to_result<T: serde::Serialize>(value: &T, out: &mut [u8]) -> Option<usize> {
+    serde_json_core::to_slice(value, out).ok()
+}

@@ -1,0 +1,38 @@
+//! # toolwire-core
+//!
+//! The sans-IO core of toolwire, a protocol for remote tool calling: devices and host processes
+//! (*nodes*) register tools with a *gateway*, which calls them and gets results, progress, or
+//! errors back.
+//!
+//! This crate has no sockets, no clock, no async and no allocation (`#![no_std]`). Bytes and the
+//! current time go in; bytes to send, events and the next deadline come out:
+//!
+//! - [`codec`]: every frame as JSON-RPC 2.0 or postcard, zero-copy decoding, encoding into a
+//!   caller's buffer.
+//! - [`json`]: the strict RFC 8259 scanner behind the JSON codec, and helpers tools use to read
+//!   their arguments.
+//! - [`stream`]: COBS framing for byte streams (TCP, UART).
+//! - [`node`] and [`gateway`]: the two sides' connection state machines.
+//!
+//! The wire format is specified in `PROTOCOL.md` at the repository root.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod codec;
+mod error;
+pub mod frame;
+pub mod gateway;
+pub mod node;
+
+pub mod json;
+
+pub mod stream;
+mod time;
+pub mod wire;
+
+pub use codec::{DecodeError, EncodeError, Limits, Message, Payload, Rejected};
+pub use error::ErrorCode;
+pub use frame::{Encoding, ErrorObject, PROTOCOL_VERSION, ToolDef};
+pub use time::{Duration, Instant};
+pub use wire::{Id, Json, List, OwnedId, Str};
