@@ -310,6 +310,9 @@ struct HelloInfo {
     max_in_flight: u16,
 }
 
+/// Most [`Connection::request`]s outstanding at once on one connection.
+pub const MAX_REQUESTS: usize = 16;
+
 /// One connection seen from the gateway. `P` bounds calls pending on it, `T` the tools a node
 /// may register.
 pub struct Connection<'c, const P: usize, const T: usize> {
@@ -322,6 +325,7 @@ pub struct Connection<'c, const P: usize, const T: usize> {
     hello_reply_id: Option<OwnedId>,
     tools: heapless::Vec<heapless::String<{ crate::frame::MAX_TOOL_NAME }>, T>,
     pending: heapless::Vec<Pending, P>,
+    requests: heapless::Vec<u64, MAX_REQUESTS>,
     next_id: u64,
     ping_id: Option<u64>,
     last_heard: Instant,
@@ -351,6 +355,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             hello_reply_id: None,
             tools: heapless::Vec::new(),
             pending: heapless::Vec::new(),
+            requests: heapless::Vec::new(),
             next_id: 1,
             ping_id: None,
             last_heard: now,
@@ -824,13 +829,13 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             });
             return;
         }
-        if n >= self.next_id {
-            self.stats.unknown_responses += 1;
+        if let Some(i) = self.requests.iter().position(|r| *r == n) {
+            self.requests.swap_remove(i);
+            h.event = Some(Event::Response { id: n, result });
             return;
         }
-        // Not a pending call: a response to `request()`, or a late result after cancel/timeout
-        // (the runtime knows which ids it sent with `request()`).
-        h.event = Some(Event::Response { id: n, result });
+        // A late result after a cancel or timeout, or an id never issued.
+        self.stats.unknown_responses += 1;
     }
 
     /// Checks deadlines: handshake, calls (expired ones fail with `Timeout` and a `cancel` is
