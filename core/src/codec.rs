@@ -77,7 +77,7 @@ impl<'a> Payload<'a> {
                 Ok(v)
             }
             Encoding::Postcard => {
-                let v: T = postcard::from_bytes(self.bytes).map_err(|_| DecodeError::Postcard)?;
+                let v: T = from_bytes_exact(self.bytes).ok_or(DecodeError::Postcard)?;
                 v.check_json(limits.max_depth)
                     .map_err(DecodeError::BadResult)?;
                 Ok(v)
@@ -313,6 +313,7 @@ fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Reje
     let mut result: Option<&'a [u8]> = None;
     let mut error: Option<Result<ErrorObject<'a>, FieldError>> = None;
     let mut seen = 0u8;
+    let mut id_ambiguous = false;
 
     c.begin_object().map_err(parse_error)?;
     let mut first = true;
@@ -333,6 +334,7 @@ fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Reje
         }
         if seen & bit != 0 {
             envelope_error.get_or_insert(DecodeError::BadEnvelope("member appears twice"));
+            id_ambiguous |= bit == 2;
         }
         seen |= bit;
         match bit {
@@ -412,6 +414,10 @@ fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Reje
 
     // The whole frame is valid JSON from here on; classify it.
     let is_request_like = seen & 4 != 0;
+    if id_ambiguous {
+        // Which of two ids is meant cannot be known: answer with null, as for an unreadable id.
+        id = Some(Id::Null);
+    }
     let reply_id = if is_request_like { id } else { None };
     let fail = |e: DecodeError| -> Rejected<'a> {
         match (is_request_like, reply_id) {
@@ -524,8 +530,8 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
                 return Err(Rejected::answer(DecodeError::UnknownMethod, id));
             }
             let bad_params = |e| Rejected::answer(DecodeError::InvalidParams(e), id);
-            let request: Request<'a> = postcard::from_bytes(body)
-                .map_err(|_| bad_params(FieldError::Invalid("params")))?;
+            let request: Request<'a> =
+                from_bytes_exact(body).ok_or(bad_params(FieldError::Invalid("params")))?;
             check_request(&request, limits.max_depth).map_err(bad_params)?;
             Ok(Message::Request { id, request })
         }
@@ -535,9 +541,9 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
             if variant >= NOTIFICATION_VARIANTS {
                 return Err(Rejected::silent(DecodeError::UnknownMethod));
             }
-            let n: Notification<'a> = postcard::from_bytes(rest).map_err(|_| {
-                Rejected::silent(DecodeError::InvalidParams(FieldError::Invalid("params")))
-            })?;
+            let n: Notification<'a> = from_bytes_exact(rest).ok_or(Rejected::silent(
+                DecodeError::InvalidParams(FieldError::Invalid("params")),
+            ))?;
             let checked = match &n {
                 Notification::Cancel(_) | Notification::Goodbye(_) => Ok(()),
                 Notification::Progress(p) => p.check_json(limits.max_depth),
@@ -554,7 +560,7 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
                     bytes: body,
                 })
             } else {
-                let e: ErrorObject<'a> = postcard::from_bytes(body).map_err(|_| silent)?;
+                let e: ErrorObject<'a> = from_bytes_exact(body).ok_or(silent)?;
                 e.check_json(limits.max_depth)
                     .map_err(|e| Rejected::silent(DecodeError::BadResult(e)))?;
                 Err(e)
@@ -562,6 +568,14 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
             Ok(Message::Response { id, result })
         }
         _ => Err(garbage),
+    }
+}
+
+/// postcard's `from_bytes` ignores bytes after the value; a frame must not have any.
+fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((v, [])) => Some(v),
+        _ => None,
     }
 }
 

@@ -70,6 +70,16 @@ pub trait Wire<'a>: Sized + Serialize + Deserialize<'a> {
     /// Reads the value from JSON.
     #[doc(hidden)]
     fn read_json(c: &mut Cursor<'a>) -> Result<Self, FieldError>;
+    /// Reads an optional value: `null` is absence, except for raw JSON values, where `null` is a
+    /// value like any other (absence is then only an absent key).
+    #[doc(hidden)]
+    fn read_json_opt(c: &mut Cursor<'a>) -> Result<Option<Self>, FieldError> {
+        if c.null()? {
+            Ok(None)
+        } else {
+            Self::read_json(c).map(Some)
+        }
+    }
     /// The value of an absent field, if absence is allowed.
     #[doc(hidden)]
     fn missing() -> Option<Self> {
@@ -370,6 +380,9 @@ impl<'a> Wire<'a> for Json<'a> {
     fn read_json(c: &mut Cursor<'a>) -> Result<Self, FieldError> {
         Ok(Json(c.skip_value()?))
     }
+    fn read_json_opt(c: &mut Cursor<'a>) -> Result<Option<Self>, FieldError> {
+        Self::read_json(c).map(Some)
+    }
     fn check_json(&self, max_depth: u16) -> Result<(), FieldError> {
         let mut c = Cursor::new(self.0, max_depth)?;
         c.skip_value()?;
@@ -524,11 +537,7 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
         }
     }
     fn read_json(c: &mut Cursor<'a>) -> Result<Self, FieldError> {
-        if c.null()? {
-            Ok(None)
-        } else {
-            T::read_json(c).map(Some)
-        }
+        T::read_json_opt(c)
     }
     fn missing() -> Option<Self> {
         Some(None)
@@ -868,7 +877,7 @@ macro_rules! wire_enum {
 
         impl<'a> $crate::wire::Wire<'a> for $name {
             fn write_json(&self, w: &mut $crate::json::Writer<'_>) {
-                w.raw(concat!("\"").as_bytes());
+                w.byte(b'"');
                 w.raw(self.as_str().as_bytes());
                 w.byte(b'"');
             }

@@ -14,7 +14,7 @@ impl<'b> Writer<'b> {
     }
 
     /// Bytes written (or that would have been written).
-    pub fn len(&self) -> usize {
+    pub fn written(&self) -> usize {
         self.len
     }
 
