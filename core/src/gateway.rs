@@ -420,6 +420,19 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         frame: &'a [u8],
         reply: &mut [u8],
     ) -> Handled<'a> {
+        self.handle_frame_checked(now, frame, reply, &mut |_| Ok(()))
+    }
+
+    /// [`Connection::handle_frame`] with a runtime check of each tool a node registers, run
+    /// after the core's own checks (name, schema shape, duplicates): a host gateway compiles the
+    /// JSON Schema here and refuses the tool with `bad_schema` if it does not compile.
+    pub fn handle_frame_checked<'a>(
+        &mut self,
+        now: Instant,
+        frame: &'a [u8],
+        reply: &mut [u8],
+        check: &mut dyn FnMut(&ToolDef<'a>) -> Result<(), RejectReason>,
+    ) -> Handled<'a> {
         let mut h = Handled {
             event: None,
             reply: 0,
@@ -484,7 +497,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                 );
             }
             (State::Ready(Role::Node), Message::Request { id, request }) => {
-                self.on_node_request(id, request, reply, &mut h)
+                self.on_node_request(id, request, reply, &mut h, check)
             }
             (State::Ready(Role::Controller), Message::Request { id, request }) => match request {
                 Request::Ping => self.reply_ok(id, reply, &mut h),
@@ -689,6 +702,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         request: Request<'a>,
         reply: &mut [u8],
         h: &mut Handled<'a>,
+        check: &mut dyn FnMut(&ToolDef<'a>) -> Result<(), RejectReason>,
     ) {
         let enc = self.encoding;
         match request {
@@ -716,6 +730,8 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                         Err(RejectReason::BadSchema)
                     } else if self.has_tool(tool.name.raw()) {
                         Err(RejectReason::Duplicate)
+                    } else if let Err(reason) = check(&tool) {
+                        Err(reason)
                     } else {
                         heapless::String::try_from(tool.name.raw())
                             .map_err(|_| RejectReason::BadName)

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod controller;
 mod error;
 pub mod frame;
 pub mod gateway;
