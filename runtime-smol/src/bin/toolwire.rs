@@ -1,0 +1,2 @@
+//! The `toolwire` command line (being written).
+fn main() {}

@@ -1,0 +1,695 @@
+//! A controller: connects to a gateway and lists or calls tools on its nodes. The CLI and the
+//! MCP bridge are built on it.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_rustls::rustls::ClientConfig;
+use serde_json::Value;
+use smol::Task;
+use smol::channel::{Receiver, Sender, bounded, unbounded};
+use smol::future::FutureExt;
+use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
+use toolwire_core::frame::{
+    Annotations, AskKind, Call, ListNodes, ListTools, NodesPage, Request, Resolve, Resolved,
+    ToolsPage,
+};
+use toolwire_core::{ErrorCode, ErrorObject, Json, Limits, OwnedId, Payload, Str};
+
+use crate::clock::Clock;
+use crate::gateway::{AskRequest, CallError, NodeSummary, Progress};
+use crate::transport::{self, Endpoint};
+
+/// How to connect.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// Name given in the hello.
+    pub name: Option<String>,
+    /// Token, if the gateway requires one.
+    pub token: Option<String>,
+    /// TLS client configuration for `wss://` and `tls://`.
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+/// A tool as a controller sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSummary {
+    /// The node offering it.
+    pub node: String,
+    /// Tool name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub input_schema: Value,
+    /// JSON Schema of the result.
+    pub output_schema: Option<Value>,
+    /// Behaviour hints.
+    pub annotations: Annotations,
+}
+
+/// Options of one call through a client.
+#[derive(Clone, Debug, Default)]
+pub struct ClientCallOptions {
+    /// How long the gateway waits for the node.
+    pub timeout: Option<Duration>,
+    /// Receives progress.
+    pub progress: Option<Sender<Progress>>,
+    /// Receives the tool's questions; without it they are declined.
+    pub asks: Option<Sender<AskRequest>>,
+}
+
+enum Kind {
+    Nodes,
+    Tools,
+    Resolve,
+    Call {
+        progress: Option<Sender<Progress>>,
+        asks: Option<Sender<AskRequest>>,
+    },
+}
+
+enum Reply {
+    Nodes(Vec<NodeSummary>, Option<String>),
+    Tools(Vec<ToolSummary>, Option<String>),
+    Resolved(Vec<String>),
+    Value(String),
+}
+
+enum OwnedRequest {
+    Nodes {
+        cursor: Option<String>,
+    },
+    Tools {
+        prefix: Option<String>,
+        node: Option<String>,
+        cursor: Option<String>,
+    },
+    Resolve {
+        tool: String,
+    },
+    Call {
+        node: String,
+        tool: String,
+        args: String,
+        deadline_ms: Option<u32>,
+    },
+}
+
+enum Cmd {
+    Request {
+        req: OwnedRequest,
+        kind: Kind,
+        reply: Sender<Result<Reply, CallError>>,
+        id: Sender<u64>,
+    },
+    Cancel(u64),
+    Answer {
+        ask: OwnedId,
+        answer: Result<String, CallError>,
+    },
+}
+
+/// A controller connection to a gateway.
+pub struct Client {
+    cmd: Sender<Cmd>,
+    _task: Task<()>,
+}
+
+struct CancelOnDrop {
+    id: Option<u64>,
+    cmd: Sender<Cmd>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let _ = self.cmd.try_send(Cmd::Cancel(id));
+        }
+    }
+}
+
+impl Client {
+    /// Connects and completes the handshake.
+    pub async fn connect(endpoint: &Endpoint, opts: ClientOptions) -> io::Result<Client> {
+        let (mut reader, mut writer) =
+            transport::connect(endpoint, opts.tls.clone(), 1 << 20).await?;
+        let clock = Clock::new();
+        let name: &'static str = Box::leak(
+            opts.name
+                .clone()
+                .unwrap_or_else(|| "toolwire-cli".into())
+                .into_boxed_str(),
+        );
+        let token: Option<&'static str> =
+            opts.token.clone().map(|t| &*Box::leak(t.into_boxed_str()));
+        let mut cfg = ControllerConfig::new(name);
+        cfg.token = token;
+        let mut core = Controller::new(cfg, clock.now());
+        let mut scratch = vec![0u8; 1 << 20];
+        // Handshake inline, so connect() reports refusals as errors.
+        let mut out = vec![];
+        while let Some(r) = core.poll_transmit(&mut scratch) {
+            out.push(scratch[..r.map_err(io::Error::other)?].to_vec());
+        }
+        writer.send(&out).await?;
+        loop {
+            let f = reader
+                .next()
+                .or(async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no welcome from the gateway",
+                    ))
+                })
+                .await?
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "gateway closed the connection",
+                    )
+                })?;
+            let mut reply = vec![0u8; 256];
+            let h = core.handle_frame(clock.now(), &f, &mut reply);
+            match h.event {
+                Some(ControllerEvent::Ready) => break,
+                Some(ControllerEvent::Closed(r)) => {
+                    let why = match r {
+                        toolwire_core::node::CloseReason::Refused(c) => {
+                            match ErrorCode::from_code(c) {
+                                Some(ErrorCode::Unauthorized) => {
+                                    "unauthorized: missing or wrong token".to_owned()
+                                }
+                                Some(c) => c.message().to_owned(),
+                                None => format!("error {c}"),
+                            }
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("gateway refused: {why}"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let (cmd_tx, cmd_rx) = unbounded();
+        let (frames_tx, frames_rx) = bounded(16);
+        let reader_task = smol::spawn(async move {
+            loop {
+                let f = reader.next().await.ok().flatten();
+                let end = f.is_none();
+                if frames_tx.send(f).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        let driver = Driver {
+            core,
+            clock,
+            writer,
+            scratch,
+            pending: HashMap::new(),
+            cmd: cmd_tx.clone(),
+        };
+        let task = smol::spawn(async move {
+            driver.run(frames_rx, cmd_rx).await;
+            drop(reader_task);
+        });
+        Ok(Client {
+            cmd: cmd_tx,
+            _task: task,
+        })
+    }
+
+    async fn request(&self, req: OwnedRequest, kind: Kind) -> Result<Reply, CallError> {
+        let (tx, rx) = bounded(1);
+        let (id_tx, id_rx) = bounded(1);
+        self.cmd
+            .send(Cmd::Request {
+                req,
+                kind,
+                reply: tx,
+                id: id_tx,
+            })
+            .await
+            .map_err(|_| gone())?;
+        let mut guard = CancelOnDrop {
+            id: None,
+            cmd: self.cmd.clone(),
+        };
+        guard.id = id_rx.recv().await.ok();
+        let r = rx.recv().await.unwrap_or_else(|_| Err(gone()));
+        guard.id = None;
+        r
+    }
+
+    /// Every connected node (all pages).
+    pub async fn nodes(&self) -> Result<Vec<NodeSummary>, CallError> {
+        let mut all = vec![];
+        let mut cursor = None;
+        loop {
+            match self
+                .request(OwnedRequest::Nodes { cursor }, Kind::Nodes)
+                .await?
+            {
+                Reply::Nodes(page, next) => {
+                    all.extend(page);
+                    match next {
+                        Some(c) => cursor = Some(c),
+                        None => return Ok(all),
+                    }
+                }
+                _ => return Err(unexpected()),
+            }
+        }
+    }
+
+    /// Every tool (all pages), optionally by name prefix or node.
+    pub async fn tools(
+        &self,
+        prefix: Option<&str>,
+        node: Option<&str>,
+    ) -> Result<Vec<ToolSummary>, CallError> {
+        let mut all = vec![];
+        let mut cursor = None;
+        loop {
+            let req = OwnedRequest::Tools {
+                prefix: prefix.map(str::to_owned),
+                node: node.map(str::to_owned),
+                cursor,
+            };
+            match self.request(req, Kind::Tools).await? {
+                Reply::Tools(page, next) => {
+                    all.extend(page);
+                    match next {
+                        Some(c) => cursor = Some(c),
+                        None => return Ok(all),
+                    }
+                }
+                _ => return Err(unexpected()),
+            }
+        }
+    }
+
+    /// Nodes offering `tool`.
+    pub async fn resolve(&self, tool: &str) -> Result<Vec<String>, CallError> {
+        match self
+            .request(
+                OwnedRequest::Resolve {
+                    tool: tool.to_owned(),
+                },
+                Kind::Resolve,
+            )
+            .await?
+        {
+            Reply::Resolved(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Calls a tool; dropping the future cancels the call.
+    pub async fn call(
+        &self,
+        node: &str,
+        tool: &str,
+        args: &Value,
+        opts: ClientCallOptions,
+    ) -> Result<Value, CallError> {
+        let req = OwnedRequest::Call {
+            node: node.to_owned(),
+            tool: tool.to_owned(),
+            args: args.to_string(),
+            deadline_ms: opts
+                .timeout
+                .map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32),
+        };
+        match self
+            .request(
+                req,
+                Kind::Call {
+                    progress: opts.progress,
+                    asks: opts.asks,
+                },
+            )
+            .await?
+        {
+            Reply::Value(v) => serde_json::from_str(&v)
+                .map_err(|e| CallError::new(ErrorCode::InternalError, e.to_string())),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+fn gone() -> CallError {
+    CallError::new(ErrorCode::Disconnected, "connection to the gateway lost")
+}
+
+fn unexpected() -> CallError {
+    CallError::new(ErrorCode::InternalError, "unexpected reply")
+}
+
+struct Pending {
+    kind: Kind,
+    reply: Sender<Result<Reply, CallError>>,
+}
+
+struct Driver {
+    core: Controller<'static>,
+    clock: Clock,
+    writer: transport::FrameWriter,
+    scratch: Vec<u8>,
+    pending: HashMap<u64, Pending>,
+    cmd: Sender<Cmd>,
+}
+
+enum Input {
+    Frame(Option<Vec<u8>>),
+    Cmd(Cmd),
+    Timer,
+}
+
+fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
+    let limits = Limits::default();
+    let bad = |e: toolwire_core::DecodeError| {
+        CallError::new(ErrorCode::InternalError, format!("unreadable reply: {e}"))
+    };
+    Ok(match kind {
+        Kind::Nodes => {
+            let page: NodesPage<'_> = p.decode(&limits).map_err(bad)?;
+            Reply::Nodes(
+                page.nodes
+                    .iter()
+                    .map(|n| NodeSummary {
+                        id: n.id.to_string(),
+                        tools: n.tools as usize,
+                        in_flight: n.in_flight as usize,
+                    })
+                    .collect(),
+                page.next_cursor.map(|c| c.to_string()),
+            )
+        }
+        Kind::Tools => {
+            let page: ToolsPage<'_> = p.decode(&limits).map_err(bad)?;
+            Reply::Tools(
+                page.tools
+                    .iter()
+                    .map(|e| ToolSummary {
+                        node: e.node.to_string(),
+                        name: e.tool.name.to_string(),
+                        description: e.tool.description.to_string(),
+                        input_schema: serde_json::from_slice(e.tool.input_schema.as_bytes())
+                            .unwrap_or(Value::Null),
+                        output_schema: e
+                            .tool
+                            .output_schema
+                            .and_then(|o| serde_json::from_slice(o.as_bytes()).ok()),
+                        annotations: e.tool.annotations,
+                    })
+                    .collect(),
+                page.next_cursor.map(|c| c.to_string()),
+            )
+        }
+        Kind::Resolve => {
+            let r: Resolved<'_> = p.decode(&limits).map_err(bad)?;
+            Reply::Resolved(r.nodes.iter().map(|n| n.to_string()).collect())
+        }
+        Kind::Call { .. } => {
+            let j: Json<'_> = p.decode(&limits).map_err(bad)?;
+            Reply::Value(j.as_str().to_owned())
+        }
+    })
+}
+
+impl Driver {
+    async fn run(mut self, frames: Receiver<Option<Vec<u8>>>, cmds: Receiver<Cmd>) {
+        let mut out: Vec<Vec<u8>> = vec![];
+        loop {
+            while let Some(r) = self.core.poll_transmit(&mut self.scratch) {
+                if let Ok(n) = r {
+                    out.push(self.scratch[..n].to_vec());
+                }
+            }
+            if self.core.poll_event().is_some() || self.core.is_closed() {
+                break;
+            }
+            if !out.is_empty() {
+                let batch = std::mem::take(&mut out);
+                if self.writer.send(&batch).await.is_err() {
+                    break;
+                }
+            }
+            let deadline = self.core.poll_timeout().map(|t| self.clock.instant(t));
+            let input = async { Input::Frame(frames.recv().await.unwrap_or(None)) }
+                .or(async {
+                    match cmds.recv().await {
+                        Ok(c) => Input::Cmd(c),
+                        Err(_) => Input::Frame(None),
+                    }
+                })
+                .or(async {
+                    match deadline {
+                        Some(t) => {
+                            smol::Timer::at(t).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                    Input::Timer
+                })
+                .await;
+            let now = self.clock.now();
+            match input {
+                Input::Frame(None) => break,
+                Input::Frame(Some(f)) => {
+                    let mut reply = vec![0u8; 512];
+                    let h = self.core.handle_frame(now, &f, &mut reply);
+                    if h.reply > 0 {
+                        out.push(reply[..h.reply].to_vec());
+                    }
+                    match h.event {
+                        Some(ControllerEvent::Response { id, result }) => {
+                            if let Some(p) = self.pending.remove(&id) {
+                                let r = match result {
+                                    Ok(payload) => decode_reply(&p.kind, payload),
+                                    Err(e) => Err(CallError {
+                                        code: e.code,
+                                        message: e.message.to_string(),
+                                        data: e.data.and_then(|d| {
+                                            serde_json::from_slice(d.as_bytes()).ok()
+                                        }),
+                                    }),
+                                };
+                                let _ = p.reply.try_send(r);
+                            }
+                        }
+                        Some(ControllerEvent::Progress {
+                            call,
+                            progress,
+                            total,
+                            message,
+                            partial,
+                        }) => {
+                            if let Some(Pending {
+                                kind:
+                                    Kind::Call {
+                                        progress: Some(tx), ..
+                                    },
+                                ..
+                            }) = self.pending.get(&call)
+                            {
+                                let _ = tx.try_send(Progress {
+                                    progress,
+                                    total,
+                                    message: message.map(|m| m.to_string()),
+                                    partial: partial
+                                        .and_then(|p| serde_json::from_slice(p.as_bytes()).ok()),
+                                });
+                            }
+                        }
+                        Some(ControllerEvent::Ask {
+                            ask,
+                            call,
+                            kind,
+                            prompt,
+                            schema,
+                        }) => {
+                            self.on_ask(
+                                ask,
+                                call,
+                                kind,
+                                prompt,
+                                schema.map(|s| s.as_str().to_owned()),
+                                &mut out,
+                            );
+                        }
+                        Some(ControllerEvent::Closed(_)) => break,
+                        _ => {}
+                    }
+                }
+                Input::Cmd(Cmd::Request {
+                    req,
+                    kind,
+                    reply,
+                    id,
+                }) => {
+                    let r = match &req {
+                        OwnedRequest::Nodes { cursor } => self.core.request(
+                            &Request::ListNodes(ListNodes {
+                                cursor: cursor.as_deref().map(Str::new),
+                                limit: None,
+                            }),
+                            &mut self.scratch,
+                        ),
+                        OwnedRequest::Tools {
+                            prefix,
+                            node,
+                            cursor,
+                        } => self.core.request(
+                            &Request::ListTools(ListTools {
+                                prefix: prefix.as_deref().map(Str::new),
+                                node: node.as_deref().map(Str::new),
+                                cursor: cursor.as_deref().map(Str::new),
+                                limit: None,
+                            }),
+                            &mut self.scratch,
+                        ),
+                        OwnedRequest::Resolve { tool } => self.core.request(
+                            &Request::Resolve(Resolve {
+                                tool: Str::new(tool),
+                            }),
+                            &mut self.scratch,
+                        ),
+                        OwnedRequest::Call {
+                            node,
+                            tool,
+                            args,
+                            deadline_ms,
+                        } => {
+                            let args = match Json::parse(args.as_bytes()) {
+                                Ok(a) => a,
+                                Err(e) => {
+                                    let _ = reply.try_send(Err(CallError::new(
+                                        ErrorCode::InvalidParams,
+                                        e.to_string(),
+                                    )));
+                                    continue;
+                                }
+                            };
+                            self.core.request(
+                                &Request::Call(Call {
+                                    node: Str::new(node),
+                                    tool: Str::new(tool),
+                                    arguments: args,
+                                    deadline_ms: *deadline_ms,
+                                }),
+                                &mut self.scratch,
+                            )
+                        }
+                    };
+                    match r {
+                        Ok((rid, n)) => {
+                            out.push(self.scratch[..n].to_vec());
+                            let _ = id.try_send(rid);
+                            self.pending.insert(rid, Pending { kind, reply });
+                        }
+                        Err(e) => {
+                            let _ = reply.try_send(Err(CallError::new(
+                                ErrorCode::FrameTooLarge,
+                                e.to_string(),
+                            )));
+                        }
+                    }
+                }
+                Input::Cmd(Cmd::Cancel(id)) => {
+                    if self.pending.remove(&id).is_some() {
+                        if let Ok(n) = self.core.cancel(id, &mut self.scratch) {
+                            out.push(self.scratch[..n].to_vec());
+                        }
+                    }
+                }
+                Input::Cmd(Cmd::Answer { ask, answer }) => {
+                    let r = match &answer {
+                        Ok(v) => self.core.answer(
+                            &ask,
+                            Ok(&Json::trusted(v.as_bytes())),
+                            &mut self.scratch,
+                        ),
+                        Err(e) => self.core.answer::<Json<'_>>(
+                            &ask,
+                            Err(&ErrorObject {
+                                code: e.code,
+                                message: Str::new(&e.message),
+                                data: None,
+                            }),
+                            &mut self.scratch,
+                        ),
+                    };
+                    if let Ok(n) = r {
+                        out.push(self.scratch[..n].to_vec());
+                    }
+                }
+                Input::Timer => self.core.handle_timeout(now),
+            }
+        }
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.try_send(Err(gone()));
+        }
+        self.writer.close().await;
+    }
+
+    fn on_ask(
+        &mut self,
+        ask: OwnedId,
+        call: u64,
+        kind: AskKind,
+        prompt: Str<'_>,
+        schema: Option<String>,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let asks = match self.pending.get(&call) {
+            Some(Pending {
+                kind: Kind::Call { asks: Some(tx), .. },
+                ..
+            }) => Some(tx.clone()),
+            _ => None,
+        };
+        let Some(tx) = asks else {
+            let e = ErrorObject::new(ErrorCode::AskDeclined, "this controller takes no questions");
+            if let Ok(n) = self
+                .core
+                .answer::<Json<'_>>(&ask, Err(&e), &mut self.scratch)
+            {
+                out.push(self.scratch[..n].to_vec());
+            }
+            return;
+        };
+        let (rtx, rrx) = bounded(1);
+        let req = crate::gateway::ask_request(
+            kind,
+            prompt.to_string(),
+            schema.and_then(|s| serde_json::from_str(&s).ok()),
+            rtx,
+        );
+        let cmd = self.cmd.clone();
+        smol::spawn(async move {
+            let answer = if tx.send(req).await.is_ok() {
+                rrx.recv().await.unwrap_or_else(|_| {
+                    Err(CallError::new(ErrorCode::AskDeclined, "nobody answered"))
+                })
+            } else {
+                Err(CallError::new(ErrorCode::AskDeclined, "nobody to ask"))
+            };
+            let _ = cmd
+                .send(Cmd::Answer {
+                    ask,
+                    answer: answer.map(|v| v.to_string()),
+                })
+                .await;
+        })
+        .detach();
+    }
+}

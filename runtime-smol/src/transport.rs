@@ -1,0 +1,322 @@
+//! Moving whole frames over WebSocket or a byte stream, with or without TLS.
+//!
+//! A WebSocket message carries one frame (text for JSON, binary for postcard). A byte stream
+//! carries COBS frames ending in `0x00` (`toolwire_core::stream`). Either way the rest of the
+//! runtime sees `FrameReader::next()` and `FrameWriter::send()`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
+use futures_util::sink::SinkExt;
+use futures_util::stream::StreamExt;
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use smol::net::TcpStream;
+use toolwire_core::stream::{Deframed, Deframer, encode_frame, max_encoded_len};
+use toolwire_core::{Encoding, codec};
+
+/// Any duplex byte stream (TCP, TLS over TCP).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed duplex stream.
+pub type BoxIo = Box<dyn Io>;
+
+/// Which framing a connection uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// One frame per WebSocket message.
+    WebSocket,
+    /// COBS frames on a byte stream.
+    Stream,
+}
+
+/// Where to connect or listen: `ws://`, `wss://`, `tcp://` or `tls://` followed by `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// WebSocket or byte stream.
+    pub framing: Framing,
+    /// TLS on top.
+    pub tls: bool,
+    /// `host:port`.
+    pub authority: String,
+    /// Path, for WebSocket URLs.
+    pub path: String,
+}
+
+impl Endpoint {
+    /// Parses `ws://h:p/path`, `wss://…`, `tcp://h:p`, `tls://h:p`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("`{url}`: expected ws://, wss://, tcp:// or tls://"))?;
+        let (framing, tls) = match scheme {
+            "ws" => (Framing::WebSocket, false),
+            "wss" => (Framing::WebSocket, true),
+            "tcp" => (Framing::Stream, false),
+            "tls" => (Framing::Stream, true),
+            other => return Err(format!("`{other}://`: expected ws, wss, tcp or tls")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() {
+            return Err(format!("`{url}`: no host:port"));
+        }
+        Ok(Endpoint {
+            framing,
+            tls,
+            authority: authority.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The host part (for TLS server names).
+    pub fn host(&self) -> &str {
+        match self.authority.rsplit_once(':') {
+            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+            None => &self.authority,
+        }
+    }
+
+    /// The URL again.
+    pub fn url(&self) -> String {
+        let scheme = match (self.framing, self.tls) {
+            (Framing::WebSocket, false) => "ws",
+            (Framing::WebSocket, true) => "wss",
+            (Framing::Stream, false) => "tcp",
+            (Framing::Stream, true) => "tls",
+        };
+        format!(
+            "{scheme}://{}{}",
+            self.authority,
+            if self.framing == Framing::WebSocket {
+                &self.path
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Receives whole frames.
+pub enum FrameReader {
+    /// WebSocket messages.
+    Ws(WebSocketReceiver<BoxIo>),
+    /// COBS frames.
+    Stream {
+        /// The read half.
+        io: ReadHalf<BoxIo>,
+        /// Deframer sized to the maximum frame.
+        deframer: Box<Deframer<Vec<u8>>>,
+        /// Bytes read and not yet fed.
+        buf: Vec<u8>,
+        /// Start of unfed bytes in `buf`.
+        pos: usize,
+        /// End of valid bytes in `buf`.
+        len: usize,
+    },
+}
+
+/// Sends frames.
+pub enum FrameWriter {
+    /// WebSocket messages.
+    Ws(WebSocketSender<BoxIo>),
+    /// COBS frames.
+    Stream {
+        /// The write half.
+        io: WriteHalf<BoxIo>,
+        /// Encoding scratch.
+        buf: Vec<u8>,
+    },
+}
+
+impl FrameReader {
+    /// The next frame; `Ok(None)` when the peer closed. Oversized or malformed stream frames
+    /// are skipped (the deframer resynchronises) and logged.
+    pub async fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
+        match self {
+            FrameReader::Ws(ws) => loop {
+                match ws.next().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(io::Error::other(e)),
+                    Some(Ok(Message::Text(t))) => return Ok(Some(t.as_bytes().to_vec())),
+                    Some(Ok(Message::Binary(b))) => return Ok(Some(b.to_vec())),
+                    Some(Ok(Message::Close(_))) => return Ok(None),
+                    Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
+                }
+            },
+            FrameReader::Stream {
+                io,
+                deframer,
+                buf,
+                pos,
+                len,
+            } => loop {
+                while *pos < *len {
+                    let (used, out) = deframer.push(&buf[*pos..*len]);
+                    *pos += used;
+                    match out {
+                        Deframed::Frame(f) => return Ok(Some(f.to_vec())),
+                        Deframed::Error(e) => tracing::debug!("dropped bytes on stream: {e}"),
+                        Deframed::NeedMore => {}
+                    }
+                }
+                *pos = 0;
+                *len = io.read(buf).await?;
+                if *len == 0 {
+                    return Ok(None);
+                }
+            },
+        }
+    }
+}
+
+impl FrameWriter {
+    /// Sends frames with one flush.
+    pub async fn send(&mut self, frames: &[Vec<u8>]) -> io::Result<()> {
+        match self {
+            FrameWriter::Ws(ws) => {
+                for f in frames {
+                    let msg = match codec::sniff(f) {
+                        Encoding::Json => Message::Text(
+                            String::from_utf8(f.clone())
+                                .map_err(|_| io::Error::other("JSON frame is not UTF-8"))?
+                                .into(),
+                        ),
+                        Encoding::Postcard => Message::Binary(f.clone().into()),
+                    };
+                    ws.feed(msg).await.map_err(io::Error::other)?;
+                }
+                ws.flush().await.map_err(io::Error::other)
+            }
+            FrameWriter::Stream { io, buf } => {
+                buf.clear();
+                for f in frames {
+                    let start = buf.len();
+                    buf.resize(start + max_encoded_len(f.len()), 0);
+                    let n = encode_frame(f, &mut buf[start..]).map_err(io::Error::other)?;
+                    buf.truncate(start + n);
+                }
+                io.write_all(buf).await?;
+                io.flush().await
+            }
+        }
+    }
+
+    /// Closes the transport (a WebSocket close frame, or the stream's write side).
+    pub async fn close(&mut self) {
+        match self {
+            FrameWriter::Ws(ws) => {
+                let _ = ws.close(None).await;
+            }
+            FrameWriter::Stream { io, .. } => {
+                let _ = io.close().await;
+            }
+        }
+    }
+}
+
+fn ws_config(max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame))
+}
+
+fn split_ws(ws: WebSocketStream<BoxIo>) -> (FrameReader, FrameWriter) {
+    let (sink, stream) = ws.split();
+    (FrameReader::Ws(stream), FrameWriter::Ws(sink))
+}
+
+/// Frames over a byte stream.
+pub fn stream(io: BoxIo, max_frame: usize) -> (FrameReader, FrameWriter) {
+    let (r, w) = smol::io::split(io);
+    (
+        FrameReader::Stream {
+            io: r,
+            deframer: Box::new(Deframer::new(vec![0u8; max_frame])),
+            buf: vec![0u8; 16 * 1024],
+            pos: 0,
+            len: 0,
+        },
+        FrameWriter::Stream {
+            io: w,
+            buf: Vec::with_capacity(16 * 1024),
+        },
+    )
+}
+
+/// Accepts a WebSocket on an accepted stream.
+pub async fn ws_accept(io: BoxIo, max_frame: usize) -> io::Result<(FrameReader, FrameWriter)> {
+    let ws = async_tungstenite::accept_async_with_config(io, Some(ws_config(max_frame)))
+        .await
+        .map_err(io::Error::other)?;
+    Ok(split_ws(ws))
+}
+
+/// Opens a TCP connection with TCP_NODELAY set.
+pub async fn tcp_connect(authority: &str) -> io::Result<TcpStream> {
+    let s = TcpStream::connect(authority).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// Connects to `endpoint`, with TLS if it says so (`tls` gives the client configuration;
+/// `None` uses the platform-independent default of trusting nothing, so `wss://` and `tls://`
+/// need one).
+pub async fn connect(
+    endpoint: &Endpoint,
+    tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+    max_frame: usize,
+) -> io::Result<(FrameReader, FrameWriter)> {
+    let tcp = tcp_connect(&endpoint.authority).await?;
+    let io: BoxIo = if endpoint.tls {
+        let cfg =
+            tls.ok_or_else(|| io::Error::other("TLS endpoint but no TLS client configuration"))?;
+        let name = rustls_pki_types::ServerName::try_from(endpoint.host().to_owned())
+            .map_err(|e| io::Error::other(format!("bad TLS server name: {e}")))?;
+        let s = futures_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await?;
+        Box::new(s)
+    } else {
+        Box::new(tcp)
+    };
+    match endpoint.framing {
+        Framing::Stream => Ok(stream(io, max_frame)),
+        Framing::WebSocket => {
+            let scheme = if endpoint.tls { "wss" } else { "ws" };
+            let url = format!("{scheme}://{}{}", endpoint.authority, endpoint.path);
+            let (ws, _) =
+                async_tungstenite::client_async_with_config(url, io, Some(ws_config(max_frame)))
+                    .await
+                    .map_err(io::Error::other)?;
+            Ok(split_ws(ws))
+        }
+    }
+}
+
+/// Wraps an accepted TCP stream in TLS if a server configuration is given.
+pub async fn accept_io(
+    tcp: TcpStream,
+    tls: Option<&Arc<futures_rustls::rustls::ServerConfig>>,
+) -> io::Result<BoxIo> {
+    tcp.set_nodelay(true)?;
+    Ok(match tls {
+        Some(cfg) => Box::new(
+            futures_rustls::TlsAcceptor::from(cfg.clone())
+                .accept(tcp)
+                .await?,
+        ),
+        None => Box::new(tcp),
+    })
+}
+
+/// True if `addr` is on this machine only.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
