@@ -144,8 +144,9 @@ struct LedArgs {
 }
 
 #[derive(Deserialize)]
-struct EchoArgs<'a> {
-    text: &'a str,
+struct EchoArgs {
+    // Owned: a borrowed `&str` cannot hold a string that had escapes in the JSON.
+    text: heapless::String<64>,
 }
 
 #[derive(Deserialize)]
@@ -232,8 +233,8 @@ pub async fn call<B: Board, C: Context>(
         ),
         index::ECHO => {
             let mut scratch = [0u8; 64];
-            let a: EchoArgs<'_> = from_args(args, &mut scratch).map_err(|_| BAD_ARGS)?;
-            write(&Echo { text: a.text }, out)
+            let a: EchoArgs = from_args(args, &mut scratch).map_err(|_| BAD_ARGS)?;
+            write(&Echo { text: &a.text }, out)
         }
         index::SAMPLE => {
             let a: SampleArgs = from_args(args, &mut []).map_err(|_| BAD_ARGS)?;

@@ -1358,6 +1358,7 @@ impl Driver {
                 let cmd = self.cmd_tx.clone();
                 let principal = self.principal.clone();
                 let (ptx, prx) = bounded::<Progress>(64);
+                let prx_tail = prx.clone();
                 let (atx, arx) = bounded::<AskRequest>(4);
                 let task_key = key.clone();
                 let task = smol::spawn(async move {
@@ -1407,6 +1408,15 @@ impl Driver {
                         unreachable!()
                     });
                     let result = result.await;
+                    // Progress reported before the result is already queued: send it first.
+                    while let Ok(p) = prx_tail.try_recv() {
+                        let _ = cmd
+                            .send(Cmd::ControllerProgress {
+                                id: owned.clone(),
+                                progress: p,
+                            })
+                            .await;
+                    }
                     let _ = cmd
                         .send(Cmd::ControllerReply {
                             key: task_key,

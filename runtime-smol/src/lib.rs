@@ -9,7 +9,9 @@
 
 pub mod client;
 pub mod clock;
+pub mod device;
 pub mod gateway;
+pub mod node;
 pub mod tls;
 pub mod transport;
 

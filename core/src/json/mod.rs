@@ -99,8 +99,10 @@ impl fmt::Display for ArgsError {
 impl core::error::Error for ArgsError {}
 
 /// Deserializes a tool's validated JSON arguments into its own typed struct with
-/// `serde-json-core`. `scratch` receives unescaped strings (`&str` fields borrow from it); give an
-/// empty slice when the arguments hold no escaped strings or the type owns its strings.
+/// `serde-json-core`. `scratch` is where escaped strings are unescaped (give at least the length
+/// of the longest string). String fields that may contain escapes (`\n`, `\"`, `\u00e9`) must
+/// be owned, such as `heapless::String<N>`: a borrowed `&str` field only accepts strings written
+/// without escapes, and fails with [`ArgsError::Mismatch`] otherwise.
 ///
 /// ```
 /// #[derive(serde::Deserialize)]

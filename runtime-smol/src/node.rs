@@ -1,0 +1,657 @@
+//! A host node: tools are async Rust functions; the node dials a gateway, registers them, and
+//! serves calls, reconnecting with exponential backoff and jitter.
+//!
+//! Every connection runs a fresh `toolwire_core::node::Node`, and every call runs as a task
+//! owned by that connection: when the connection ends, its tasks are dropped and their results
+//! can never be sent on a later connection (at-most-once). A `cancel` drops the call's task.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_rustls::rustls::ClientConfig;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use smol::Task;
+use smol::channel::{Receiver, Sender, bounded, unbounded};
+use smol::future::FutureExt;
+use smol::lock::Semaphore;
+use toolwire_core::frame::{Annotations, AskKind, Encoding, Encodings, GoodbyeReason, ToolDef};
+use toolwire_core::node::{CallHandle, CloseReason, Node, NodeConfig, NodeEvent};
+use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
+
+use crate::clock::Clock;
+use crate::gateway::CallError;
+use crate::transport::{self, Endpoint};
+
+/// Calls a host node runs at once, at most.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// An error a tool returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolError {
+    /// Protocol code ([`ErrorCode`]) or the tool's own positive code.
+    pub code: i32,
+    /// One line for humans.
+    pub message: String,
+    /// Details.
+    pub data: Option<Value>,
+}
+
+impl ToolError {
+    /// An error with a protocol code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ToolError {
+            code: code.code(),
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// `-32014 tool failed` with a message.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ToolFailed, message)
+    }
+}
+
+impl From<CallError> for ToolError {
+    fn from(e: CallError) -> Self {
+        ToolError {
+            code: e.code,
+            message: e.message,
+            data: e.data,
+        }
+    }
+}
+
+type BoxFut = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Send>>;
+type Handler = Arc<dyn Fn(ToolContext, Value) -> BoxFut + Send + Sync>;
+
+/// A tool: its declaration and its handler.
+#[derive(Clone)]
+pub struct Tool {
+    name: String,
+    description: String,
+    input_schema: String,
+    output_schema: Option<String>,
+    annotations: Annotations,
+    limit: Option<Arc<Semaphore>>,
+    handler: Handler,
+}
+
+impl Tool {
+    /// A tool taking its arguments as a JSON value, with a hand-written schema.
+    pub fn new<F, Fut>(name: &str, description: &str, input_schema: Value, handler: F) -> Tool
+    where
+        F: Fn(ToolContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, ToolError>> + Send + 'static,
+    {
+        Tool {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            input_schema: input_schema.to_string(),
+            output_schema: None,
+            annotations: Annotations::NONE,
+            limit: None,
+            handler: Arc::new(move |ctx, v| Box::pin(handler(ctx, v))),
+        }
+    }
+
+    /// A tool with typed arguments and result; the input schema is derived from `A`
+    /// (schemars). Arguments that do not deserialize are answered with `-32002`.
+    pub fn typed<A, R, F, Fut>(name: &str, description: &str, handler: F) -> Tool
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
+    {
+        let schema = serde_json::to_value(schemars::schema_for!(A)).unwrap_or(Value::Null);
+        let handler = Arc::new(handler);
+        Tool::new(name, description, schema, move |ctx, v| {
+            let handler = handler.clone();
+            async move {
+                let a: A = serde_json::from_value(v)
+                    .map_err(|e| ToolError::new(ErrorCode::InvalidArguments, e.to_string()))?;
+                let r = handler(ctx, a).await?;
+                serde_json::to_value(r).map_err(|e| ToolError::failed(e.to_string()))
+            }
+        })
+    }
+
+    /// Sets the behaviour hints.
+    pub fn annotations(mut self, a: Annotations) -> Self {
+        self.annotations = a;
+        self
+    }
+
+    /// Declares the result's schema.
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema.to_string());
+        self
+    }
+
+    /// Runs at most `n` calls of this tool at once (others wait for a slot).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.limit = Some(Arc::new(Semaphore::new(n.max(1))));
+        self
+    }
+
+    /// The tool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+enum Cmd {
+    Done {
+        call: CallHandle,
+        result: Result<String, ToolError>,
+    },
+    Progress {
+        call: CallHandle,
+        progress: u64,
+        total: Option<u64>,
+        message: Option<String>,
+        partial: Option<String>,
+    },
+    Ask {
+        call: CallHandle,
+        kind: AskKind,
+        prompt: String,
+        schema: Option<String>,
+        reply: Sender<Result<Value, CallError>>,
+    },
+}
+
+/// What a running tool can do besides returning: report progress and ask questions.
+#[derive(Clone)]
+pub struct ToolContext {
+    call: CallHandle,
+    cmd: Sender<Cmd>,
+}
+
+impl ToolContext {
+    /// Reports progress (`progress` of `total`), with an optional status and partial output.
+    pub async fn progress(
+        &self,
+        progress: u64,
+        total: Option<u64>,
+        message: Option<&str>,
+        partial: Option<Value>,
+    ) {
+        let _ = self
+            .cmd
+            .send(Cmd::Progress {
+                call: self.call,
+                progress,
+                total,
+                message: message.map(str::to_owned),
+                partial: partial.map(|p| p.to_string()),
+            })
+            .await;
+    }
+
+    /// Asks the gateway (and through it, the caller) for permission or input.
+    pub async fn ask(
+        &self,
+        kind: AskKind,
+        prompt: &str,
+        schema: Option<Value>,
+    ) -> Result<Value, CallError> {
+        let (tx, rx) = bounded(1);
+        self.cmd
+            .send(Cmd::Ask {
+                call: self.call,
+                kind,
+                prompt: prompt.to_owned(),
+                schema: schema.map(|s| s.to_string()),
+                reply: tx,
+            })
+            .await
+            .map_err(|_| CallError::new(ErrorCode::Disconnected, "connection lost"))?;
+        rx.recv()
+            .await
+            .unwrap_or_else(|_| Err(CallError::new(ErrorCode::Disconnected, "connection lost")))
+    }
+}
+
+/// How a host node connects.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Node id.
+    pub id: String,
+    /// Token, if the gateway requires one.
+    pub token: Option<String>,
+    /// TLS client configuration for `wss://` and `tls://`.
+    pub tls: Option<Arc<ClientConfig>>,
+    /// Encodings accepted (the gateway chooses).
+    pub encodings: Encodings,
+    /// Largest frame accepted.
+    pub max_frame: u32,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+}
+
+impl NodeOptions {
+    /// Defaults for node `id`: both encodings, 1 MiB frames, backoff 100 ms → 10 s.
+    pub fn new(id: &str) -> Self {
+        NodeOptions {
+            id: id.to_owned(),
+            token: None,
+            tls: None,
+            encodings: Encodings::BOTH,
+            max_frame: 1 << 20,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How one connection ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEnd {
+    /// The transport closed or failed (retry).
+    Lost(String),
+    /// The gateway refused the handshake with this code (retrying will not help).
+    Refused(i32),
+    /// The gateway said goodbye.
+    Goodbye(GoodbyeReason),
+    /// Nothing heard for three heartbeats.
+    Timeout,
+}
+
+/// A host node: a set of tools and how to reach the gateway.
+#[derive(Clone)]
+pub struct HostNode {
+    opts: NodeOptions,
+    tools: Arc<Vec<Tool>>,
+}
+
+/// Events of a running host node, for observers and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeStatus {
+    /// Connected and registered.
+    Ready,
+    /// A connection ended.
+    Ended(SessionEnd),
+}
+
+impl HostNode {
+    /// A node with no tools yet.
+    pub fn new(opts: NodeOptions) -> Self {
+        HostNode {
+            opts,
+            tools: Arc::new(vec![]),
+        }
+    }
+
+    /// Adds a tool.
+    pub fn tool(mut self, tool: Tool) -> Self {
+        Arc::make_mut(&mut self.tools).push(tool);
+        self
+    }
+
+    /// Adds tools.
+    pub fn tools(mut self, tools: impl IntoIterator<Item = Tool>) -> Self {
+        Arc::make_mut(&mut self.tools).extend(tools);
+        self
+    }
+
+    /// Connects, serves until the connection ends, reconnects with exponential backoff and
+    /// jitter. Returns only when the gateway refuses the handshake (wrong token, version).
+    /// `status` (if given) hears of every registration and every disconnect.
+    pub async fn run(&self, endpoint: &Endpoint, status: Option<Sender<NodeStatus>>) -> SessionEnd {
+        let mut delay = self.opts.backoff_initial;
+        loop {
+            let (end, was_ready) = self.session(endpoint, status.clone()).await;
+            if let Some(s) = &status {
+                let _ = s.try_send(NodeStatus::Ended(end.clone()));
+            }
+            if let SessionEnd::Refused(_) = end {
+                return end;
+            }
+            if was_ready {
+                delay = self.opts.backoff_initial;
+            }
+            // Full jitter: a random wait up to the current delay, so a fleet does not reconnect
+            // in lockstep after a gateway restart.
+            let wait = delay.mul_f64(0.5 + fastrand::f64() * 0.5);
+            tracing::info!("node {}: {end:?}; reconnecting in {wait:?}", self.opts.id);
+            smol::Timer::after(wait).await;
+            delay = (delay * 2).min(self.opts.backoff_max);
+        }
+    }
+
+    /// One connection: connect, hello, register, serve until it ends. `status` hears
+    /// [`NodeStatus::Ready`] when the tools are registered.
+    pub async fn run_once(
+        &self,
+        endpoint: &Endpoint,
+        status: Option<Sender<NodeStatus>>,
+    ) -> SessionEnd {
+        self.session(endpoint, status).await.0
+    }
+
+    async fn session(
+        &self,
+        endpoint: &Endpoint,
+        status: Option<Sender<NodeStatus>>,
+    ) -> (SessionEnd, bool) {
+        let (reader, writer) = match transport::connect(
+            endpoint,
+            self.opts.tls.clone(),
+            self.opts.max_frame as usize,
+        )
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => return (SessionEnd::Lost(e.to_string()), false),
+        };
+        let defs: Vec<ToolDef<'_>> = self
+            .tools
+            .iter()
+            .map(|t| ToolDef {
+                name: Str::new(&t.name),
+                description: Str::new(&t.description),
+                input_schema: Json::trusted(t.input_schema.as_bytes()),
+                output_schema: t
+                    .output_schema
+                    .as_deref()
+                    .map(|s| Json::trusted(s.as_bytes())),
+                annotations: t.annotations,
+            })
+            .collect();
+        let mut cfg = NodeConfig::new(&self.opts.id, &defs);
+        cfg.token = self.opts.token.as_deref();
+        cfg.encodings = self.opts.encodings;
+        cfg.hello_encoding = if self.opts.encodings.postcard {
+            Encoding::Postcard
+        } else {
+            Encoding::Json
+        };
+        cfg.max_frame = self.opts.max_frame;
+        let clock = Clock::new();
+        let node: Node<'_, MAX_IN_FLIGHT> = Node::new(cfg, clock.now());
+        let (frames_tx, frames_rx) = bounded(16);
+        let mut reader = reader;
+        let _reader_task = smol::spawn(async move {
+            loop {
+                let f = reader.next().await.ok().flatten();
+                let end = f.is_none();
+                if frames_tx.send(f).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        let (cmd_tx, cmd_rx) = unbounded();
+        let mut d = Driver {
+            node,
+            clock,
+            writer,
+            tools: self.tools.clone(),
+            out: vec![],
+            scratch: vec![0u8; self.opts.max_frame as usize],
+            reply: vec![0u8; 4096],
+            cmd_tx,
+            running: HashMap::new(),
+            asks: HashMap::new(),
+            status,
+            was_ready: false,
+        };
+        let end = d.run(frames_rx, cmd_rx).await;
+        (end, d.was_ready)
+    }
+}
+
+struct Driver<'t> {
+    node: Node<'t, MAX_IN_FLIGHT>,
+    clock: Clock,
+    writer: transport::FrameWriter,
+    tools: Arc<Vec<Tool>>,
+    out: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    reply: Vec<u8>,
+    cmd_tx: Sender<Cmd>,
+    running: HashMap<usize, Task<()>>,
+    asks: HashMap<usize, Sender<Result<Value, CallError>>>,
+    status: Option<Sender<NodeStatus>>,
+    was_ready: bool,
+}
+
+enum Input {
+    Frame(Option<Vec<u8>>),
+    Cmd(Cmd),
+    Timer,
+}
+
+impl Driver<'_> {
+    async fn run(&mut self, frames: Receiver<Option<Vec<u8>>>, cmds: Receiver<Cmd>) -> SessionEnd {
+        let end = loop {
+            while let Some(r) = self.node.poll_transmit(&mut self.scratch) {
+                match r {
+                    Ok(n) => self.out.push(self.scratch[..n].to_vec()),
+                    Err(e) => tracing::warn!("cannot encode: {e}"),
+                }
+            }
+            let mut closed = None;
+            while let Some(ev) = self.node.poll_event() {
+                if let Some(end) = self.on_event(ev) {
+                    closed = Some(end);
+                }
+            }
+            if !self.out.is_empty() {
+                let batch = std::mem::take(&mut self.out);
+                if let Err(e) = self.writer.send(&batch).await {
+                    break SessionEnd::Lost(e.to_string());
+                }
+            }
+            if let Some(end) = closed {
+                break end;
+            }
+            let deadline = self.node.poll_timeout().map(|t| self.clock.instant(t));
+            let input = async { Input::Frame(frames.recv().await.unwrap_or(None)) }
+                .or(async {
+                    match cmds.recv().await {
+                        Ok(c) => Input::Cmd(c),
+                        Err(_) => std::future::pending().await,
+                    }
+                })
+                .or(async {
+                    match deadline {
+                        Some(t) => {
+                            smol::Timer::at(t).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                    Input::Timer
+                })
+                .await;
+            let now = self.clock.now();
+            match input {
+                Input::Frame(None) => {
+                    break SessionEnd::Lost("gateway closed the connection".into());
+                }
+                Input::Frame(Some(f)) => {
+                    let h = self.node.handle_frame(now, &f, &mut self.reply);
+                    if h.reply > 0 {
+                        self.out.push(self.reply[..h.reply].to_vec());
+                    }
+                    if let Some(e) = h.error {
+                        tracing::debug!("bad frame from gateway: {e}");
+                    }
+                    if let Some(ev) = h.event {
+                        if let Some(end) = self.on_event(ev) {
+                            // Flush what is queued (nothing, usually) and stop.
+                            let batch = std::mem::take(&mut self.out);
+                            let _ = self.writer.send(&batch).await;
+                            break end;
+                        }
+                    }
+                }
+                Input::Cmd(c) => self.on_cmd(c),
+                Input::Timer => self.node.handle_timeout(now),
+            }
+        };
+        self.running.clear();
+        self.writer.close().await;
+        end
+    }
+
+    fn on_event(&mut self, ev: NodeEvent<'_>) -> Option<SessionEnd> {
+        match ev {
+            NodeEvent::Ready { rejected } => {
+                for r in rejected.iter() {
+                    tracing::warn!("gateway refused tool `{}`: {}", r.name, r.reason);
+                }
+                self.was_ready = true;
+                if let Some(tx) = &self.status {
+                    let _ = tx.try_send(NodeStatus::Ready);
+                }
+            }
+            NodeEvent::Execute { call, tool, args } => {
+                let t = self.tools[tool].clone();
+                let args: Value = serde_json::from_slice(args.as_bytes()).unwrap_or(Value::Null);
+                let ctx = ToolContext {
+                    call,
+                    cmd: self.cmd_tx.clone(),
+                };
+                let done = self.cmd_tx.clone();
+                let task = smol::spawn(async move {
+                    let _permit = match &t.limit {
+                        Some(s) => Some(s.acquire_arc().await),
+                        None => None,
+                    };
+                    let result = (t.handler)(ctx, args).await.map(|v| v.to_string());
+                    let _ = done.send(Cmd::Done { call, result }).await;
+                });
+                self.running.insert(call.slot(), task);
+            }
+            NodeEvent::Cancel { call } => {
+                // Dropping the task cancels the handler at its next await point.
+                self.running.remove(&call.slot());
+                self.asks.remove(&call.slot());
+            }
+            NodeEvent::Answer { call, answer } => {
+                if let Some(tx) = self.asks.remove(&call.slot()) {
+                    let r = answer
+                        .map(|j| serde_json::from_slice(j.as_bytes()).unwrap_or(Value::Null))
+                        .map_err(|e| CallError {
+                            code: e.code,
+                            message: e.message.to_string(),
+                            data: None,
+                        });
+                    let _ = tx.try_send(r);
+                }
+            }
+            NodeEvent::Closed(reason) => {
+                return Some(match reason {
+                    CloseReason::Refused(code) => SessionEnd::Refused(code),
+                    CloseReason::Goodbye(r) => SessionEnd::Goodbye(r),
+                    CloseReason::Timeout => SessionEnd::Timeout,
+                    other => SessionEnd::Lost(format!("{other:?}")),
+                });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn on_cmd(&mut self, c: Cmd) {
+        match c {
+            Cmd::Done { call, result } => {
+                self.running.remove(&call.slot());
+                self.asks.remove(&call.slot());
+                let data;
+                let r = match &result {
+                    Ok(v) => {
+                        self.node
+                            .finish(call, Ok(Json::trusted(v.as_bytes())), &mut self.scratch)
+                    }
+                    Err(e) => {
+                        data = e.data.as_ref().map(|d| d.to_string());
+                        let obj = ErrorObject {
+                            code: e.code,
+                            message: Str::new(&e.message),
+                            data: data.as_deref().map(|d| Json::trusted(d.as_bytes())),
+                        };
+                        self.node.finish(call, Err(obj), &mut self.scratch)
+                    }
+                };
+                match r {
+                    Ok(n) => self.out.push(self.scratch[..n].to_vec()),
+                    Err(e) => tracing::debug!("result not sent: {e}"),
+                }
+            }
+            Cmd::Progress {
+                call,
+                progress,
+                total,
+                message,
+                partial,
+            } => {
+                let partial = partial.as_deref().map(|p| Json::trusted(p.as_bytes()));
+                if let Ok(n) = self.node.progress(
+                    call,
+                    progress,
+                    total,
+                    message.as_deref(),
+                    partial,
+                    &mut self.scratch,
+                ) {
+                    self.out.push(self.scratch[..n].to_vec());
+                }
+            }
+            Cmd::Ask {
+                call,
+                kind,
+                prompt,
+                schema,
+                reply,
+            } => {
+                let schema = schema.as_deref().map(|s| Json::trusted(s.as_bytes()));
+                match self
+                    .node
+                    .ask(call, kind, &prompt, schema, &mut self.scratch)
+                {
+                    Ok(n) => {
+                        self.out.push(self.scratch[..n].to_vec());
+                        self.asks.insert(call.slot(), reply);
+                    }
+                    Err(e) => {
+                        let _ = reply
+                            .try_send(Err(CallError::new(ErrorCode::AskDeclined, e.to_string())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads the node's status until it is ready or `timeout` passes.
+pub async fn wait_ready(status: &Receiver<NodeStatus>, timeout: Duration) -> io::Result<()> {
+    let r = async {
+        loop {
+            match status.recv().await {
+                Ok(NodeStatus::Ready) => return Ok(()),
+                Ok(_) => continue,
+                Err(_) => return Err(io::Error::other("node stopped")),
+            }
+        }
+    }
+    .or(async {
+        smol::Timer::after(timeout).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "node not ready in time",
+        ))
+    });
+    r.await
+}

@@ -1,0 +1,593 @@
+//! The gateway, host nodes and controllers over real loopback sockets.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use smol::channel::{bounded, unbounded};
+use toolwire_core::ErrorCode;
+use toolwire_core::frame::AskKind;
+use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
+use toolwire_smol::gateway::{Acl, CallOptions, GatewayEvent, RateLimit, TokenSpec};
+use toolwire_smol::node::{HostNode, NodeOptions, NodeStatus, Tool, ToolError};
+use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
+
+#[test]
+fn call_device_tools_over_every_transport_and_encoding() {
+    smol::block_on(async {
+        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
+        let mut nodes = vec![];
+        for (i, (url, json_only)) in [(&ws, false), (&ws, true), (&tcp, false), (&tcp, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let id = format!("dev-{i}");
+            let mut opts = NodeOptions::new(&id);
+            if json_only {
+                opts.encodings = toolwire_core::frame::Encodings::JSON;
+            }
+            nodes.push(spawn_device(url, opts));
+            assert!(gw.wait_for_node(&id, Duration::from_secs(5)).await, "{url}");
+            let r = gw
+                .call(
+                    &id,
+                    "read_sensor",
+                    &json!({"channel": 2}),
+                    CallOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r["channel"], 2);
+            assert!(r["milli_c"].as_i64().unwrap() >= 21_000, "{r}");
+            let r = gw
+                .call(
+                    &id,
+                    "echo",
+                    &json!({"text": "héllo \"w\"\n"}),
+                    CallOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r, json!({"text": "héllo \"w\"\n"}));
+            let r = gw
+                .call(
+                    &id,
+                    "set_led",
+                    &json!({"led": 1, "on": true}),
+                    CallOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r, json!({"led": 1, "on": true}));
+        }
+        assert_eq!(gw.nodes().len(), 4);
+        assert_eq!(gw.resolve("uptime").len(), 4);
+    });
+}
+
+#[test]
+fn schema_rejects_bad_arguments_before_dispatch() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let tool = Tool::new(
+            "count",
+            "counts calls",
+            json!({"type":"object","properties":{"n":{"type":"integer","maximum":3}},"required":["n"]}),
+            move |_, _| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async { Ok(json!(null)) }
+            },
+        );
+        let _node = spawn_node(&ws, HostNode::new(NodeOptions::new("n1")).tool(tool));
+        assert!(gw.wait_for_node("n1", Duration::from_secs(5)).await);
+        let e = gw
+            .call("n1", "count", &json!({"n": 9}), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::InvalidArguments), "{e}");
+        assert_eq!(e.data.unwrap()["path"], "/n");
+        let e = gw
+            .call("n1", "count", &json!({}), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::InvalidArguments));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            0,
+            "bad calls must never reach the node"
+        );
+        gw.call("n1", "count", &json!({"n": 3}), CallOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let e = gw
+            .call("n1", "nope", &json!({}), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::ToolNotFound));
+        let e = gw
+            .call("ghost", "count", &json!({}), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::NodeNotFound));
+    });
+}
+
+#[test]
+fn progress_timeout_and_cancel_reach_the_node() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let (started_tx, started_rx) = unbounded();
+        let (dropped_tx, dropped_rx) = unbounded();
+        let slow = Tool::new("slow", "sleeps", json!({"type":"object"}), move |ctx, _| {
+            let started = started_tx.clone();
+            let dropped = dropped_tx.clone();
+            async move {
+                struct OnDrop(smol::channel::Sender<()>);
+                impl Drop for OnDrop {
+                    fn drop(&mut self) {
+                        let _ = self.0.try_send(());
+                    }
+                }
+                let _guard = OnDrop(dropped);
+                let _ = started.send(()).await;
+                for i in 1..=3 {
+                    ctx.progress(i, Some(100), Some("working"), Some(json!({"step": i})))
+                        .await;
+                }
+                smol::Timer::after(Duration::from_secs(60)).await;
+                Ok(json!("never"))
+            }
+        });
+        let _node = spawn_node(&ws, HostNode::new(NodeOptions::new("n1")).tool(slow));
+        assert!(gw.wait_for_node("n1", Duration::from_secs(5)).await);
+
+        // Timeout: the caller gets `timeout`, the node's handler is dropped (it saw cancel).
+        let (ptx, prx) = bounded(16);
+        let t0 = std::time::Instant::now();
+        let opts = CallOptions {
+            timeout: Some(Duration::from_millis(300)),
+            progress: Some(ptx),
+            ..Default::default()
+        };
+        let e = gw.call("n1", "slow", &json!({}), opts).await.unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::Timeout));
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        started_rx.recv().await.unwrap();
+        recv_within(&dropped_rx, Duration::from_secs(2))
+            .await
+            .expect("handler dropped after timeout");
+        let mut seen = vec![];
+        while let Ok(p) = prx.try_recv() {
+            seen.push((p.progress, p.partial));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (1, Some(json!({"step":1}))),
+                (2, Some(json!({"step":2}))),
+                (3, Some(json!({"step":3})))
+            ]
+        );
+
+        // The caller drops the future: cancel reaches the node too.
+        let args = json!({});
+        let call = gw.call("n1", "slow", &args, CallOptions::default());
+        let _ = smol::future::or(async { call.await.map(|_| ()) }, async {
+            started_rx.recv().await.unwrap();
+            Ok(())
+        })
+        .await;
+        recv_within(&dropped_rx, Duration::from_secs(2))
+            .await
+            .expect("handler dropped after the caller gave up");
+        smol::Timer::after(Duration::from_millis(50)).await;
+        assert_eq!(gw.nodes()[0].in_flight, 0);
+    });
+}
+
+#[test]
+fn ask_is_answered_by_the_caller() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let tool = Tool::new(
+            "valve",
+            "opens a valve if allowed",
+            json!({"type":"object"}),
+            |ctx, _| async move {
+                let ok = ctx.ask(AskKind::Permission, "Open valve 3?", None).await?;
+                if ok == json!(true) {
+                    Ok(json!("opened"))
+                } else {
+                    Err(ToolError::failed("not allowed"))
+                }
+            },
+        );
+        let _node = spawn_node(&ws, HostNode::new(NodeOptions::new("n1")).tool(tool));
+        assert!(gw.wait_for_node("n1", Duration::from_secs(5)).await);
+        for (answer, expect) in [
+            (true, Ok(json!("opened"))),
+            (false, Err(ErrorCode::ToolFailed.code())),
+        ] {
+            let (atx, arx) = bounded(1);
+            let opts = CallOptions {
+                asks: Some(atx),
+                ..Default::default()
+            };
+            let args = json!({});
+            let call = gw.call("n1", "valve", &args, opts);
+            let answerer = async {
+                let a = arx.recv().await.unwrap();
+                assert_eq!(a.prompt, "Open valve 3?");
+                a.answer(json!(answer));
+                std::future::pending::<()>().await;
+                unreachable!()
+            };
+            let r = smol::future::or(call, answerer).await;
+            assert_eq!(r.map_err(|e| e.code), expect);
+        }
+        // Without an answerer the ask is declined and the tool sees the error.
+        let e = gw
+            .call("n1", "valve", &json!({}), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::AskDeclined), "{e}");
+    });
+}
+
+#[test]
+fn controller_lists_calls_sees_progress_and_cancels() {
+    smol::block_on(async {
+        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
+        let _a = spawn_device(&ws, NodeOptions::new("dev-a"));
+        let _b = spawn_device(&tcp, NodeOptions::new("dev-b"));
+        assert!(gw.wait_for_node("dev-a", Duration::from_secs(5)).await);
+        assert!(gw.wait_for_node("dev-b", Duration::from_secs(5)).await);
+        for url in [&ws, &tcp] {
+            let client = Client::connect(&Endpoint::parse(url).unwrap(), ClientOptions::default())
+                .await
+                .unwrap();
+            let nodes = client.nodes().await.unwrap();
+            assert_eq!(
+                nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+                vec!["dev-a", "dev-b"]
+            );
+            let tools = client.tools(Some("read"), None).await.unwrap();
+            assert_eq!(tools.len(), 2);
+            assert_eq!(tools[0].input_schema["properties"]["channel"]["maximum"], 3);
+            assert_eq!(
+                client.resolve("sample").await.unwrap(),
+                vec!["dev-a", "dev-b"]
+            );
+            let (ptx, prx) = bounded(64);
+            let opts = ClientCallOptions {
+                progress: Some(ptx),
+                ..Default::default()
+            };
+            let r = client
+                .call(
+                    "dev-b",
+                    "sample",
+                    &json!({"channel": 1, "count": 4, "interval_ms": 10}),
+                    opts,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r["count"], 4);
+            let steps: Vec<u64> = std::iter::from_fn(|| prx.try_recv().ok())
+                .map(|p| p.progress)
+                .collect();
+            assert_eq!(steps, vec![1, 2, 3, 4]);
+            let e = client
+                .call(
+                    "dev-a",
+                    "read_sensor",
+                    &json!({"channel": 7}),
+                    Default::default(),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.known(), Some(ErrorCode::InvalidArguments));
+            // Timeout through a controller.
+            let opts = ClientCallOptions {
+                timeout: Some(Duration::from_millis(200)),
+                ..Default::default()
+            };
+            let e = client
+                .call(
+                    "dev-a",
+                    "sample",
+                    &json!({"channel": 0, "count": 100, "interval_ms": 1000}),
+                    opts,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.known(), Some(ErrorCode::Timeout));
+        }
+        // Cancelling from the controller stops the call on the node.
+        let client = Client::connect(&Endpoint::parse(&ws).unwrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let args = json!({"channel": 0, "count": 100, "interval_ms": 1000});
+        let call = client.call("dev-a", "sample", &args, Default::default());
+        let timer = async {
+            smol::Timer::after(Duration::from_millis(200)).await;
+            Err(toolwire_smol::CallError::new(
+                ErrorCode::Cancelled,
+                "test gave up",
+            ))
+        };
+        assert!(smol::future::or(call, timer).await.is_err());
+        let ok = wait_until(Duration::from_secs(2), || {
+            gw.nodes().iter().all(|n| n.in_flight == 0)
+        })
+        .await;
+        assert!(ok, "cancel did not reach the node: {:?}", gw.nodes());
+    });
+}
+
+#[test]
+fn auth_acl_and_rate_limit() {
+    smol::block_on(async {
+        let mut cfg = GatewayConfig::default();
+        cfg.tokens = vec![
+            TokenSpec {
+                token: "node-secret".into(),
+                node: true,
+                controller: false,
+                acl: Acl::default(),
+            },
+            TokenSpec {
+                token: "reader".into(),
+                node: false,
+                controller: true,
+                acl: Acl {
+                    allow: vec!["read_*".into(), "dev/uptime".into()],
+                    deny: vec![],
+                },
+            },
+        ];
+        cfg.rate_limit = Some(RateLimit {
+            per_second: 1.0,
+            burst: 3,
+        });
+        let (gw, ws, tcp) = gateway(cfg).await;
+        // Wrong node token: refused, and the node stops retrying.
+        let mut bad = NodeOptions::new("dev");
+        bad.token = Some("guess".into());
+        let end = HostNode::new(bad)
+            .run(&Endpoint::parse(&ws).unwrap(), None)
+            .await;
+        assert_eq!(
+            end,
+            toolwire_smol::node::SessionEnd::Refused(ErrorCode::Unauthorized.code())
+        );
+        let mut good = NodeOptions::new("dev");
+        good.token = Some("node-secret".into());
+        let _node = spawn_device(&tcp, good);
+        assert!(gw.wait_for_node("dev", Duration::from_secs(5)).await);
+        // A controller without the token is refused; a node token is not a controller token.
+        for token in [None, Some("node-secret")] {
+            let opts = ClientOptions {
+                token: token.map(Into::into),
+                ..Default::default()
+            };
+            let e = Client::connect(&Endpoint::parse(&ws).unwrap(), opts)
+                .await
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains("unauthorized"), "{e}");
+        }
+        let opts = ClientOptions {
+            token: Some("reader".into()),
+            ..Default::default()
+        };
+        let client = Client::connect(&Endpoint::parse(&ws).unwrap(), opts)
+            .await
+            .unwrap();
+        client
+            .call(
+                "dev",
+                "read_sensor",
+                &json!({"channel": 0}),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        client
+            .call("dev", "uptime", &json!({}), Default::default())
+            .await
+            .unwrap();
+        let e = client
+            .call(
+                "dev",
+                "set_led",
+                &json!({"led": 0, "on": true}),
+                Default::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::Unauthorized));
+        // Burst of 3 spent (2 above + 1 now); the next is rate limited.
+        client
+            .call(
+                "dev",
+                "read_sensor",
+                &json!({"channel": 0}),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let e = client
+            .call(
+                "dev",
+                "read_sensor",
+                &json!({"channel": 0}),
+                Default::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::RateLimited));
+    });
+}
+
+#[test]
+fn killed_node_fails_pending_calls_promptly_and_reconnects() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let events = gw.events();
+        let node = spawn_device(&ws, NodeOptions::new("dev"));
+        assert!(gw.wait_for_node("dev", Duration::from_secs(5)).await);
+        let args = json!({"channel": 0, "count": 100, "interval_ms": 1000});
+        let call = gw.call("dev", "sample", &args, CallOptions::default());
+        let kill = async {
+            smol::Timer::after(Duration::from_millis(200)).await;
+            drop(node); // the node's task and its socket go away mid-call
+            std::future::pending::<()>().await;
+            unreachable!()
+        };
+        let t0 = std::time::Instant::now();
+        let e = smol::future::or(call, kill).await.unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::Disconnected), "{e}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t0.elapsed()
+        );
+        let mut evs = vec![];
+        while let Some(e) = recv_within(&events, Duration::from_secs(2)).await {
+            let done = e == GatewayEvent::NodeDisconnected("dev".into());
+            evs.push(e);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(
+            evs.last(),
+            Some(&GatewayEvent::NodeDisconnected("dev".into())),
+            "{evs:?}"
+        );
+        assert!(gw.nodes().is_empty());
+        // A new node process with the same id registers again.
+        let _node = spawn_device(&ws, NodeOptions::new("dev"));
+        assert!(gw.wait_for_node("dev", Duration::from_secs(5)).await);
+        gw.call("dev", "uptime", &json!({}), CallOptions::default())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn nodes_survive_a_gateway_restart() {
+    smol::block_on(async {
+        let port = free_port();
+        let url = format!("ws://127.0.0.1:{port}");
+        let ep = Endpoint::parse(&url).unwrap();
+        let gw1 = Gateway::new(GatewayConfig::default());
+        let l1 = gw1.listen(&ep, None).await.unwrap();
+        let (stx, srx) = unbounded();
+        let mut opts = NodeOptions::new("dev");
+        opts.backoff_initial = Duration::from_millis(50);
+        opts.backoff_max = Duration::from_millis(200);
+        let node = HostNode::new(opts).tools(toolwire_smol::device::tools(Default::default()));
+        let ep2 = ep.clone();
+        let _task = smol::spawn(async move { node.run(&ep2, Some(stx)).await });
+        assert!(gw1.wait_for_node("dev", Duration::from_secs(5)).await);
+        // Stop the gateway: listener and connections go.
+        gw1.shutdown();
+        drop(l1);
+        drop(gw1);
+        assert_eq!(
+            recv_within(&srx, Duration::from_secs(5)).await,
+            Some(NodeStatus::Ready)
+        );
+        let ended = recv_within(&srx, Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(ended, NodeStatus::Ended(_)), "{ended:?}");
+        // Start a new gateway on the same port: the node finds it and registers again.
+        let gw2 = Gateway::new(GatewayConfig::default());
+        let _l2 = listen_retry(&gw2, &ep).await;
+        assert!(gw2.wait_for_node("dev", Duration::from_secs(10)).await);
+        gw2.call("dev", "uptime", &json!({}), CallOptions::default())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn refuses_public_bind_without_token() {
+    smol::block_on(async {
+        let gw = Gateway::new(GatewayConfig::default());
+        let e = gw
+            .listen(&Endpoint::parse("ws://0.0.0.0:0").unwrap(), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("without a token"), "{e}");
+    });
+}
+
+#[test]
+fn concurrency_limit_and_many_calls_in_flight() {
+    smol::block_on(async {
+        let (gw, _, tcp) = gateway(GatewayConfig::default()).await;
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (r, p) = (running.clone(), peak.clone());
+        let tool = Tool::new("work", "", json!({"type":"object"}), move |_, v| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                smol::Timer::after(Duration::from_millis(20)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                Ok(v)
+            }
+        })
+        .concurrency(2);
+        let echo = Tool::new(
+            "echo",
+            "",
+            json!({"type":"object"}),
+            |_, v| async move { Ok(v) },
+        );
+        let _node = spawn_node(
+            &tcp,
+            HostNode::new(NodeOptions::new("n")).tool(tool).tool(echo),
+        );
+        assert!(gw.wait_for_node("n", Duration::from_secs(5)).await);
+        let calls = (0..6).map(|i| {
+            let gw = gw.clone();
+            async move {
+                gw.call("n", "work", &json!({"i": i}), CallOptions::default())
+                    .await
+            }
+        });
+        for (i, r) in futures_join(calls).await.into_iter().enumerate() {
+            assert_eq!(r.unwrap(), json!({"i": i}));
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        // 200 concurrent calls on one connection (more than the 32 in flight allowed: the
+        // excess is refused as busy, never lost).
+        let calls = (0..200).map(|i| {
+            let gw = gw.clone();
+            async move {
+                gw.call("n", "echo", &json!({"i": i}), CallOptions::default())
+                    .await
+            }
+        });
+        let results = futures_join(calls).await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.known() == Some(ErrorCode::Busy)))
+            .count();
+        assert_eq!(ok + busy, 200);
+        assert!(ok >= 32, "{ok} ok, {busy} busy");
+    });
+}
