@@ -257,6 +257,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         "unregister" => Req(Request::Unregister(Unregister::read_json(c)?)),
         "ask" => Req(Request::Ask(Ask::read_json(c)?)),
         "goodbye" => Note(Notification::Goodbye(Goodbye::read_json(c)?)),
+        "tools.changed" => Note(Notification::ToolsChanged(ToolsChanged::read_json(c)?)),
         "nodes.list" => Req(Request::ListNodes(ListNodes::read_json(c)?)),
         "tools.list" => Req(Request::ListTools(ListTools::read_json(c)?)),
         "tools.resolve" => Req(Request::Resolve(Resolve::read_json(c)?)),
@@ -512,7 +513,7 @@ pub mod tag {
 
 /// Number of request variants; a larger variant index is an unknown method.
 const REQUEST_VARIANTS: u32 = 10;
-const NOTIFICATION_VARIANTS: u32 = 3;
+const NOTIFICATION_VARIANTS: u32 = 4;
 
 fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejected<'a>> {
     let garbage = Rejected::answer(DecodeError::Postcard, Id::Null);
@@ -545,7 +546,9 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
                 DecodeError::InvalidParams(FieldError::Invalid("params")),
             ))?;
             let checked = match &n {
-                Notification::Cancel(_) | Notification::Goodbye(_) => Ok(()),
+                Notification::Cancel(_)
+                | Notification::Goodbye(_)
+                | Notification::ToolsChanged(_) => Ok(()),
                 Notification::Progress(p) => p.check_json(limits.max_depth),
             };
             checked.map_err(|e| Rejected::silent(DecodeError::InvalidParams(e)))?;
@@ -728,6 +731,7 @@ pub fn encode_notification(
                 Notification::Cancel(x) => x.write_json(&mut w),
                 Notification::Progress(x) => x.write_json(&mut w),
                 Notification::Goodbye(x) => x.write_json(&mut w),
+                Notification::ToolsChanged(x) => x.write_json(&mut w),
             }
             w.byte(b'}');
             json_finish(w)

@@ -84,6 +84,11 @@ pub enum ControllerEvent<'a> {
         /// Schema of the expected answer.
         schema: Option<Json<'a>>,
     },
+    /// A node's tools changed (connected, left, registered, withdrew).
+    ToolsChanged {
+        /// The node.
+        node: Str<'a>,
+    },
     /// The connection is over.
     Closed(CloseReason),
 }
@@ -259,6 +264,9 @@ impl<'c> Controller<'c> {
             },
             Message::Notification(Notification::Goodbye(g)) => {
                 h.event = Some(self.close(CloseReason::Goodbye(g.reason), true));
+            }
+            Message::Notification(Notification::ToolsChanged(t)) => {
+                h.event = Some(ControllerEvent::ToolsChanged { node: t.node });
             }
             _ => h.error = Some(DecodeError::BadEnvelope("frame not expected in this state")),
         }

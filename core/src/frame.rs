@@ -338,6 +338,16 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// `tools.changed` notification (gateway → controllers): a node connected, left, or
+    /// registered or withdrew tools. Controllers that cache tool lists refresh them.
+    pub struct ToolsChanged<'a> {
+        /// The node whose tools changed.
+        #[serde(borrow)]
+        pub node: Str<'a> => "node",
+    }
+}
+
+wire_struct! {
     /// `nodes.list` request (controller → gateway).
     pub struct ListNodes<'a> {
         /// Opaque cursor from a previous page.
@@ -527,6 +537,9 @@ pub enum Notification<'a> {
     /// `goodbye`.
     #[serde(borrow)]
     Goodbye(Goodbye<'a>),
+    /// `tools.changed`.
+    #[serde(borrow)]
+    ToolsChanged(ToolsChanged<'a>),
 }
 
 impl Request<'_> {
@@ -554,6 +567,7 @@ impl Notification<'_> {
             Notification::Cancel(_) => "cancel",
             Notification::Progress(_) => "progress",
             Notification::Goodbye(_) => "goodbye",
+            Notification::ToolsChanged(_) => "tools.changed",
         }
     }
 }

@@ -216,15 +216,15 @@ pub enum Event<'a> {
     Closed(CloseReason),
 }
 
-/// Why [`Connection::call`] refused.
+/// Why [`Connection::call`] (or [`Connection::request`]) refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallError {
-    /// Not a node, or the handshake is not finished.
+    /// Not a node (for a call), or the handshake is not finished, or the connection is closed.
     NotReady,
     /// The node did not register that tool.
     ToolNotFound,
-    /// As many calls as the node allows are in flight.
+    /// As many calls as the node allows are in flight (for a request: [`MAX_REQUESTS`]).
     Busy,
     /// The request does not fit the output buffer or the node's frame limit.
     FrameTooLarge {
@@ -1057,16 +1057,32 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
     }
 
     /// Sends a request of the runtime's own (an `ask` forwarded to a controller, say); its
-    /// response comes back as [`Event::Response`] with the returned id.
+    /// response comes back as [`Event::Response`] with the returned id. At most
+    /// [`MAX_REQUESTS`] are outstanding: beyond, [`CallError::Busy`].
     pub fn request(
         &mut self,
         request: &Request<'_>,
         out: &mut [u8],
-    ) -> Result<(u64, usize), EncodeError> {
+    ) -> Result<(u64, usize), CallError> {
+        if !matches!(self.state, State::Ready(_)) {
+            return Err(CallError::NotReady);
+        }
+        if self.requests.is_full() {
+            return Err(CallError::Busy);
+        }
         let id = self.next_id;
         let limit = self.frame_limit(out.len());
-        let n = codec::encode_request(self.encoding, Id::Num(id), request, &mut out[..limit])?;
+        let n = match codec::encode_request(self.encoding, Id::Num(id), request, &mut out[..limit])
+        {
+            Ok(n) => n,
+            Err(EncodeError::BufferTooSmall { needed }) => {
+                return Err(CallError::FrameTooLarge { needed });
+            }
+            Err(e) => return Err(CallError::Encode(e)),
+        };
         self.next_id += 1;
+        // Remembered so that the response is reported as `Event::Response` (room checked above).
+        let _ = self.requests.push(id);
         Ok((id, n))
     }
 

@@ -319,8 +319,10 @@ impl<'t, const N: usize> Node<'t, N> {
             Message::Notification(Notification::Goodbye(g)) => {
                 h.event = Some(self.close(CloseReason::Goodbye(g.reason)));
             }
-            Message::Notification(Notification::Progress(_)) => {
-                h.error = Some(codec::DecodeError::BadEnvelope("progress is sent by nodes"));
+            Message::Notification(Notification::Progress(_) | Notification::ToolsChanged(_)) => {
+                h.error = Some(codec::DecodeError::BadEnvelope(
+                    "notification not meant for nodes",
+                ));
             }
         }
         h

@@ -170,17 +170,21 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> Deframer<B> {
             } else {
                 let n = (self.run as usize).min(input.len() - i);
                 let chunk = &input[i..i + n];
-                if let Some(p) = chunk.iter().position(|&b| b == 0) {
-                    // A delimiter inside a block: the frame is cut short. The delimiter starts
-                    // the next frame.
+                let zero = chunk.iter().position(|&b| b == 0);
+                // The bytes before a delimiter are data first: whether the frame is reported too
+                // large or cut short must not depend on how the stream was chunked.
+                let data = &chunk[..zero.unwrap_or(n)];
+                if let Err(e) = self.put(data) {
+                    // Discarding now: the rest of the frame, up to its delimiter, is skipped.
+                    i += data.len();
+                    self.run = 0;
+                    return (i, Deframed::Error(e));
+                }
+                if let Some(p) = zero {
+                    // A delimiter inside a block: the frame is cut short. The delimiter ends it.
                     i += p + 1;
                     self.reset();
                     return (i, Deframed::Error(FrameError::Malformed));
-                }
-                if let Err(e) = self.put(chunk) {
-                    i += n;
-                    self.run = 0;
-                    return (i, Deframed::Error(e));
                 }
                 self.run -= n as u8;
                 i += n;

@@ -387,11 +387,19 @@ impl<'a> Wire<'a> for Json<'a> {
         let mut c = Cursor::new(self.0, max_depth)?;
         c.skip_value()?;
         c.end()?;
-        // Leading/trailing whitespace would make the raw text differ from what JSON mode keeps.
-        if c.input().first().is_some_and(|b| b.is_ascii_whitespace()) {
+        // Leading/trailing whitespace would make the raw text differ from what JSON mode keeps
+        // (the value's exact span): the frame would change on its way from postcard to JSON.
+        let text = c.input();
+        if text.first().is_some_and(|b| b.is_ascii_whitespace()) {
             return Err(FieldError::Json(JsonError::new(
                 JsonErrorKind::Unexpected,
                 0,
+            )));
+        }
+        if text.last().is_some_and(|b| b.is_ascii_whitespace()) {
+            return Err(FieldError::Json(JsonError::new(
+                JsonErrorKind::TrailingData,
+                text.len() - 1,
             )));
         }
         Ok(())

@@ -59,7 +59,7 @@ struct Raw {
 
 fn arb_raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..13,
+        0u8..14,
         any::<u64>(),
         prop::option::of(arb_text()),
         [arb_text(), arb_text(), arb_text()],
@@ -182,6 +182,7 @@ proptest! {
                 reason: if r.flags[0] { GoodbyeReason::Shutdown } else { GoodbyeReason::Replaced },
                 message: opt(r.flags[1], a),
             })),
+            12 => Message::Notification(Notification::ToolsChanged(ToolsChanged { node: Str::new(a) })),
             _ => Message::Response { id, result: Err(ErrorObject { code: r.n as i32, message: Str::new(a), data: r.flags[0].then_some(json) }) },
         };
         check_message(&msg);

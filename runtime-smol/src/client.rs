@@ -112,9 +112,19 @@ enum Cmd {
     },
 }
 
+/// Something the gateway told this controller unprompted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientEvent {
+    /// A node's tools changed (it connected, left, registered or withdrew tools).
+    ToolsChanged(String),
+    /// The connection to the gateway ended.
+    Disconnected,
+}
+
 /// A controller connection to a gateway.
 pub struct Client {
     cmd: Sender<Cmd>,
+    events: Receiver<ClientEvent>,
     _task: Task<()>,
 }
 
@@ -208,6 +218,7 @@ impl Client {
                 }
             }
         });
+        let (ev_tx, ev_rx) = bounded(256);
         let driver = Driver {
             core,
             clock,
@@ -215,6 +226,7 @@ impl Client {
             scratch,
             pending: HashMap::new(),
             cmd: cmd_tx.clone(),
+            events: ev_tx,
         };
         let task = smol::spawn(async move {
             driver.run(frames_rx, cmd_rx).await;
@@ -222,8 +234,15 @@ impl Client {
         });
         Ok(Client {
             cmd: cmd_tx,
+            events: ev_rx,
             _task: task,
         })
+    }
+
+    /// Events from the gateway (tool changes, disconnection). Events are dropped if nobody
+    /// reads them and 256 are queued.
+    pub fn events(&self) -> Receiver<ClientEvent> {
+        self.events.clone()
     }
 
     async fn request(&self, req: OwnedRequest, kind: Kind) -> Result<Reply, CallError> {
@@ -365,6 +384,7 @@ struct Driver {
     scratch: Vec<u8>,
     pending: HashMap<u64, Pending>,
     cmd: Sender<Cmd>,
+    events: Sender<ClientEvent>,
 }
 
 enum Input {
@@ -526,6 +546,11 @@ impl Driver {
                                 &mut out,
                             );
                         }
+                        Some(ControllerEvent::ToolsChanged { node }) => {
+                            let _ = self
+                                .events
+                                .try_send(ClientEvent::ToolsChanged(node.to_string()));
+                        }
                         Some(ControllerEvent::Closed(_)) => break,
                         _ => {}
                     }
@@ -638,6 +663,7 @@ impl Driver {
         for (_, p) in self.pending.drain() {
             let _ = p.reply.try_send(Err(gone()));
         }
+        let _ = self.events.try_send(ClientEvent::Disconnected);
         self.writer.close().await;
     }
 

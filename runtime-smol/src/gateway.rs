@@ -340,6 +340,7 @@ struct Inner {
     next_key: AtomicU64,
     connections: AtomicUsize,
     subscribers: Mutex<Vec<Sender<GatewayEvent>>>,
+    controllers: Mutex<HashMap<u64, Sender<Cmd>>>,
 }
 
 /// The gateway. Cheap to clone; every clone is the same gateway.
@@ -387,6 +388,7 @@ enum Cmd {
         reply: Sender<Result<Value, CallError>>,
     },
     Shutdown(GoodbyeReason),
+    ToolsChanged(String),
 }
 
 struct Waiter {
@@ -428,6 +430,7 @@ impl Gateway {
                 next_key: AtomicU64::new(1),
                 connections: AtomicUsize::new(0),
                 subscribers: Mutex::new(vec![]),
+                controllers: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -740,6 +743,14 @@ impl Gateway {
     }
 
     fn emit(&self, ev: GatewayEvent) {
+        if let GatewayEvent::NodeConnected(n)
+        | GatewayEvent::NodeDisconnected(n)
+        | GatewayEvent::ToolsChanged(n) = &ev
+        {
+            for c in self.inner.controllers.lock().unwrap().values() {
+                let _ = c.try_send(Cmd::ToolsChanged(n.clone()));
+            }
+        }
         let mut subs = self.inner.subscribers.lock().unwrap();
         subs.retain(|s| !s.is_closed());
         for s in subs.iter() {
@@ -917,6 +928,12 @@ impl Driver {
             )));
         }
         self.controller_calls.clear();
+        self.gw
+            .inner
+            .controllers
+            .lock()
+            .unwrap()
+            .remove(&self.conn_id);
         if let Some(id) = self.node_id.take() {
             let removed = {
                 let mut nodes = self.gw.inner.nodes.lock().unwrap();
@@ -1128,6 +1145,14 @@ impl Driver {
         self.principal = spec;
         let r = self.conn.accept(now, &mut self.scratch);
         self.push(r);
+        if role == Role::Controller {
+            self.gw
+                .inner
+                .controllers
+                .lock()
+                .unwrap()
+                .insert(self.conn_id, self.cmd_tx.clone());
+        }
         if role == Role::Node {
             let id = id.to_string();
             let old = self.gw.inner.nodes.lock().unwrap().insert(
@@ -1321,6 +1346,13 @@ impl Driver {
                 }
             }
             Cmd::Shutdown(reason) => self.conn.shutdown(reason),
+            Cmd::ToolsChanged(node) => {
+                let n = Notification::ToolsChanged(toolwire_core::frame::ToolsChanged {
+                    node: Str::new(&node),
+                });
+                let r = self.conn.notify(&n, &mut self.scratch);
+                self.push(r);
+            }
         }
     }
 

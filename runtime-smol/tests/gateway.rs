@@ -591,3 +591,38 @@ fn concurrency_limit_and_many_calls_in_flight() {
         assert!(ok >= 32, "{ok} ok, {busy} busy");
     });
 }
+
+#[test]
+fn controllers_hear_of_tool_changes() {
+    smol::block_on(async {
+        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
+        let client = Client::connect(&Endpoint::parse(&tcp).unwrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let events = client.events();
+        let node = spawn_device(&ws, NodeOptions::new("dev"));
+        assert!(gw.wait_for_node("dev", Duration::from_secs(5)).await);
+        let e = recv_within(&events, Duration::from_secs(2)).await;
+        assert_eq!(
+            e,
+            Some(toolwire_smol::client::ClientEvent::ToolsChanged(
+                "dev".into()
+            ))
+        );
+        drop(node);
+        // Connect, register, then leave: each is announced.
+        let mut seen = 0;
+        while let Some(e) = recv_within(&events, Duration::from_secs(2)).await {
+            assert_eq!(
+                e,
+                toolwire_smol::client::ClientEvent::ToolsChanged("dev".into())
+            );
+            seen += 1;
+            if gw.nodes().is_empty() && events.is_empty() {
+                break;
+            }
+        }
+        assert!(seen >= 1);
+        assert!(client.tools(None, None).await.unwrap().is_empty());
+    });
+}
