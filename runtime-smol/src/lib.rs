@@ -7,10 +7,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod builtin;
 pub mod client;
 pub mod clock;
+pub mod demo;
 pub mod device;
 pub mod gateway;
+pub mod mcp;
 pub mod node;
 pub mod tls;
 pub mod transport;

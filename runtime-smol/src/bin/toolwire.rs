@@ -1,2 +1,343 @@
-//! The `toolwire` command line (being written).
-fn main() {}
+//! The `toolwire` command line: run a gateway or a host node, list and call tools, bridge to
+//! MCP, or run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
+use toolwire_smol::gateway::{Acl, RateLimit, TokenSpec};
+use toolwire_smol::node::{HostNode, NodeOptions, SessionEnd};
+use toolwire_smol::{Endpoint, Gateway, GatewayConfig, tls};
+
+#[derive(Parser)]
+#[command(
+    name = "toolwire",
+    version,
+    about = "Remote tool calling for devices and hosts"
+)]
+struct Cli {
+    /// Log level filter (also RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a gateway.
+    Gateway(GatewayArgs),
+    /// Run a host node offering opt-in built-in tools.
+    Node(NodeArgs),
+    /// List the tools of a running gateway (JSON).
+    Tools(ToolsArgs),
+    /// Call a tool through a running gateway: NODE TOOL JSON-ARGUMENTS (result as JSON).
+    Call(CallArgs),
+    /// Serve MCP over stdio: every node's tools for an MCP host (Claude Desktop, an IDE …).
+    Mcp(McpArgs),
+    /// Start a gateway and a simulated device in this process and show a few calls.
+    Demo,
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// Listen for WebSocket connections (ws://ADDR, or wss://ADDR with --tls-cert/--tls-key).
+    #[arg(long, default_value = "ws://127.0.0.1:7700")]
+    ws: Vec<String>,
+    /// Listen for TCP connections with COBS framing (tcp://ADDR or tls://ADDR).
+    #[arg(long)]
+    tcp: Vec<String>,
+    /// Dial a node that listens (tcp://HOST:PORT, e.g. a serial line bridged to TCP).
+    #[arg(long)]
+    dial: Vec<String>,
+    /// Accept this token (repeatable). Required on non-loopback addresses.
+    #[arg(long)]
+    token: Vec<String>,
+    /// A controller token limited to some tools: TOKEN=PATTERN[,PATTERN…], patterns `node/tool`
+    /// or `tool`, `*` wildcard (repeatable).
+    #[arg(long, value_name = "TOKEN=PATTERNS")]
+    controller_token: Vec<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Calls per second allowed per node (token bucket; burst = 2 s worth).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Allow a non-loopback listener without a token.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+#[derive(Args, Clone)]
+struct Connect {
+    /// The gateway (ws://, wss://, tcp:// or tls://).
+    #[arg(
+        long,
+        short,
+        env = "TOOLWIRE_GATEWAY",
+        default_value = "ws://127.0.0.1:7700"
+    )]
+    gateway: String,
+    /// Token.
+    #[arg(long, env = "TOOLWIRE_TOKEN")]
+    token: Option<String>,
+    /// CA certificate (PEM) to trust for wss:// and tls://.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// Node id.
+    #[arg(long, default_value = "host")]
+    id: String,
+    /// Offer fs_read, fs_write and fs_list inside this directory.
+    #[arg(long)]
+    fs_root: Option<PathBuf>,
+    /// Offer shell_run for this program (repeatable; no shell, no other programs).
+    #[arg(long)]
+    shell_allow: Vec<String>,
+    /// Also offer the simulated demo device's tools.
+    #[arg(long)]
+    demo_tools: bool,
+}
+
+#[derive(Args)]
+struct ToolsArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// Only tools whose name starts with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only this node's tools.
+    #[arg(long)]
+    node: Option<String>,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// Node id.
+    node: String,
+    /// Tool name.
+    tool: String,
+    /// Arguments (a JSON object).
+    #[arg(default_value = "{}")]
+    args: String,
+    /// Seconds to wait.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+}
+
+#[derive(Args)]
+struct McpArgs {
+    #[command(flatten)]
+    connect: Connect,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let r = smol::block_on(async {
+        match cli.command {
+            Command::Gateway(a) => gateway(a).await,
+            Command::Node(a) => node(a).await,
+            Command::Tools(a) => tools(a).await,
+            Command::Call(a) => call(a).await,
+            Command::Mcp(a) => mcp(a).await,
+            Command::Demo => toolwire_smol::demo::run().await,
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("toolwire: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res = Result<(), String>;
+
+fn endpoint(s: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(s)
+}
+
+async fn gateway(a: GatewayArgs) -> Res {
+    let mut cfg = GatewayConfig::default();
+    cfg.tokens = a.token.iter().map(TokenSpec::any).collect();
+    for spec in &a.controller_token {
+        let (token, patterns) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--controller-token `{spec}`: expected TOKEN=PATTERNS"))?;
+        cfg.tokens.push(TokenSpec {
+            token: token.to_owned(),
+            node: false,
+            controller: true,
+            acl: Acl {
+                allow: patterns.split(',').map(str::to_owned).collect(),
+                deny: vec![],
+            },
+        });
+    }
+    cfg.allow_open_public = a.insecure_no_auth;
+    cfg.rate_limit = a.rate.map(|r| RateLimit {
+        per_second: r,
+        burst: (r * 2.0).ceil().max(1.0) as u32,
+    });
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(tls::server_config(c, k).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    let gw = Gateway::new(cfg);
+    let mut listeners = vec![];
+    for url in a.ws.iter().chain(&a.tcp) {
+        let ep = endpoint(url)?;
+        let l = gw
+            .listen(&ep, tls.clone())
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        eprintln!(
+            "listening on {}",
+            Endpoint {
+                authority: l.addr.to_string(),
+                ..ep
+            }
+            .url()
+        );
+        listeners.push(l);
+    }
+    let mut dialed = vec![];
+    for url in &a.dial {
+        let ep = endpoint(url)?;
+        let gw = gw.clone();
+        dialed.push(smol::spawn(async move {
+            loop {
+                match gw.dial(&ep, None).await {
+                    Ok(task) => task.await,
+                    Err(e) => tracing::warn!("dial {}: {e}", ep.url()),
+                }
+                smol::Timer::after(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    let events = gw.events();
+    while let Ok(e) = events.recv().await {
+        tracing::info!("{e:?}");
+    }
+    Ok(())
+}
+
+async fn connect(c: &Connect) -> Result<Client, String> {
+    let tls = match &c.ca {
+        Some(ca) => Some(tls::client_config(ca).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let opts = ClientOptions {
+        name: Some("toolwire-cli".into()),
+        token: c.token.clone(),
+        tls,
+    };
+    Client::connect(&endpoint(&c.gateway)?, opts)
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {}: {e}", c.gateway))
+}
+
+async fn node(a: NodeArgs) -> Res {
+    let mut opts = NodeOptions::new(&a.id);
+    opts.token = a.connect.token.clone();
+    if let Some(ca) = &a.connect.ca {
+        opts.tls = Some(tls::client_config(ca).map_err(|e| e.to_string())?);
+    }
+    let mut node = HostNode::new(opts);
+    if let Some(root) = &a.fs_root {
+        node = node.tools(
+            toolwire_smol::builtin::fs_tools(root)
+                .map_err(|e| format!("--fs-root {}: {e}", root.display()))?,
+        );
+    }
+    if !a.shell_allow.is_empty() {
+        node = node.tool(toolwire_smol::builtin::shell_tool(a.shell_allow.clone()));
+    }
+    if a.demo_tools {
+        node = node.tools(toolwire_smol::device::tools(Default::default()));
+    }
+    let ep = endpoint(&a.connect.gateway)?;
+    match node.run(&ep, None).await {
+        SessionEnd::Refused(code) => Err(format!("the gateway refused this node (error {code})")),
+        other => Err(format!("node stopped: {other:?}")),
+    }
+}
+
+async fn tools(a: ToolsArgs) -> Res {
+    let client = connect(&a.connect).await?;
+    let tools = client
+        .tools(a.prefix.as_deref(), a.node.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let list: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "node": t.node,
+                "name": t.name,
+                "description": t.description,
+                "input_schema": t.input_schema,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&list).unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn call(a: CallArgs) -> Res {
+    let args: Value =
+        serde_json::from_str(&a.args).map_err(|e| format!("arguments are not JSON: {e}"))?;
+    let client = connect(&a.connect).await?;
+    let (ptx, prx) = smol::channel::bounded::<toolwire_smol::gateway::Progress>(64);
+    let show = smol::spawn(async move {
+        while let Ok(p) = prx.recv().await {
+            let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
+            let msg = p.message.unwrap_or_default();
+            eprint!("\rprogress {}{total} {msg}    ", p.progress);
+        }
+    });
+    let opts = ClientCallOptions {
+        timeout: Some(Duration::from_secs_f64(a.timeout)),
+        progress: Some(ptx),
+        asks: None,
+    };
+    let r = client.call(&a.node, &a.tool, &args, opts).await;
+    drop(show);
+    match r {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn mcp(a: McpArgs) -> Res {
+    let client = connect(&a.connect).await?;
+    toolwire_smol::mcp::serve_stdio(client)
+        .await
+        .map_err(|e| e.to_string())
+}
