@@ -18,7 +18,7 @@ use crate::node::{Tool, ToolError};
 /// Largest file `fs_read` returns, and largest content `fs_write` accepts.
 pub const MAX_FILE: usize = 1 << 20;
 /// Output kept from each of a command's stdout and stderr.
-pub const MAX_OUTPUT: usize = 64 * 1024;
+pub const MAX_OUTPUT: usize = 16 * 1024;
 
 /// Resolves `rel` inside `root` (already canonical). Absolute paths, `..` and symlinks that
 /// lead outside are refused. For a path that does not exist yet (a file to write), its parent
@@ -223,7 +223,7 @@ async fn read_capped(r: Option<impl smol::io::AsyncRead + Unpin>) -> (Vec<u8>, b
 }
 
 /// `shell_run`: runs one of `allow` (by program name) with arguments, no shell, with a timeout
-/// (the process is killed) and output capped at 64 KiB per stream.
+/// (the process is killed) and output capped at 16 KiB per stream.
 pub fn shell_tool(allow: Vec<String>) -> Tool {
     let description = format!(
         "Run one of these programs with arguments (no shell): {}.",
@@ -232,7 +232,7 @@ pub fn shell_tool(allow: Vec<String>) -> Tool {
     Tool::typed("shell_run", &description, move |_, a: ShellArgs| {
         let allow = allow.clone();
         async move {
-            if !allow.iter().any(|p| *p == a.program) {
+            if !allow.contains(&a.program) {
                 return Err(ToolError::new(
                     ErrorCode::Unauthorized,
                     format!("`{}` is not on this node's allow-list", a.program),

@@ -335,28 +335,30 @@ fn controller_lists_calls_sees_progress_and_cancels() {
 #[test]
 fn auth_acl_and_rate_limit() {
     smol::block_on(async {
-        let mut cfg = GatewayConfig::default();
-        cfg.tokens = vec![
-            TokenSpec {
-                token: "node-secret".into(),
-                node: true,
-                controller: false,
-                acl: Acl::default(),
-            },
-            TokenSpec {
-                token: "reader".into(),
-                node: false,
-                controller: true,
-                acl: Acl {
-                    allow: vec!["read_*".into(), "dev/uptime".into()],
-                    deny: vec![],
+        let cfg = GatewayConfig {
+            tokens: vec![
+                TokenSpec {
+                    token: "node-secret".into(),
+                    node: true,
+                    controller: false,
+                    acl: Acl::default(),
                 },
-            },
-        ];
-        cfg.rate_limit = Some(RateLimit {
-            per_second: 1.0,
-            burst: 3,
-        });
+                TokenSpec {
+                    token: "reader".into(),
+                    node: false,
+                    controller: true,
+                    acl: Acl {
+                        allow: vec!["read_*".into(), "dev/uptime".into()],
+                        deny: vec![],
+                    },
+                },
+            ],
+            rate_limit: Some(RateLimit {
+                per_second: 1.0,
+                burst: 3,
+            }),
+            ..Default::default()
+        };
         let (gw, ws, tcp) = gateway(cfg).await;
         // Wrong node token: refused, and the node stops retrying.
         let mut bad = NodeOptions::new("dev");

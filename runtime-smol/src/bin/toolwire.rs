@@ -178,8 +178,10 @@ fn endpoint(s: &str) -> Result<Endpoint, String> {
 }
 
 async fn gateway(a: GatewayArgs) -> Res {
-    let mut cfg = GatewayConfig::default();
-    cfg.tokens = a.token.iter().map(TokenSpec::any).collect();
+    let mut cfg = GatewayConfig {
+        tokens: a.token.iter().map(TokenSpec::any).collect(),
+        ..Default::default()
+    };
     for spec in &a.controller_token {
         let (token, patterns) = spec
             .split_once('=')

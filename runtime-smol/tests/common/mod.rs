@@ -100,3 +100,39 @@ where
     }
     out
 }
+
+/// The Python of the project's venv (made by scripts/python-env.sh, which installs what is
+/// missing). Panics, never skips, if it cannot be had.
+pub fn python() -> std::path::PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/python-env.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/python-env.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "python-env.sh printed `{path}`"
+    );
+    path.into()
+}
+
+/// Kills (and reaps) a child process when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
