@@ -490,6 +490,8 @@ fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Reje
                 bytes: r,
             }),
         }),
+        // Only an error may answer a request whose id could not be read.
+        (Some(_), None) => Err(Rejected::silent(DecodeError::BadId)),
         (None, Some(Ok(e))) => Ok(Message::Response { id, result: Err(e) }),
         (None, Some(Err(e))) => Err(Rejected::silent(DecodeError::BadResult(e))),
         (None, None) => Err(fail(DecodeError::BadEnvelope("no method, result or error"))),
@@ -557,6 +559,10 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
         tag::RESULT | tag::ERROR => {
             let silent = Rejected::silent(DecodeError::Postcard);
             let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| silent)?;
+            // As in JSON: only an error may answer a request whose id could not be read.
+            if t == tag::RESULT && id == Id::Null {
+                return Err(Rejected::silent(DecodeError::BadId));
+            }
             let result = if t == tag::RESULT {
                 Ok(Payload {
                     encoding: Encoding::Postcard,
@@ -636,7 +642,12 @@ impl<'b> PostcardOut<'b> {
                     self.len += w.len();
                     return Ok(());
                 }
-                Err(postcard::Error::SerializeBufferFull) => self.overflow = true,
+                // A string with JSON escapes is written through `collect_str`, which reports
+                // a full buffer as `CollectStrError`; counting below tells the two apart (it
+                // fails only if the string itself cannot be written).
+                Err(postcard::Error::SerializeBufferFull | postcard::Error::CollectStrError) => {
+                    self.overflow = true
+                }
                 Err(_) => return Err(EncodeError::Postcard),
             }
         }

@@ -136,6 +136,7 @@ wire_struct! {
         /// Calling it twice with the same arguments has no further effect.
         pub idempotent: bool => "idempotent",
     }
+    when absent = Annotations::NONE;
 }
 
 wire_struct! {

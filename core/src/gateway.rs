@@ -647,7 +647,9 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
     /// Welcomes the peer that said hello (in [`Auth::Deferred`] mode; done automatically in the
     /// others). Writes the welcome into `out`.
     pub fn accept(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let (Some(hello), Some(reply_id)) = (self.hello.clone(), self.hello_reply_id.take()) else {
+        // The id is kept until the welcome is written: a too-small `out` can be retried.
+        let (Some(hello), Some(reply_id)) = (self.hello.clone(), self.hello_reply_id.clone())
+        else {
             return Ok(0);
         };
         let welcome = Welcome {
@@ -663,6 +665,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             gateway: Str::new(self.config.name),
         };
         let n = codec::encode_result(hello.hello_encoding, reply_id.as_id(), &welcome, out)?;
+        self.hello_reply_id = None;
         self.encoding = hello.encoding;
         self.peer_max_frame = hello.max_frame;
         self.max_in_flight = welcome.max_in_flight;
@@ -682,11 +685,14 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         message: &str,
         out: &mut [u8],
     ) -> Result<usize, EncodeError> {
+        if self.state == State::Closed {
+            return Ok(0);
+        }
         let enc = self
             .hello
             .as_ref()
             .map_or(self.encoding, |h| h.hello_encoding);
-        let n = match self.hello_reply_id.take() {
+        let n = match &self.hello_reply_id {
             Some(id) => {
                 codec::encode_error(enc, id.as_id(), &ErrorObject::new(code, message), out)?
             }
@@ -1101,6 +1107,8 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         self.state = State::Closed;
         self.closed = Some(reason);
         self.close_reported = reported_now;
+        // Nothing to welcome or refuse any more: a late accept() must not revive the connection.
+        self.hello_reply_id = None;
         self.handshake_deadline = None;
         self.next_ping = None;
         for p in self.pending.drain(..) {

@@ -528,7 +528,13 @@ impl<'t, const N: usize> Node<'t, N> {
 
     /// Writes the next frame to send into `out`; `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
-        let ctl = self.ctl.pop_front()?;
+        let ctl = loop {
+            match self.ctl.pop_front()? {
+                // Closed (shut down) before the hello went out: it would reopen the handshake.
+                Ctl::Hello if self.state == NodeState::Closed => continue,
+                ctl => break ctl,
+            }
+        };
         let enc = self.encoding;
         Some(match ctl {
             Ctl::Hello => {

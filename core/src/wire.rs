@@ -784,6 +784,7 @@ macro_rules! wire_struct {
         pub struct $name:ident $(<$lt:lifetime>)? {
             $( $(#[$fm:meta])* pub $field:ident : $ty:ty => $key:literal, )*
         }
+        $(when absent = $absent:expr;)?
     ) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -843,6 +844,12 @@ macro_rules! wire_struct {
                     )*
                 })
             }
+
+            $(
+                fn missing() -> Option<Self> {
+                    Some($absent)
+                }
+            )?
 
             fn check_json(&self, _d: u16) -> Result<(), $crate::wire::FieldError> {
                 $( $crate::wire::Wire::check_json(&self.$field, _d).map_err(|e| e.in_field($key))?; )*

@@ -1,10 +1,13 @@
 //! Inputs found by the fuzz targets in `fuzz/`, minimised, with the behaviour they broke.
 
-use toolwire_core::codec::{DecodeError, Limits, Rejected, decode};
-use toolwire_core::frame::{Request, Role};
-use toolwire_core::gateway::{CallError, Connection, Event, GatewayConfig, MAX_REQUESTS, State};
+use toolwire_core::codec::{DecodeError, Limits, Message, Rejected, decode, encode};
+use toolwire_core::frame::{GoodbyeReason, Notification, Request, Role, ToolDef};
+use toolwire_core::gateway::{
+    Auth, CallError, Connection, Event, GatewayConfig, MAX_REQUESTS, State,
+};
+use toolwire_core::node::{CloseReason, Node, NodeConfig, NodeEvent, NodeState};
 use toolwire_core::stream::{Deframed, Deframer, FrameError};
-use toolwire_core::{Encoding, Id, Instant};
+use toolwire_core::{EncodeError, Encoding, ErrorCode, Id, Instant};
 
 const HELLO: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":2}}"#;
 
@@ -142,4 +145,149 @@ fn deframer_outcome_does_not_depend_on_chunking() {
     for chunk in 1..=stream.len() {
         assert_eq!(run(chunk), expected, "chunks of {chunk}");
     }
+}
+
+/// decode_json: a frame decoded from JSON with escaped strings, re-encoded as postcard into a
+/// buffer too small for it, failed with `EncodeError::Postcard` instead of `BufferTooSmall`
+/// with the size needed (postcard reports a full buffer inside `collect_str` as its own error).
+#[test]
+fn postcard_encoding_of_escaped_strings_reports_the_size_needed() {
+    let json = br#"{"jsonrpc":"2.0","method":"progress","params":{"id":7,"progress":1,"message":"caf\u00e9 \ud83d\ude00 \n"}}"#;
+    let msg = decode(json, Encoding::Json, &Limits::default()).unwrap();
+    let mut small = [0u8; 12];
+    let needed = match encode(Encoding::Postcard, &msg, &mut small) {
+        Err(EncodeError::BufferTooSmall { needed }) => needed,
+        other => panic!("{other:?}"),
+    };
+    let mut buf = vec![0u8; needed];
+    assert_eq!(encode(Encoding::Postcard, &msg, &mut buf), Ok(needed));
+    let back = decode(&buf, Encoding::Postcard, &Limits::default()).unwrap();
+    assert_eq!(back, msg);
+}
+
+const DEFERRED_HELLO: &[u8] = br#"{"jsonrpc":"2.0","id":"h","method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":2}}"#;
+
+fn deferred_gateway() -> Connection<'static, 8, 16> {
+    let mut config = GatewayConfig::new("gw");
+    config.auth = Auth::Deferred;
+    let mut gw = Connection::new(config, Instant(0));
+    let mut reply = [0u8; 512];
+    let h = gw.handle_frame(Instant(0), DEFERRED_HELLO, &mut reply);
+    assert!(matches!(h.event, Some(Event::Hello { .. })));
+    assert_eq!(gw.state(), State::AwaitAccept);
+    gw
+}
+
+fn closed_events(gw: &mut Connection<'static, 8, 16>) -> usize {
+    let mut n = 0;
+    while let Some(e) = gw.poll_event() {
+        n += usize::from(matches!(e, Event::Closed(_)));
+    }
+    n
+}
+
+/// gateway_sm: `refuse` on a closed connection closed it again and reported `Closed` twice.
+#[test]
+fn gateway_refuse_twice_closes_once() {
+    let mut gw: Connection<'static, 8, 16> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+    let mut out = [0u8; 256];
+    assert_eq!(gw.refuse(ErrorCode::Unauthorized, "no", &mut out), Ok(0));
+    assert_eq!(gw.refuse(ErrorCode::ParseError, "no", &mut out), Ok(0));
+    assert_eq!(closed_events(&mut gw), 1);
+    assert_eq!(gw.state(), State::Closed);
+}
+
+/// gateway_sm: in deferred mode, an `accept` after the handshake deadline closed the connection
+/// welcomed the peer anyway and made the closed connection `Ready` again.
+#[test]
+fn gateway_accept_after_close_does_nothing() {
+    let mut gw = deferred_gateway();
+    gw.handle_timeout(Instant(60_000));
+    assert_eq!(gw.state(), State::Closed);
+    let mut out = [0u8; 512];
+    assert_eq!(gw.accept(Instant(60_001), &mut out), Ok(0));
+    assert_eq!(gw.state(), State::Closed);
+    assert_eq!(gw.poll_timeout(), None);
+    assert_eq!(closed_events(&mut gw), 1);
+}
+
+/// gateway_sm: `accept` (and `refuse`) into a too-small buffer forgot the hello's id, so a retry
+/// with the size asked for sent nothing and the connection stayed in `AwaitAccept`.
+#[test]
+fn gateway_accept_can_be_retried_with_a_larger_buffer() {
+    let mut gw = deferred_gateway();
+    let mut small = [0u8; 8];
+    let needed = match gw.accept(Instant(1), &mut small) {
+        Err(EncodeError::BufferTooSmall { needed }) => needed,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(gw.state(), State::AwaitAccept);
+    let mut out = vec![0u8; needed];
+    assert_eq!(gw.accept(Instant(1), &mut out), Ok(needed));
+    assert_eq!(gw.state(), State::Ready(Role::Node));
+
+    let mut gw = deferred_gateway();
+    assert!(matches!(
+        gw.refuse(ErrorCode::Unauthorized, "no", &mut small),
+        Err(EncodeError::BufferTooSmall { .. })
+    ));
+    let mut out = [0u8; 256];
+    let n = gw.refuse(ErrorCode::Unauthorized, "no", &mut out).unwrap();
+    let r = decode(&out[..n], Encoding::Json, &Limits::default());
+    assert!(
+        matches!(r, Ok(Message::Response { id: Id::Str(ref s), result: Err(ref e) }) if s.eq_str("h") && e.code == -32006),
+        "{r:?}"
+    );
+    assert_eq!(gw.state(), State::Closed);
+}
+
+/// node_sm: a node shut down before its hello went out still sent the hello, and sending it set
+/// the state back from `Closed` to `Hello`.
+#[test]
+fn node_shut_down_before_hello_stays_closed() {
+    static TOOLS: [ToolDef<'static>; 0] = [];
+    let mut node: Node<'static, 4> = Node::new(NodeConfig::new("dev-1", &TOOLS), Instant(0));
+    node.shutdown(GoodbyeReason::Shutdown);
+    assert_eq!(node.state(), NodeState::Closed);
+    let mut out = [0u8; 256];
+    let mut sent = Vec::new();
+    while let Some(r) = node.poll_transmit(&mut out) {
+        let n = r.unwrap();
+        match decode(&out[..n], Encoding::Json, &Limits::default()).unwrap() {
+            Message::Notification(Notification::Goodbye(g)) => sent.push(g.reason),
+            m => panic!("sent {m:?}"),
+        }
+    }
+    assert_eq!(sent, [GoodbyeReason::Shutdown]);
+    assert_eq!(node.state(), NodeState::Closed);
+    assert_eq!(
+        node.poll_event(),
+        Some(NodeEvent::Closed(CloseReason::Local))
+    );
+    assert_eq!(node.poll_event(), None);
+}
+
+/// roundtrip: a result with a null id was accepted in postcard but refused in JSON (with a
+/// misleading reason). Only an error may answer a request whose id could not be read.
+#[test]
+fn result_with_null_id_is_refused_in_both_encodings() {
+    let json = br#"{"jsonrpc":"2.0","id":null,"result":{}}"#;
+    let postcard = [2, 2, 2, b'{', b'}']; // [2: result][id: Null][result: "{}"]
+    for (frame, enc) in [
+        (&json[..], Encoding::Json),
+        (&postcard[..], Encoding::Postcard),
+    ] {
+        let r = decode(frame, enc, &Limits::default());
+        assert_eq!(
+            r,
+            Err(Rejected {
+                error: DecodeError::BadId,
+                reply_to: None
+            }),
+            "{enc:?}"
+        );
+    }
+    // An error with a null id is how unreadable requests are answered: still fine.
+    let error = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#;
+    assert!(decode(error, Encoding::Json, &Limits::default()).is_ok());
 }

@@ -305,3 +305,18 @@ fn str_unescapes_what_json_escaped() {
     assert_eq!(r.tool.unescape_into(&mut buf), Some("café 😀\n"));
     assert_eq!(r.tool.unescape_into(&mut buf[..4]), None);
 }
+
+#[test]
+fn optional_members_may_be_left_out_in_json() {
+    let frame = br#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"t","description":"","input_schema":{}}]}}"#;
+    let Message::Request {
+        request: Request::Register(r),
+        ..
+    } = codec::decode(frame, Encoding::Json, &Limits::default()).unwrap()
+    else {
+        panic!()
+    };
+    let t = r.tools.iter().next().unwrap();
+    assert_eq!(t.annotations, Annotations::NONE);
+    assert_eq!(t.output_schema, None);
+}
