@@ -630,10 +630,10 @@ impl Driver {
                     }
                 }
                 Input::Cmd(Cmd::Cancel(id)) => {
-                    if self.pending.remove(&id).is_some() {
-                        if let Ok(n) = self.core.cancel(id, &mut self.scratch) {
-                            out.push(self.scratch[..n].to_vec());
-                        }
+                    if self.pending.remove(&id).is_some()
+                        && let Ok(n) = self.core.cancel(id, &mut self.scratch)
+                    {
+                        out.push(self.scratch[..n].to_vec());
                     }
                 }
                 Input::Cmd(Cmd::Answer { ask, answer }) => {

@@ -643,13 +643,13 @@ impl Gateway {
                 "arguments must be a JSON object",
             ));
         }
-        if let Some(p) = &opts.principal {
-            if !p.acl.permits(node, tool) {
-                return Err(CallError::new(
-                    ErrorCode::Unauthorized,
-                    format!("this token may not call {node}/{tool}"),
-                ));
-            }
+        if let Some(p) = &opts.principal
+            && !p.acl.permits(node, tool)
+        {
+            return Err(CallError::new(
+                ErrorCode::Unauthorized,
+                format!("this token may not call {node}/{tool}"),
+            ));
         }
         let (cmd, info) = {
             let mut nodes = self.inner.nodes.lock().unwrap();
@@ -1003,10 +1003,10 @@ impl Driver {
                         validator,
                     }));
                 }
-                if let Some(e) = self.gw.inner.nodes.lock().unwrap().get_mut(&node) {
-                    if e.conn == self.conn_id {
-                        e.tools.extend(added);
-                    }
+                if let Some(e) = self.gw.inner.nodes.lock().unwrap().get_mut(&node)
+                    && e.conn == self.conn_id
+                {
+                    e.tools.extend(added);
                 }
                 self.gw.emit(GatewayEvent::ToolsChanged(node));
             }
@@ -1248,16 +1248,16 @@ impl Driver {
                 }
             }
             Cmd::Cancel { key } => {
-                if let Some(call) = self.keys.remove(&key) {
-                    if self.conn.cancel(call) {
-                        self.finish(
-                            call,
-                            Err(CallError::new(
-                                ErrorCode::Cancelled,
-                                "cancelled by the caller",
-                            )),
-                        );
-                    }
+                if let Some(call) = self.keys.remove(&key)
+                    && self.conn.cancel(call)
+                {
+                    self.finish(
+                        call,
+                        Err(CallError::new(
+                            ErrorCode::Cancelled,
+                            "cancelled by the caller",
+                        )),
+                    );
                 }
             }
             Cmd::Answer { ask, answer } => {

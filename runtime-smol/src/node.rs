@@ -487,13 +487,13 @@ impl Driver<'_> {
                     if let Some(e) = h.error {
                         tracing::debug!("bad frame from gateway: {e}");
                     }
-                    if let Some(ev) = h.event {
-                        if let Some(end) = self.on_event(ev) {
-                            // Flush what is queued (nothing, usually) and stop.
-                            let batch = std::mem::take(&mut self.out);
-                            let _ = self.writer.send(&batch).await;
-                            break end;
-                        }
+                    if let Some(ev) = h.event
+                        && let Some(end) = self.on_event(ev)
+                    {
+                        // Flush what is queued (nothing, usually) and stop.
+                        let batch = std::mem::take(&mut self.out);
+                        let _ = self.writer.send(&batch).await;
+                        break end;
                     }
                 }
                 Input::Cmd(c) => self.on_cmd(c),

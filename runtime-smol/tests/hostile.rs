@@ -16,6 +16,9 @@ use toolwire_smol::gateway::{Acl, CallOptions, TokenSpec};
 use toolwire_smol::node::NodeOptions;
 use toolwire_smol::{Endpoint, GatewayConfig};
 
+/// One row of a table: name, frame, and the expected error code and id (`None`: no answer).
+type Case = (&'static str, Vec<u8>, Option<(i64, Value)>);
+
 /// A raw peer on the TCP listener: COBS frames by hand.
 struct Raw {
     s: TcpStream,
@@ -28,7 +31,11 @@ impl Raw {
         let addr = url.trim_start_matches("tcp://");
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Raw { s, d: Deframer::new(vec![0u8; 1 << 20]), buf: vec![] }
+        Raw {
+            s,
+            d: Deframer::new(vec![0u8; 1 << 20]),
+            buf: vec![],
+        }
     }
     fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.s.write_all(bytes)
@@ -85,7 +92,9 @@ impl Raw {
 }
 
 fn err_code(v: &Value) -> i64 {
-    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("not an error: {v}"))
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {v}"))
 }
 
 fn rss_kib() -> u64 {
@@ -102,24 +111,74 @@ fn malformed_frames_are_answered_and_the_connection_goes_on() {
         let (_gw, _ws, tcp) = gateway(GatewayConfig::default()).await;
         let mut p = Raw::connect(&tcp);
         p.hello_node("n1");
-        let deep = format!("{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\",\"params\":{{\"a\":{}1{}}}}}", "[".repeat(100), "]".repeat(100));
-        let cases: Vec<(&str, Vec<u8>, Option<(i64, Value)>)> = vec![
-            ("malformed JSON", b"{\"jsonrpc\":\"2.0\",\"id\":1,".to_vec(), Some((-32700, Value::Null))),
-            ("wrong jsonrpc version", br#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#.to_vec(), Some((-32600, json!(2)))),
-            ("id of wrong type", br#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#.to_vec(), Some((-32600, Value::Null))),
-            ("unknown method", br#"{"jsonrpc":"2.0","id":"u","method":"rm_rf"}"#.to_vec(), Some((-32601, json!("u")))),
-            ("unknown notification", br#"{"jsonrpc":"2.0","method":"rm_rf"}"#.to_vec(), None),
-            ("bad notification", br#"{"jsonrpc":"2.0","method":"progress","params":{}}"#.to_vec(), None),
-            ("deep nesting", deep.into_bytes(), Some((-32700, Value::Null))),
-            ("invalid UTF-8", b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"p\xc3\x28\"}".to_vec(), Some((-32700, Value::Null))),
-            ("batch", br#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#.to_vec(), Some((-32600, Value::Null))),
-            ("result for an id never issued", br#"{"jsonrpc":"2.0","id":99999,"result":{}}"#.to_vec(), None),
-            ("postcard garbage after JSON was agreed", vec![0, 0, 7, 99], Some((-32700, Value::Null))),
+        let deep = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\",\"params\":{{\"a\":{}1{}}}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "malformed JSON",
+                b"{\"jsonrpc\":\"2.0\",\"id\":1,".to_vec(),
+                Some((-32700, Value::Null)),
+            ),
+            (
+                "wrong jsonrpc version",
+                br#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#.to_vec(),
+                Some((-32600, json!(2))),
+            ),
+            (
+                "id of wrong type",
+                br#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#.to_vec(),
+                Some((-32600, Value::Null)),
+            ),
+            (
+                "unknown method",
+                br#"{"jsonrpc":"2.0","id":"u","method":"rm_rf"}"#.to_vec(),
+                Some((-32601, json!("u"))),
+            ),
+            (
+                "unknown notification",
+                br#"{"jsonrpc":"2.0","method":"rm_rf"}"#.to_vec(),
+                None,
+            ),
+            (
+                "bad notification",
+                br#"{"jsonrpc":"2.0","method":"progress","params":{}}"#.to_vec(),
+                None,
+            ),
+            (
+                "deep nesting",
+                deep.into_bytes(),
+                Some((-32700, Value::Null)),
+            ),
+            (
+                "invalid UTF-8",
+                b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"p\xc3\x28\"}".to_vec(),
+                Some((-32700, Value::Null)),
+            ),
+            (
+                "batch",
+                br#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#.to_vec(),
+                Some((-32600, Value::Null)),
+            ),
+            (
+                "result for an id never issued",
+                br#"{"jsonrpc":"2.0","id":99999,"result":{}}"#.to_vec(),
+                None,
+            ),
+            (
+                "postcard garbage after JSON was agreed",
+                vec![0, 0, 7, 99],
+                Some((-32700, Value::Null)),
+            ),
         ];
         for (i, (name, frame, expect)) in cases.into_iter().enumerate() {
             p.send(&frame);
             if let Some((code, id)) = expect {
-                let r = p.recv().unwrap_or_else(|| panic!("{name}: connection closed"));
+                let r = p
+                    .recv()
+                    .unwrap_or_else(|| panic!("{name}: connection closed"));
                 assert_eq!(err_code(&r), code, "{name}: {r}");
                 assert_eq!(r["id"], id, "{name}: {r}");
             }
@@ -131,7 +190,11 @@ fn malformed_frames_are_answered_and_the_connection_goes_on() {
 #[test]
 fn stream_garbage_truncation_and_oversize_frames() {
     smol::block_on(async {
-        let (_gw, _ws, tcp) = gateway(GatewayConfig { max_frame: 4096, ..Default::default() }).await;
+        let (_gw, _ws, tcp) = gateway(GatewayConfig {
+            max_frame: 4096,
+            ..Default::default()
+        })
+        .await;
         let mut p = Raw::connect(&tcp);
         p.hello_node("n1");
         // Line noise, then a delimiter: dropped, resynchronised.
@@ -149,7 +212,10 @@ fn stream_garbage_truncation_and_oversize_frames() {
         p.send_raw(&[0x00]).unwrap();
         assert!(p.alive(3), "connection did not survive a 64 MiB frame");
         let grown = rss_kib().saturating_sub(before);
-        assert!(grown < 16 * 1024, "memory grew by {grown} KiB while dropping a 64 MiB frame");
+        assert!(
+            grown < 16 * 1024,
+            "memory grew by {grown} KiB while dropping a 64 MiB frame"
+        );
     });
 }
 
@@ -182,7 +248,10 @@ fn a_sender_that_never_finishes_is_cut_off_in_bounded_time() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(closed, "a never-ending frame kept the connection open for 5 s");
+        assert!(
+            closed,
+            "a never-ending frame kept the connection open for 5 s"
+        );
         assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     });
 }
@@ -190,7 +259,11 @@ fn a_sender_that_never_finishes_is_cut_off_in_bounded_time() {
 #[test]
 fn connection_flood_is_capped() {
     smol::block_on(async {
-        let (gw, _ws, tcp) = gateway(GatewayConfig { max_connections: 8, ..Default::default() }).await;
+        let (gw, _ws, tcp) = gateway(GatewayConfig {
+            max_connections: 8,
+            ..Default::default()
+        })
+        .await;
         let mut held: Vec<Raw> = (0..8).map(|_| Raw::connect(&tcp)).collect();
         std::thread::sleep(Duration::from_millis(100));
         // Beyond the cap: accepted and closed at once, without a byte read.
@@ -198,14 +271,16 @@ fn connection_flood_is_capped() {
         assert!(extra.closed());
         held.clear();
         // Capacity comes back.
-        assert!(wait_until(Duration::from_secs(3), || {
-            let mut p = Raw::connect(&tcp);
-            p.send_json(&json!({"jsonrpc":"2.0","id":0,"method":"hello","params":{
+        assert!(
+            wait_until(Duration::from_secs(3), || {
+                let mut p = Raw::connect(&tcp);
+                p.send_json(&json!({"jsonrpc":"2.0","id":0,"method":"hello","params":{
                 "min_version":1,"max_version":1,"role":"controller","id":"c",
                 "encodings":{"json":true},"max_frame":65536,"max_in_flight":0}}));
-            p.recv().is_some()
-        })
-        .await);
+                p.recv().is_some()
+            })
+            .await
+        );
         drop(gw);
     });
 }
@@ -231,11 +306,21 @@ fn register_floods() {
         p.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"register","params":{"tools": mixed}}));
         let ack = p.recv().unwrap();
         assert_eq!(ack["result"]["accepted"], json!(["t1"]), "{ack}");
-        let reasons: Vec<&str> = ack["result"]["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
-        assert_eq!(reasons, vec!["duplicate", "bad_name", "bad_schema", "bad_schema"]);
+        let reasons: Vec<&str> = ack["result"]["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            reasons,
+            vec!["duplicate", "bad_name", "bad_schema", "bad_schema"]
+        );
         // Filling the table in several frames: the 257th tool is `too_many`.
         for chunk in 0..2 {
-            let tools: Vec<Value> = (100 + chunk * 128..100 + (chunk + 1) * 128).map(tool).collect();
+            let tools: Vec<Value> = (100 + chunk * 128..100 + (chunk + 1) * 128)
+                .map(tool)
+                .collect();
             p.send_json(&json!({"jsonrpc":"2.0","id":3 + chunk,"method":"register","params":{"tools": tools}}));
             let ack = p.recv().unwrap();
             let rejected = ack["result"]["rejected"].as_array().unwrap();
@@ -247,8 +332,10 @@ fn register_floods() {
         assert_eq!(gw.tools(None, Some("flood")).len(), 256);
         // A schema larger than the frame limit never arrives whole: dropped, connection goes on.
         let huge = "x".repeat(70 * 1024);
-        p.send_json(&json!({"jsonrpc":"2.0","id":9,"method":"register","params":{"tools":[
-            {"name":"huge","description": huge,"input_schema":{}}]}}));
+        p.send_json(
+            &json!({"jsonrpc":"2.0","id":9,"method":"register","params":{"tools":[
+            {"name":"huge","description": huge,"input_schema":{}}]}}),
+        );
         assert!(p.alive(10));
     });
 }
@@ -259,27 +346,46 @@ fn late_and_unsolicited_results_are_dropped() {
         let (gw, _ws, tcp) = gateway(GatewayConfig::default()).await;
         let mut p = Raw::connect(&tcp);
         p.hello_node("late");
-        p.send_json(&json!({"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[
-            {"name":"slow","description":"","input_schema":{"type":"object"}}]}}));
+        p.send_json(
+            &json!({"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[
+            {"name":"slow","description":"","input_schema":{"type":"object"}}]}}),
+        );
         p.recv().unwrap();
         // The gateway calls; the caller gives up; the node answers after the cancel.
         let gw2 = gw.clone();
         let call = smol::spawn(async move {
-            gw2.call("late", "slow", &json!({}), CallOptions { timeout: Some(Duration::from_millis(100)), ..Default::default() }).await
+            gw2.call(
+                "late",
+                "slow",
+                &json!({}),
+                CallOptions {
+                    timeout: Some(Duration::from_millis(100)),
+                    ..Default::default()
+                },
+            )
+            .await
         });
         let exec = p.recv().unwrap();
         assert_eq!(exec["method"], "execute");
         let e = call.await.unwrap_err();
         assert_eq!(e.known(), Some(ErrorCode::Timeout));
         let cancel = p.recv().unwrap();
-        assert_eq!((cancel["method"].as_str(), &cancel["params"]["id"]), (Some("cancel"), &exec["id"]));
+        assert_eq!(
+            (cancel["method"].as_str(), &cancel["params"]["id"]),
+            (Some("cancel"), &exec["id"])
+        );
         p.send_json(&json!({"jsonrpc":"2.0","id":exec["id"],"result":"too late"}));
         p.send_json(&json!({"jsonrpc":"2.0","id":123456,"result":"never asked"}));
-        p.send_json(&json!({"jsonrpc":"2.0","method":"progress","params":{"id":424242,"progress":1}}));
+        p.send_json(
+            &json!({"jsonrpc":"2.0","method":"progress","params":{"id":424242,"progress":1}}),
+        );
         assert!(p.alive(7));
         // The node still serves new calls normally.
         let gw3 = gw.clone();
-        let call = smol::spawn(async move { gw3.call("late", "slow", &json!({}), CallOptions::default()).await });
+        let call = smol::spawn(async move {
+            gw3.call("late", "slow", &json!({}), CallOptions::default())
+                .await
+        });
         let exec = p.recv().unwrap();
         p.send_json(&json!({"jsonrpc":"2.0","id":exec["id"],"result":"fresh"}));
         assert_eq!(call.await.unwrap(), json!("fresh"));
@@ -292,7 +398,15 @@ fn controller_token_acl() {
         let cfg = GatewayConfig {
             tokens: vec![
                 TokenSpec::any("admin"),
-                TokenSpec { token: "ro".into(), node: false, controller: true, acl: Acl { allow: vec!["*".into()], deny: vec!["set_*".into()] } },
+                TokenSpec {
+                    token: "ro".into(),
+                    node: false,
+                    controller: true,
+                    acl: Acl {
+                        allow: vec!["*".into()],
+                        deny: vec!["set_*".into()],
+                    },
+                },
             ],
             ..Default::default()
         };
@@ -301,9 +415,27 @@ fn controller_token_acl() {
         opts.token = Some("admin".into());
         let _n = spawn_device(&ws, opts);
         assert!(gw.wait_for_node("dev", Duration::from_secs(5)).await);
-        let c = Client::connect(&Endpoint::parse(&ws).unwrap(), ClientOptions { token: Some("ro".into()), ..Default::default() }).await.unwrap();
-        c.call("dev", "uptime", &json!({}), Default::default()).await.unwrap();
-        let e = c.call("dev", "set_led", &json!({"led": 0, "on": true}), Default::default()).await.unwrap_err();
+        let c = Client::connect(
+            &Endpoint::parse(&ws).unwrap(),
+            ClientOptions {
+                token: Some("ro".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        c.call("dev", "uptime", &json!({}), Default::default())
+            .await
+            .unwrap();
+        let e = c
+            .call(
+                "dev",
+                "set_led",
+                &json!({"led": 0, "on": true}),
+                Default::default(),
+            )
+            .await
+            .unwrap_err();
         assert_eq!(e.known(), Some(ErrorCode::Unauthorized));
         assert!(e.message.contains("dev/set_led"), "{e}");
     });

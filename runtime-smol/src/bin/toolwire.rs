@@ -142,6 +142,9 @@ struct CallArgs {
 struct McpArgs {
     #[command(flatten)]
     connect: Connect,
+    /// Seconds a tool call may take before it fails with a timeout.
+    #[arg(long, default_value_t = 300.0)]
+    timeout: f64,
 }
 
 fn main() -> ExitCode {

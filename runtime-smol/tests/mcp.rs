@@ -1,0 +1,340 @@
+//! The MCP bridge (`toolwire mcp`) against a gateway on loopback: driven by the official MCP
+//! Python SDK as a real client (`tests/mcp_client.py`), and by hand for protocol edge cases.
+//!
+//! The Python environment comes from `scripts/python-env.sh`, which installs what is missing;
+//! if it cannot, the test fails (it never skips).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use smol::process::{Child, ChildStdin, ChildStdout, Command};
+use toolwire_core::frame::Annotations;
+use toolwire_smol::GatewayConfig;
+use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .into()
+}
+
+/// The venv's python, with `mcp` installed (panics with the installer's output otherwise).
+fn python() -> PathBuf {
+    let script = repo_root().join("scripts/python-env.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed ({}): the MCP test needs Python 3 with venv and pip, and PyPI",
+        script.display(),
+        out.status
+    );
+    let path = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(path.trim())
+}
+
+/// A node with 57 tools: `t00`…`t54` echo their name and `x`, `fail` always fails, `measure`
+/// declares an output schema.
+fn lab() -> HostNode {
+    let mut node = HostNode::new(NodeOptions::new("lab"));
+    for i in 0..55 {
+        let name = format!("t{i:02}");
+        let n = name.clone();
+        node = node.tool(Tool::new(
+            &name,
+            "Returns its name and x.",
+            json!({"type": "object", "properties": {"x": {"type": "integer"}}}),
+            move |_, args| {
+                let n = n.clone();
+                async move { Ok(json!({"tool": n, "x": args["x"]})) }
+            },
+        ));
+    }
+    node.tool(Tool::new(
+        "fail",
+        "Always fails.",
+        json!({"type": "object"}),
+        |_, _| async { Err(ToolError::failed("boom: this tool always fails")) },
+    ))
+    .tool(
+        Tool::new(
+            "measure",
+            "Measures a voltage.",
+            json!({"type": "object"}),
+            |_, _| async { Ok(json!({"volts": 3.3})) },
+        )
+        .output_schema(json!({
+            "type": "object",
+            "properties": {"volts": {"type": "number"}},
+            "required": ["volts"]
+        }))
+        .annotations(Annotations {
+            read_only: true,
+            destructive: false,
+            idempotent: false,
+        }),
+    )
+}
+
+async fn line_within(lines: &mut BufReader<ChildStdout>, until: Instant) -> Option<String> {
+    let mut line = String::new();
+    let read = async { Some(lines.read_line(&mut line).await) };
+    let timeout = async {
+        smol::Timer::at(until).await;
+        None
+    };
+    match smol::future::or(read, timeout).await {
+        Some(Ok(0)) => None,
+        Some(Ok(_)) => Some(line.trim_end().to_owned()),
+        Some(Err(e)) => panic!("reading the child's stdout: {e}"),
+        None => panic!("timed out waiting for the child"),
+    }
+}
+
+async fn reply(stdin: &mut ChildStdin, text: &str) {
+    stdin
+        .write_all(format!("{text}\n").as_bytes())
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+}
+
+async fn exit_within(child: &mut Child, d: Duration) -> std::process::ExitStatus {
+    let status = async { Some(child.status().await.unwrap()) };
+    let timeout = async {
+        smol::Timer::after(d).await;
+        None
+    };
+    smol::future::or(status, timeout)
+        .await
+        .expect("the child did not exit")
+}
+
+#[test]
+fn python_mcp_sdk_lists_calls_and_cancels_through_the_bridge() {
+    let python = python();
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _dev_a = spawn_device(&ws, NodeOptions::new("dev-a"));
+        let mut dev_b = Some(spawn_device(&ws, NodeOptions::new("dev-b")));
+        let _lab = spawn_node(&ws, lab());
+        for id in ["dev-a", "dev-b", "lab"] {
+            assert!(gw.wait_for_node(id, Duration::from_secs(10)).await, "{id}");
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 67).await,
+            "all tools registered"
+        );
+
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(env!("CARGO_BIN_EXE_toolwire"))
+            .arg(&ws)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting python");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let until = Instant::now() + Duration::from_secs(120);
+        let mut log = vec![];
+        while let Some(line) = line_within(&mut lines, until).await {
+            eprintln!("[mcp_client.py] {line}");
+            let Some(request) = line.strip_prefix("@@ ") else {
+                log.push(line);
+                continue;
+            };
+            let in_flight = |node: &str| {
+                gw.nodes()
+                    .iter()
+                    .find(|n| n.id == node)
+                    .map_or(usize::MAX, |n| n.in_flight)
+            };
+            match request.split_once(' ') {
+                Some(("in_flight", node)) => {
+                    reply(&mut stdin, &in_flight(node).to_string()).await;
+                }
+                Some(("idle", node)) => {
+                    wait_until(Duration::from_secs(5), || in_flight(node) == 0).await;
+                    reply(&mut stdin, &in_flight(node).to_string()).await;
+                }
+                Some(("drop", "dev-b")) => {
+                    drop(dev_b.take());
+                    let gone = wait_until(Duration::from_secs(5), || {
+                        gw.nodes().iter().all(|n| n.id != "dev-b")
+                    })
+                    .await;
+                    reply(&mut stdin, if gone { "ok" } else { "still connected" }).await;
+                }
+                _ => panic!("unknown request from the script: {request}"),
+            }
+        }
+        let status = exit_within(&mut child, Duration::from_secs(10)).await;
+        assert!(status.success(), "mcp_client.py failed ({status})");
+        assert_eq!(log.last().map(String::as_str), Some("PASS"));
+        assert!(
+            log.iter()
+                .any(|l| l == "negotiated protocol version 2025-11-25")
+        );
+    });
+}
+
+/// The bridge as a child process, spoken to line by line.
+struct Bridge {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Bridge {
+    fn start(ws: &str) -> Bridge {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_toolwire"))
+            .args(["mcp", "--gateway", ws])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Bridge {
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        reply(&mut self.stdin, line).await;
+    }
+
+    async fn recv(&mut self) -> Value {
+        let until = Instant::now() + Duration::from_secs(10);
+        let line = line_within(&mut self.stdout, until)
+            .await
+            .expect("the bridge closed stdout");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    async fn request(&mut self, line: &str) -> Value {
+        self.send(line).await;
+        self.recv().await
+    }
+}
+
+#[test]
+fn protocol_errors_are_answered_and_the_session_goes_on() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _dev = spawn_device(&ws, NodeOptions::new("dev"));
+        assert!(gw.wait_for_node("dev", Duration::from_secs(10)).await);
+        let mut b = Bridge::start(&ws);
+
+        // An unknown version is answered with the latest; an older one is kept, and shapes
+        // the results (no structuredContent before 2025-06-18).
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"1999-01-01","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+            .await;
+        assert_eq!(r["result"]["protocolVersion"], "2025-11-25");
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+            .await;
+        assert_eq!(r["id"], 1);
+        assert_eq!(r["result"]["protocolVersion"], "2025-03-26");
+        assert_eq!(r["result"]["capabilities"]["tools"]["listChanged"], true);
+        b.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+
+        let cases: [(&str, Value, i64); 8] = [
+            ("{not json", Value::Null, -32700),
+            (
+                r#"[{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+                Value::Null,
+                -32600,
+            ),
+            (r#"{"jsonrpc":"2.0","id":3}"#, json!(3), -32600),
+            (
+                r#"{"jsonrpc":"2.0","id":"s","method":"prompts/list"}"#,
+                json!("s"),
+                -32601,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"arguments":{}}}"#,
+                json!(4),
+                -32602,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"dev__echo","arguments":[1]}}"#,
+                json!(5),
+                -32602,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"dev.echo"}}"#,
+                json!(6),
+                -32602,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"ff-0"}}"#,
+                json!(7),
+                -32602,
+            ),
+        ];
+        for (line, id, code) in cases {
+            let r = b.request(line).await;
+            assert_eq!(r["id"], id, "{line} -> {r}");
+            assert_eq!(r["error"]["code"], code, "{line} -> {r}");
+        }
+        // Notifications get no answer, known or not, even with odd params; a cancel for an id
+        // that is not running is ignored.
+        b.send(r#"{"jsonrpc":"2.0","method":"notifications/whatever","params":{"x":1}}"#)
+            .await;
+        b.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":99}}"#)
+            .await;
+        b.send("").await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#)
+            .await;
+        assert_eq!(r, json!({"jsonrpc": "2.0", "id": 8, "result": {}}));
+
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"dev__echo","arguments":{"text":"hi"}}}"#)
+            .await;
+        assert_eq!(r["result"]["content"][0]["text"], r#"{"text":"hi"}"#);
+        assert!(r["result"].get("structuredContent").is_none(), "{r}");
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":10,"method":"tools/list"}"#)
+            .await;
+        let tools = r["result"]["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 5);
+        assert!(tools.iter().all(|t| t.get("title").is_none()), "{r}");
+        assert!(r["result"].get("nextCursor").is_none());
+
+        // A progress token given: progress goes out before the result.
+        b.send(r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"dev__sample","arguments":{"channel":0,"count":3},"_meta":{"progressToken":7}}}"#)
+            .await;
+        for i in 1..=3 {
+            let p = b.recv().await;
+            assert_eq!(p["method"], "notifications/progress", "{p}");
+            assert_eq!(p["params"]["progressToken"], 7);
+            assert_eq!(p["params"]["progress"], i);
+        }
+        assert_eq!(b.recv().await["id"], 11);
+
+        // stdin closing ends the bridge cleanly.
+        drop(b.stdin);
+        let status = exit_within(&mut b.child, Duration::from_secs(10)).await;
+        assert!(status.success(), "{status}");
+    });
+}
