@@ -482,11 +482,11 @@ impl<'t, const N: usize> Node<'t, N> {
             self.close_quietly(CloseReason::Timeout);
             return;
         }
-        if let Some(hb) = self.heartbeat {
-            if now >= self.last_heard + Duration(hb.0 * 3) {
-                self.close_quietly(CloseReason::Timeout);
-                return;
-            }
+        if let Some(hb) = self.heartbeat
+            && now >= self.last_heard + Duration(hb.0 * 3)
+        {
+            self.close_quietly(CloseReason::Timeout);
+            return;
         }
         for i in 0..N {
             let expired = self.slots[i]
@@ -494,15 +494,14 @@ impl<'t, const N: usize> Node<'t, N> {
                 .is_some_and(|s| s.deadline.is_some_and(|d| now >= d));
             if expired {
                 let call = self.handle_of(i);
-                if let Some(s) = self.slots[i].take() {
-                    if self
+                if let Some(s) = self.slots[i].take()
+                    && self
                         .ctl
                         .push_back(Ctl::Error(s.id, ErrorCode::Timeout))
                         .is_err()
-                    {
-                        // The queue is drained after every input; losing this reply only makes
-                        // the gateway time out on its own clock, which it does anyway.
-                    }
+                {
+                    // The queue is drained after every input; losing this reply only makes
+                    // the gateway time out on its own clock, which it does anyway.
                 }
                 let _ = self.expired.push_back(call);
             }

@@ -159,10 +159,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> Deframer<B> {
                     }
                     continue; // empty frames and stray delimiters are ignored
                 }
-                if self.zero_owed {
-                    if let Err(e) = self.put(&[0]) {
-                        return (i, Deframed::Error(e));
-                    }
+                if self.zero_owed
+                    && let Err(e) = self.put(&[0])
+                {
+                    return (i, Deframed::Error(e));
                 }
                 self.started = true;
                 self.run = code - 1;
