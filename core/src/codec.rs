@@ -133,6 +133,29 @@ impl DecodeError {
     }
 }
 
+impl DecodeError {
+    /// One static line saying what was wrong (the text of error answers).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty frame",
+            DecodeError::Json(e) => e.kind.summary(),
+            DecodeError::Postcard => "malformed postcard frame",
+            DecodeError::Batch => "JSON-RPC batches are not supported",
+            DecodeError::NotAnObject => "frame is not a JSON object",
+            DecodeError::BadVersion => "\"jsonrpc\" must be \"2.0\"",
+            DecodeError::BadId => "id must be a non-negative integer, a string or null",
+            DecodeError::BadEnvelope(why) => why,
+            DecodeError::UnknownMethod => "unknown method",
+            DecodeError::InvalidParams(e) | DecodeError::BadResult(e) => match e {
+                FieldError::Json(j) => j.kind.summary(),
+                FieldError::Missing(_) => "invalid params: a required field is missing",
+                FieldError::Invalid(_) => "invalid params: a field has the wrong type or value",
+                FieldError::Duplicate(_) => "invalid params: a field appears twice",
+            },
+        }
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -219,9 +242,74 @@ pub fn decode<'a>(
     encoding: Encoding,
     limits: &Limits,
 ) -> Result<Message<'a>, Rejected<'a>> {
+    decode_with(bytes, encoding, limits, &Methods::all())
+}
+
+/// Decodes one frame as a node does: only the methods a node serves or receives (`execute`,
+/// `ping`, `cancel`, `goodbye`, and responses) are read; any other method is
+/// [`DecodeError::UnknownMethod`]. A node's firmware then links the readers of those frames only,
+/// not of every frame of the protocol.
+pub fn decode_for_node<'a>(
+    bytes: &'a [u8],
+    encoding: Encoding,
+    limits: &Limits,
+) -> Result<Message<'a>, Rejected<'a>> {
+    decode_with(bytes, encoding, limits, &Methods::node())
+}
+
+/// The methods a decoder reads: one reader per encoding.
+struct Methods<'a> {
+    json: fn(&str, &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError>,
+    /// `None`: unknown method; `Some(None)`: the params do not fit.
+    postcard_request: fn(u32, &'a [u8]) -> Option<Option<Request<'a>>>,
+    postcard_notification: fn(u32, &'a [u8]) -> Option<Option<Notification<'a>>>,
+}
+
+impl<'a> Methods<'a> {
+    fn all() -> Self {
+        Methods {
+            json: parse_params,
+            postcard_request: |variant, body| {
+                (variant < REQUEST_VARIANTS).then(|| from_bytes_exact(body))
+            },
+            postcard_notification: |variant, body| {
+                (variant < NOTIFICATION_VARIANTS).then(|| from_bytes_exact(body))
+            },
+        }
+    }
+
+    fn node() -> Self {
+        Methods {
+            json: parse_params_node,
+            postcard_request: |variant, body| {
+                let (_, params) = postcard::take_from_bytes::<u32>(body).ok()?;
+                match variant {
+                    3 => Some(from_bytes_exact(params).map(Request::Execute)),
+                    5 => Some(params.is_empty().then_some(Request::Ping)),
+                    _ => None,
+                }
+            },
+            postcard_notification: |variant, body| {
+                let (_, params) = postcard::take_from_bytes::<u32>(body).ok()?;
+                match variant {
+                    0 => Some(from_bytes_exact(params).map(Notification::Cancel)),
+                    2 => Some(from_bytes_exact(params).map(Notification::Goodbye)),
+                    _ => None,
+                }
+            },
+        }
+    }
+}
+
+fn decode_with<'a>(
+    bytes: &'a [u8],
+    encoding: Encoding,
+    limits: &Limits,
+    methods: &Methods<'a>,
+) -> Result<Message<'a>, Rejected<'a>> {
     match encoding {
-        Encoding::Json => decode_json(bytes, limits),
-        Encoding::Postcard => decode_postcard(bytes, limits),
+        Encoding::Json => decode_json(bytes, limits, methods.json),
+        Encoding::Postcard => decode_postcard(bytes, limits, methods),
     }
 }
 
@@ -267,6 +355,25 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
     Ok(Some(p))
 }
 
+fn parse_params_node<'a>(
+    method: &str,
+    c: &mut Cursor<'a>,
+) -> Result<Option<Parsed<'a>>, FieldError> {
+    use crate::frame::*;
+    use Parsed::{Note, Req};
+    let p = match method {
+        "execute" => Req(Request::Execute(read_execute(c)?)),
+        "ping" => {
+            <()>::read_json(c)?;
+            Req(Request::Ping)
+        }
+        "cancel" => Note(Notification::Cancel(Cancel::read_json(c)?)),
+        "goodbye" => Note(Notification::Goodbye(Goodbye::read_json(c)?)),
+        _ => return Ok(None),
+    };
+    Ok(Some(p))
+}
+
 fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, FieldError> {
     let e = crate::frame::Execute::read_json(c)?;
     if !e.arguments.is_object() {
@@ -285,7 +392,11 @@ fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldErro
 
 const NO_PARAMS: &[u8] = b"{}";
 
-fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejected<'a>> {
+fn decode_json<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+    parse_params: fn(&str, &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError>,
+) -> Result<Message<'a>, Rejected<'a>> {
     let parse_error = |e: JsonError| Rejected::answer(DecodeError::Json(e), Id::Null);
     if bytes.is_empty() {
         return Err(Rejected::answer(DecodeError::Empty, Id::Null));
@@ -381,7 +492,13 @@ fn decode_json<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Reje
                 Some(m) => {
                     let save = c.clone();
                     match parse_params(m, &mut c) {
-                        Ok(p) => params = Some(Ok(p)),
+                        Ok(Some(p)) => params = Some(Ok(Some(p))),
+                        Ok(None) => {
+                            // Unknown method: the params were not read; skip (and check) them.
+                            c = save;
+                            c.skip_value().map_err(parse_error)?;
+                            params = Some(Ok(None));
+                        }
                         Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
                             return Err(parse_error(e));
                         }
@@ -517,7 +634,11 @@ pub mod tag {
 const REQUEST_VARIANTS: u32 = 10;
 const NOTIFICATION_VARIANTS: u32 = 4;
 
-fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, Rejected<'a>> {
+fn decode_postcard<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+    methods: &Methods<'a>,
+) -> Result<Message<'a>, Rejected<'a>> {
     let garbage = Rejected::answer(DecodeError::Postcard, Id::Null);
     let (&t, rest) = bytes
         .split_first()
@@ -529,24 +650,21 @@ fn decode_postcard<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Message<'a>, 
                 return Err(Rejected::answer(DecodeError::BadId, Id::Null));
             }
             let (variant, _) = postcard::take_from_bytes::<u32>(body).map_err(|_| garbage)?;
-            if variant >= REQUEST_VARIANTS {
-                return Err(Rejected::answer(DecodeError::UnknownMethod, id));
-            }
             let bad_params = |e| Rejected::answer(DecodeError::InvalidParams(e), id);
-            let request: Request<'a> =
-                from_bytes_exact(body).ok_or(bad_params(FieldError::Invalid("params")))?;
+            let request: Request<'a> = (methods.postcard_request)(variant, body)
+                .ok_or(Rejected::answer(DecodeError::UnknownMethod, id))?
+                .ok_or(bad_params(FieldError::Invalid("params")))?;
             check_request(&request, limits.max_depth).map_err(bad_params)?;
             Ok(Message::Request { id, request })
         }
         tag::NOTIFICATION => {
             let (variant, _) = postcard::take_from_bytes::<u32>(rest)
                 .map_err(|_| Rejected::silent(DecodeError::Postcard))?;
-            if variant >= NOTIFICATION_VARIANTS {
-                return Err(Rejected::silent(DecodeError::UnknownMethod));
-            }
-            let n: Notification<'a> = from_bytes_exact(rest).ok_or(Rejected::silent(
-                DecodeError::InvalidParams(FieldError::Invalid("params")),
-            ))?;
+            let n: Notification<'a> = (methods.postcard_notification)(variant, rest)
+                .ok_or(Rejected::silent(DecodeError::UnknownMethod))?
+                .ok_or(Rejected::silent(DecodeError::InvalidParams(
+                    FieldError::Invalid("params"),
+                )))?;
             let checked = match &n {
                 Notification::Cancel(_)
                 | Notification::Goodbye(_)
@@ -725,6 +843,110 @@ pub fn encode_request(
     }
 }
 
+/// A request's params, with the method's JSON-RPC name and postcard variant index, for
+/// [`encode_request_params`].
+pub trait RequestParams<'a>: Wire<'a> {
+    /// JSON-RPC method name.
+    const METHOD: &'static str;
+    /// Variant index of the method in postcard (PROTOCOL.md section 4).
+    const INDEX: u32;
+}
+
+/// A notification's params, for [`encode_notification_params`].
+pub trait NotificationParams<'a>: Wire<'a> {
+    /// JSON-RPC method name.
+    const METHOD: &'static str;
+    /// Variant index of the method in postcard.
+    const INDEX: u32;
+}
+
+macro_rules! params {
+    ($tr:ident: $($t:ident = $method:literal, $index:literal;)*) => {$(
+        impl<'a> $tr<'a> for crate::frame::$t<'a> {
+            const METHOD: &'static str = $method;
+            const INDEX: u32 = $index;
+        }
+    )*};
+}
+
+params! { RequestParams:
+    Hello = "hello", 0;
+    Register = "register", 1;
+    Unregister = "unregister", 2;
+    Execute = "execute", 3;
+    Ask = "ask", 4;
+    ListNodes = "nodes.list", 6;
+    ListTools = "tools.list", 7;
+    Resolve = "tools.resolve", 8;
+    Call = "tools.call", 9;
+}
+
+params! { NotificationParams:
+    Cancel = "cancel", 0;
+    Progress = "progress", 1;
+    Goodbye = "goodbye", 2;
+    ToolsChanged = "tools.changed", 3;
+}
+
+/// Encodes a request of one known method: the same bytes as [`encode_request`], but only that
+/// method's encoder is linked (a node sends three kinds of request; it need not carry all ten).
+pub fn encode_request_params<'v, P: RequestParams<'v>>(
+    encoding: Encoding,
+    id: Id<'_>,
+    params: &P,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match encoding {
+        Encoding::Json => {
+            let mut w = Writer::new(out);
+            w.raw(JSONRPC);
+            w.raw(br#","id":"#);
+            id.write_json(&mut w);
+            w.raw(br#","method":""#);
+            w.raw(P::METHOD.as_bytes());
+            w.raw(br#"","params":"#);
+            params.write_json(&mut w);
+            w.byte(b'}');
+            json_finish(w)
+        }
+        Encoding::Postcard => {
+            let mut p = PostcardOut::new(out);
+            p.raw(&[tag::REQUEST]);
+            p.put(&id)?;
+            p.put(&P::INDEX)?;
+            p.put(params)?;
+            p.finish()
+        }
+    }
+}
+
+/// Encodes a notification of one known method (see [`encode_request_params`]).
+pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
+    encoding: Encoding,
+    params: &P,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match encoding {
+        Encoding::Json => {
+            let mut w = Writer::new(out);
+            w.raw(JSONRPC);
+            w.raw(br#","method":""#);
+            w.raw(P::METHOD.as_bytes());
+            w.raw(br#"","params":"#);
+            params.write_json(&mut w);
+            w.byte(b'}');
+            json_finish(w)
+        }
+        Encoding::Postcard => {
+            let mut p = PostcardOut::new(out);
+            p.raw(&[tag::NOTIFICATION]);
+            p.put(&P::INDEX)?;
+            p.put(params)?;
+            p.finish()
+        }
+    }
+}
+
 /// Encodes a notification into `out`, returning the frame length.
 pub fn encode_notification(
     encoding: Encoding,
@@ -846,15 +1068,28 @@ pub fn encode_rejection(
     rejected: &Rejected<'_>,
     out: &mut [u8],
 ) -> Option<Result<usize, EncodeError>> {
-    use core::fmt::Write;
     let id = rejected.reply_to?;
-    let mut msg = heapless::String::<128>::new();
-    // A message longer than 128 bytes is cut; the code carries the meaning.
-    let _ = write!(msg, "{}", rejected.error);
+    // A static message and, for JSON errors, the byte offset as `data`: no `core::fmt`, which
+    // would cost a device several KiB of flash.
+    let mut data_buf = [0u8; 32];
+    let data = match rejected.error {
+        DecodeError::Json(e) => {
+            let mut w = Writer::new(&mut data_buf);
+            w.raw(br#"{"offset":"#);
+            w.u64(e.offset as u64);
+            w.byte(b'}');
+            w.finish().ok()
+        }
+        _ => None,
+    };
     Some(encode_error(
         encoding,
         id,
-        &ErrorObject::new(rejected.error.code(), &msg),
+        &ErrorObject {
+            code: rejected.error.code().code(),
+            message: crate::Str::new(rejected.error.summary()),
+            data: data.map(|n| Json::trusted(&data_buf[..n])),
+        },
         out,
     ))
 }

@@ -296,7 +296,7 @@ impl<'t, const N: usize> Node<'t, N> {
             return h;
         }
         self.last_heard = now;
-        let msg = match codec::decode(frame, self.encoding, &self.config.limits) {
+        let msg = match codec::decode_for_node(frame, self.encoding, &self.config.limits) {
             Ok(m) => m,
             Err(rej) => {
                 h.error = Some(rej.error);
@@ -548,13 +548,13 @@ impl<'t, const N: usize> Node<'t, N> {
                     max_frame: self.config.max_frame,
                     max_in_flight: N as u16,
                 };
-                codec::encode_request(enc, Id::Num(HELLO_ID), &Request::Hello(hello), out)
+                codec::encode_request_params(enc, Id::Num(HELLO_ID), &hello, out)
             }
             Ctl::Register => {
                 let reg = Register {
                     tools: List::from_slice(self.config.tools),
                 };
-                codec::encode_request(enc, Id::Num(REGISTER_ID), &Request::Register(reg), out)
+                codec::encode_request_params(enc, Id::Num(REGISTER_ID), &reg, out)
             }
             Ctl::Error(id, code) => codec::encode_error(
                 enc,
@@ -562,12 +562,12 @@ impl<'t, const N: usize> Node<'t, N> {
                 &ErrorObject::new(code, code.message()),
                 out,
             ),
-            Ctl::Goodbye(reason) => codec::encode_notification(
+            Ctl::Goodbye(reason) => codec::encode_notification_params(
                 enc,
-                &Notification::Goodbye(Goodbye {
+                &Goodbye {
                     reason,
                     message: None,
-                }),
+                },
                 out,
             ),
         })
@@ -636,15 +636,15 @@ impl<'t, const N: usize> Node<'t, N> {
             .map(|s| s.id.as_id())
             .unwrap_or(Id::Null);
         let limit = self.frame_limit(out.len());
-        codec::encode_notification(
+        codec::encode_notification_params(
             self.encoding,
-            &Notification::Progress(Progress {
+            &Progress {
                 id,
                 progress,
                 total,
                 message: message.map(Str::new),
                 partial,
-            }),
+            },
             &mut out[..limit],
         )
         .map_err(NodeError::Encode)
@@ -670,15 +670,15 @@ impl<'t, const N: usize> Node<'t, N> {
         if slot.asking.is_some() {
             return Err(NodeError::TooManyAsks);
         }
-        let n = codec::encode_request(
+        let n = codec::encode_request_params(
             self.encoding,
             Id::Num(ask_id),
-            &Request::Ask(Ask {
+            &Ask {
                 call: slot.id.as_id(),
                 kind,
                 prompt: Str::new(prompt),
                 schema,
-            }),
+            },
             &mut out[..limit],
         )
         .map_err(NodeError::Encode)?;

@@ -66,6 +66,8 @@ fn cases() -> Vec<Case> {
         case!("method not a string", br#"{"jsonrpc":"2.0","id":1,"method":5}"#, InvalidRequest, one, |e| matches!(e, DecodeError::BadEnvelope(_))),
         case!("id only", br#"{"jsonrpc":"2.0","id":1}"#, InvalidRequest, one, |e| matches!(e, DecodeError::BadEnvelope(_))),
         case!("unknown method", br#"{"jsonrpc":"2.0","id":1,"method":"frobnicate"}"#, MethodNotFound, one, |e| *e == DecodeError::UnknownMethod),
+        case!("unknown method with params", br#"{"jsonrpc":"2.0","id":1,"method":"frobnicate","params":{"a":[1]}}"#, MethodNotFound, one, |e| *e == DecodeError::UnknownMethod),
+        case!("unknown method, bad JSON in params", br#"{"jsonrpc":"2.0","id":1,"method":"frobnicate","params":{"a":[1}}"#, ParseError, null, |e| json_kind(JsonErrorKind::Unexpected)(e)),
         case!("unknown notification", br#"{"jsonrpc":"2.0","method":"frobnicate"}"#, MethodNotFound, None, |e| *e == DecodeError::UnknownMethod),
         case!("string id echoed", br#"{"jsonrpc":"2.0","id":"a-1","method":"frobnicate"}"#, MethodNotFound, Some(Id::Str(Str::new("a-1"))), |e| *e == DecodeError::UnknownMethod),
         case!("missing arguments", br#"{"jsonrpc":"2.0","id":1,"method":"execute","params":{"tool":"x"}}"#, InvalidParams, one, |e| matches!(e, DecodeError::InvalidParams(toolwire_core::wire::FieldError::Missing("arguments")))),

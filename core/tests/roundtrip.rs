@@ -98,10 +98,58 @@ fn opt<'a>(flag: bool, s: &'a str) -> Option<Str<'a>> {
     flag.then(|| Str::new(s))
 }
 
+/// The typed encoders, which a node links instead of the generic ones.
+fn typed(enc: Encoding, m: &Message<'_>, out: &mut [u8]) -> Option<usize> {
+    use codec::{encode_notification_params as note, encode_request_params as req};
+    Some(
+        match m {
+            Message::Request { id, request } => match request {
+                Request::Hello(p) => req(enc, *id, p, out),
+                Request::Register(p) => req(enc, *id, p, out),
+                Request::Unregister(p) => req(enc, *id, p, out),
+                Request::Execute(p) => req(enc, *id, p, out),
+                Request::Ask(p) => req(enc, *id, p, out),
+                Request::Ping => return None,
+                Request::ListNodes(p) => req(enc, *id, p, out),
+                Request::ListTools(p) => req(enc, *id, p, out),
+                Request::Resolve(p) => req(enc, *id, p, out),
+                Request::Call(p) => req(enc, *id, p, out),
+            },
+            Message::Notification(n) => match n {
+                Notification::Cancel(p) => note(enc, p, out),
+                Notification::Progress(p) => note(enc, p, out),
+                Notification::Goodbye(p) => note(enc, p, out),
+                Notification::ToolsChanged(p) => note(enc, p, out),
+            },
+            Message::Response { .. } => return None,
+        }
+        .unwrap(),
+    )
+}
+
 fn check_message(m: &Message<'_>) {
     for enc in [Encoding::Json, Encoding::Postcard] {
         let mut buf = vec![0u8; 1 << 16];
         let n = codec::encode(enc, m, &mut buf).unwrap();
+        let mut tbuf = vec![0u8; 1 << 16];
+        if let Some(t) = typed(enc, m, &mut tbuf) {
+            assert_eq!(&tbuf[..t], &buf[..n], "{enc:?}: typed encoder differs");
+        }
+        // The node's decoder reads what it serves exactly as the full decoder does.
+        let node_view = codec::decode_for_node(&buf[..n], enc, &Limits { max_depth: 64 });
+        match m {
+            Message::Request {
+                request: Request::Execute(_) | Request::Ping,
+                ..
+            }
+            | Message::Notification(Notification::Cancel(_) | Notification::Goodbye(_))
+            | Message::Response { .. } => assert_eq!(node_view.as_ref().ok(), Some(m), "{enc:?}"),
+            _ => assert_eq!(
+                node_view.unwrap_err().error,
+                codec::DecodeError::UnknownMethod,
+                "{enc:?}"
+            ),
+        }
         let back = codec::decode(&buf[..n], enc, &Limits { max_depth: 64 }).unwrap_or_else(|e| {
             panic!(
                 "{enc:?}: {e:?} for {:?}",

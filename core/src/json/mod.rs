@@ -57,6 +57,24 @@ impl JsonError {
     }
 }
 
+impl JsonErrorKind {
+    /// One static line: "malformed JSON: …".
+    pub fn summary(self) -> &'static str {
+        match self {
+            JsonErrorKind::InvalidUtf8 => "malformed JSON: invalid UTF-8",
+            JsonErrorKind::UnexpectedEnd => "malformed JSON: unexpected end",
+            JsonErrorKind::Unexpected => "malformed JSON: unexpected character",
+            JsonErrorKind::BadEscape => "malformed JSON: invalid escape",
+            JsonErrorKind::LoneSurrogate => "malformed JSON: lone UTF-16 surrogate",
+            JsonErrorKind::ControlCharacter => "malformed JSON: control character in string",
+            JsonErrorKind::BadNumber => "malformed JSON: invalid number",
+            JsonErrorKind::NotAnInteger => "malformed JSON: integer expected",
+            JsonErrorKind::TooDeep => "malformed JSON: nesting too deep",
+            JsonErrorKind::TrailingData => "malformed JSON: trailing data after the value",
+        }
+    }
+}
+
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.kind {
