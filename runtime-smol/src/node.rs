@@ -30,7 +30,7 @@ use crate::gateway::CallError;
 use crate::transport::{self, Endpoint};
 
 /// Calls a host node runs at once, at most.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// An error a tool returns.
 #[derive(Clone, Debug, PartialEq)]
