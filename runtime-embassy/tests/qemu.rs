@@ -1,29 +1,31 @@
-//! End to end through an emulated UART: builds `firmware/qemu` (the `node` binary: the demo
-//! tools on `toolwire-embassy`), boots it in QEMU (`lm3s6965evb`) with UART0 on a loopback TCP
-//! port, and acts as the gateway on that port.
+//! End to end through an emulated UART, against the real gateway: builds `firmware/qemu` (the
+//! `node` binary: the demo tools on `toolwire-embassy`), boots it in QEMU (`lm3s6965evb`) with
+//! UART0 on a loopback TCP port, and has a `toolwire_smol::Gateway` dial that port (a serial line
+//! bridged to TCP: the gateway connects, the node still says hello first).
+//!
+//! Encoding: the smol gateway prefers postcard and the firmware offers both encodings (it has no
+//! JSON-only build), so this session is postcard. JSON end to end is covered by `netns.rs`.
 //!
 //! Fails (never skips) when `qemu-system-arm` is missing: `scripts/install-qemu.sh` installs it.
-//! QEMU is killed when the test ends, however it ends.
-
-mod common;
+//! QEMU is killed when the test ends, however it ends. The calls/s figures are printed
+//! (`cargo test -p toolwire-embassy --test qemu -- --nocapture` shows them).
 
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration as StdDuration, Instant as StdInstant};
+use std::time::{Duration, Instant};
 
-use embassy_time::{Duration, Instant};
+use serde_json::{Value, json};
+use smol::Task;
+use smol::channel::{Receiver, unbounded};
+use smol::future::FutureExt;
 use toolwire_core::ErrorCode;
-use toolwire_core::frame::Encoding;
-use toolwire_core::gateway::GatewayConfig;
-
-use common::block_on;
-use common::gateway::{Ev, Gw};
-use common::stdio::StdStream;
+use toolwire_smol::gateway::{GatewayEvent, NodeSummary, Progress};
+use toolwire_smol::{CallError, CallOptions, Endpoint, Gateway, GatewayConfig};
 
 const T: Duration = Duration::from_secs(10);
+const NODE: &str = "qemu-1";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,18 +85,20 @@ impl Qemu {
         Qemu { child, log }
     }
 
-    /// Connects to the emulated UART (QEMU starts the guest once a client is connected).
-    fn connect(&mut self, port: u16) -> TcpStream {
-        let until = StdInstant::now() + StdDuration::from_secs(15);
+    /// Has the gateway dial the emulated UART (QEMU starts the guest once a client is
+    /// connected); returns the task serving the connection.
+    async fn dial(&mut self, gw: &Gateway, port: u16) -> Task<()> {
+        let ep = Endpoint::parse(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        let until = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-                return s;
+            if let Ok(task) = gw.dial(&ep, None).await {
+                return task;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("QEMU exited early ({status}): {}", self.output());
             }
-            assert!(StdInstant::now() < until, "QEMU did not listen on {port}");
-            thread::sleep(StdDuration::from_millis(50));
+            assert!(Instant::now() < until, "QEMU did not listen on {port}");
+            smol::Timer::after(Duration::from_millis(50)).await;
         }
     }
 
@@ -114,125 +118,229 @@ impl Drop for Qemu {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
         .port()
 }
 
-fn gw_config(prefer: Encoding) -> GatewayConfig<'static> {
-    let mut c = GatewayConfig::new("qemu-test-gw");
-    c.prefer = prefer;
-    c.heartbeat = toolwire_core::Duration::from_secs(2);
-    c
+fn opts() -> CallOptions {
+    CallOptions {
+        timeout: Some(T),
+        ..CallOptions::default()
+    }
 }
 
-type QGw = Gw<StdStream, StdStream>;
+async fn call(gw: &Gateway, tool: &str, args: Value) -> Result<Value, CallError> {
+    gw.call(NODE, tool, &args, opts()).await
+}
 
-async fn check_tools(gw: &mut QGw) {
+/// What a channel holds now.
+fn drain<T>(rx: &Receiver<T>) -> Vec<T> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+/// Calls the gateway has in flight on the node.
+fn in_flight(gw: &Gateway) -> usize {
+    let nodes = gw.nodes();
+    let node = nodes.iter().find(|n| n.id == NODE);
+    node.unwrap_or_else(|| panic!("{NODE} not connected: {nodes:?}"))
+        .in_flight
+}
+
+/// Polls `f` every 10 ms until it holds or `T` passes.
+async fn eventually(f: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + T;
+    while !f() {
+        if Instant::now() > until {
+            return false;
+        }
+        smol::Timer::after(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+fn check_listing(gw: &Gateway) {
+    assert_eq!(
+        gw.nodes(),
+        [NodeSummary {
+            id: NODE.into(),
+            tools: 5,
+            in_flight: 0
+        }]
+    );
+    let tools = gw.tools(None, Some(NODE));
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["echo", "read_sensor", "sample", "set_led", "uptime"]
+    );
+    let sensor = &tools[1];
+    assert_eq!(sensor.input_schema["properties"]["channel"]["maximum"], 3);
+    assert!(sensor.annotations.read_only);
+    assert!(!tools[3].annotations.read_only, "set_led changes state");
+    assert_eq!(gw.tools(Some("s"), None).len(), 2);
+}
+
+async fn check_tools(gw: &Gateway) {
     for ch in 0..4 {
-        let r = gw
-            .call_wait("read_sensor", &format!(r#"{{"channel":{ch}}}"#), T)
+        let r = call(gw, "read_sensor", json!({ "channel": ch }))
             .await
             .unwrap();
-        let prefix = format!(r#"{{"channel":{ch},"milli_c":"#);
-        let v: i32 = r
-            .strip_prefix(&prefix)
-            .and_then(|s| s.strip_suffix('}'))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(r["channel"], ch, "{r}");
+        let v = r["milli_c"].as_i64().unwrap_or_else(|| panic!("{r}"));
         let centre = 20_000 + 500 * ch;
         assert!((centre - 100..=centre + 100).contains(&v), "{r}");
     }
     assert_eq!(
-        gw.call_wait("set_led", r#"{"led":3,"on":true}"#, T).await,
-        Ok(r#"{"led":3,"on":true}"#.into())
+        call(gw, "set_led", json!({"led": 3, "on": true})).await,
+        Ok(json!({"led": 3, "on": true}))
     );
-    let ms = |r: String| -> u64 {
-        r.strip_prefix(r#"{"ms":"#)
-            .and_then(|s| s.strip_suffix('}'))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{r}"))
-    };
-    let a = ms(gw.call_wait("uptime", "{}", T).await.unwrap());
-    thread::sleep(StdDuration::from_millis(50));
-    let b = ms(gw.call_wait("uptime", "{}", T).await.unwrap());
+    let ms = |r: Value| r["ms"].as_u64().unwrap_or_else(|| panic!("{r}"));
+    let a = ms(call(gw, "uptime", json!({})).await.unwrap());
+    smol::Timer::after(Duration::from_millis(50)).await;
+    let b = ms(call(gw, "uptime", json!({})).await.unwrap());
     assert!(b >= a + 40, "uptime {a} then {b}");
+    let text = "hello \u{e9} \"qemu\"";
     assert_eq!(
-        gw.call_wait("echo", r#"{"text":"hello \u00e9 \"qemu\""}"#, T)
-            .await,
-        Ok(r#"{"text":"hello é \"qemu\""}"#.into())
+        call(gw, "echo", json!({ "text": text })).await,
+        Ok(json!({ "text": text }))
     );
-    let id = gw
-        .call(
-            "sample",
-            r#"{"channel":1,"count":4,"interval_ms":10}"#,
-            None,
-        )
-        .await;
-    let r = gw.done(id, T).await.unwrap();
-    assert!(
-        r.starts_with(r#"{"channel":1,"count":4,"mean_milli_c":20"#),
-        "{r}"
-    );
-    assert_eq!(gw.progress_of(id), [1, 2, 3, 4]);
+}
 
-    // Out of range: refused by the device itself (this gateway does not check schemas).
-    let e = gw
-        .call_wait("read_sensor", r#"{"channel":9}"#, T)
+/// A call reporting progress: five samples, progress 1..=5 of 5, then the mean.
+async fn check_progress(gw: &Gateway) {
+    let (ptx, prx) = unbounded();
+    let o = CallOptions {
+        progress: Some(ptx),
+        ..opts()
+    };
+    let args = json!({"channel": 1, "count": 5, "interval_ms": 10});
+    let r = gw.call(NODE, "sample", &args, o).await.unwrap();
+    assert_eq!((&r["channel"], &r["count"]), (&json!(1), &json!(5)), "{r}");
+    let mean = r["mean_milli_c"].as_i64().unwrap();
+    assert!((20_400..=20_600).contains(&mean), "{r}");
+    let seen = drain(&prx);
+    let expected: Vec<Progress> = (1..=5)
+        .map(|i| Progress {
+            progress: i,
+            total: Some(5),
+            message: Some("sampling".into()),
+            partial: None,
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+/// Bad arguments, refused on either side. Both answer `-32002`; only the device's refusal was
+/// dispatched (a `CallFinished` event), and each says who refused.
+async fn check_bad_arguments(gw: &Gateway) {
+    let events = gw.events();
+    // Outside the schema (channel ≤ 3): the gateway refuses; nothing reaches the device.
+    let e = call(gw, "read_sensor", json!({"channel": 9}))
         .await
         .unwrap_err();
-    assert_eq!(e.0, ErrorCode::InvalidArguments.code(), "{e:?}");
-}
-
-async fn check_cancel(gw: &mut QGw) {
-    let id = gw
-        .call(
-            "sample",
-            r#"{"channel":0,"count":100,"interval_ms":100}"#,
-            None,
-        )
-        .await;
-    gw.wait_for(T, |e| {
-        matches!(e, Ev::Progress { call, .. } if *call == id).then_some(())
-    })
-    .await
-    .unwrap();
-    gw.cancel(id).await;
-    let r = gw
-        .call_wait("sample", r#"{"channel":2,"count":2,"interval_ms":0}"#, T)
+    assert_eq!(e.known(), Some(ErrorCode::InvalidArguments), "{e}");
+    assert!(
+        e.message.starts_with("arguments rejected by the schema"),
+        "{e}"
+    );
+    assert_eq!(e.data, Some(json!({"path": "/channel"})));
+    // Inside the schema, refused by the device: 33 × "é" is 33 characters (the schema's
+    // maxLength counts characters: 64) but 66 bytes, more than the device's 64-byte buffer.
+    let e = call(gw, "echo", json!({ "text": "\u{e9}".repeat(33) }))
         .await
-        .unwrap();
-    assert!(r.starts_with(r#"{"channel":2,"count":2,"#), "{r}");
-    // Nothing more from the cancelled call (its handler was dropped).
-    let until = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < until {
-        gw.step(until).await.unwrap();
-    }
-    assert_eq!(gw.conn.stats().stray_notifications, 0);
-    assert!(gw.progress_of(id).len() <= 2);
+        .unwrap_err();
+    assert_eq!(e.known(), Some(ErrorCode::InvalidArguments), "{e}");
+    assert_eq!(e.message, "arguments do not match the schema");
+    let dispatched: Vec<(String, Result<(), i32>)> = drain(&events)
+        .into_iter()
+        .filter_map(|e| match e {
+            GatewayEvent::CallFinished { tool, outcome, .. } => Some((tool, outcome)),
+            _ => None,
+        })
+        .collect();
+    let code = ErrorCode::InvalidArguments.code();
+    assert_eq!(dispatched, [("echo".to_string(), Err(code))]);
 }
 
-async fn check_concurrency(gw: &mut QGw) {
-    let args = r#"{"channel":3,"count":3,"interval_ms":50}"#;
+/// Two 100 ms calls side by side (the device runs two at once), and a third at the same time
+/// refused by the gateway: the device announced two calls in flight.
+async fn check_concurrency(gw: &Gateway) {
+    let args = json!({"channel": 3, "count": 3, "interval_ms": 50});
     let start = Instant::now();
-    let a = gw.call("sample", args, None).await;
-    let b = gw.call("sample", args, None).await;
-    gw.done(a, T).await.unwrap();
-    gw.done(b, T).await.unwrap();
-    // Two 100 ms calls side by side, not one after the other.
+    let (a, b) = smol::future::zip(
+        call(gw, "sample", args.clone()),
+        call(gw, "sample", args.clone()),
+    )
+    .await;
     let took = start.elapsed();
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
     assert!(took < Duration::from_millis(190), "took {took:?}");
+
+    let three = [0, 1, 2].map(|_| call(gw, "sample", args.clone()));
+    let [a, b, c] = three;
+    let ((a, b), c) = smol::future::zip(smol::future::zip(a, b), c).await;
+    let busy = [&a, &b, &c]
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.known() == Some(ErrorCode::Busy)))
+        .count();
+    let ok = [&a, &b, &c].iter().filter(|r| r.is_ok()).count();
+    assert_eq!((ok, busy), (2, 1), "{a:?} {b:?} {c:?}");
 }
 
-/// Sequential calls per second, one at a time through the UART.
-async fn rate(gw: &mut QGw, tool: &str, args: &str) -> f64 {
-    let n = 200;
-    let start = StdInstant::now();
-    for _ in 0..n {
-        gw.call_wait(tool, args, T).await.unwrap();
+/// Cancels, both ways: a deadline that passes, and a caller that gives up (drops the call).
+/// The device must stop the call: both of its call slots are used right after.
+async fn check_cancel(gw: &Gateway) {
+    let long = json!({"channel": 0, "count": 100, "interval_ms": 100});
+
+    let (ptx, prx) = unbounded();
+    let o = CallOptions {
+        timeout: Some(Duration::from_millis(350)),
+        progress: Some(ptx),
+        ..CallOptions::default()
+    };
+    let start = Instant::now();
+    let e = gw.call(NODE, "sample", &long, o).await.unwrap_err();
+    assert_eq!(e.known(), Some(ErrorCode::Timeout), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let seen = drain(&prx).len();
+    assert!((1..=5).contains(&seen), "{seen} progress reports in 350 ms");
+    assert_eq!(in_flight(gw), 0);
+    assert!(call(gw, "uptime", json!({})).await.is_ok());
+    check_concurrency(gw).await;
+
+    let (ptx, prx) = unbounded();
+    let o = CallOptions {
+        progress: Some(ptx),
+        ..opts()
+    };
+    let outcome = async { Some(gw.call(NODE, "sample", &long, o).await) }
+        .or(async {
+            prx.recv().await.unwrap();
+            assert_eq!(in_flight(gw), 1);
+            None
+        })
+        .await;
+    assert!(outcome.is_none(), "{outcome:?}");
+    assert!(eventually(|| in_flight(gw) == 0).await);
+    assert!(call(gw, "uptime", json!({})).await.is_ok());
+    check_concurrency(gw).await;
+}
+
+/// Sequential calls per second over ~2 s.
+async fn rate(gw: &Gateway, tool: &str, args: Value) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed() < Duration::from_secs(2) {
+        call(gw, tool, args.clone()).await.unwrap();
+        n += 1;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    f64::from(n) / start.elapsed().as_secs_f64()
 }
 
 #[test]
@@ -240,44 +348,50 @@ fn node_firmware_in_qemu() {
     let elf = build_firmware();
     let port = free_port();
     let mut qemu = Qemu::start(&elf, port);
-    let stream = qemu.connect(port);
-    let rx = StdStream::new(stream.try_clone().unwrap());
-    let tx = StdStream::new(stream);
-
-    block_on(async {
-        // First session in JSON.
-        let mut gw = Gw::new(gw_config(Encoding::Json), rx, tx);
-        let (id, tools) = gw.handshake(T).await;
-        assert_eq!(id, "qemu-1");
+    smol::block_on(async {
+        let gw = Gateway::new(GatewayConfig {
+            name: "qemu-test-gw".into(),
+            // Pings go out during the test and must be answered.
+            heartbeat: Duration::from_secs(2),
+            ..GatewayConfig::default()
+        });
+        let events = gw.events();
+        let conn = qemu.dial(&gw, port).await;
+        assert!(gw.wait_for_node(NODE, T).await, "{NODE} never registered");
         assert_eq!(
-            tools,
-            ["read_sensor", "set_led", "uptime", "echo", "sample"]
+            events.recv().await,
+            Ok(GatewayEvent::NodeConnected(NODE.into()))
         );
-        assert_eq!(gw.conn.encoding(), Encoding::Json);
-        check_tools(&mut gw).await;
-        check_cancel(&mut gw).await;
-        check_concurrency(&mut gw).await;
-        let json_uptime = rate(&mut gw, "uptime", "{}").await;
-        let json_echo = rate(&mut gw, "echo", r#"{"text":"0123456789abcdef"}"#).await;
-        assert!(gw.errors.is_empty(), "{:?}", gw.errors);
+        drop(events);
 
-        // Goodbye: the node starts over on the same line; this time the gateway picks postcard.
-        gw.goodbye().await;
-        let (rx, tx) = gw.into_streams();
-        let mut gw = Gw::new(gw_config(Encoding::Postcard), rx, tx);
-        let (_, tools) = gw.handshake(T).await;
-        assert_eq!(tools.len(), 5);
-        assert_eq!(gw.conn.encoding(), Encoding::Postcard);
-        check_tools(&mut gw).await;
-        check_cancel(&mut gw).await;
-        check_concurrency(&mut gw).await;
-        let pc_uptime = rate(&mut gw, "uptime", "{}").await;
-        let pc_echo = rate(&mut gw, "echo", r#"{"text":"0123456789abcdef"}"#).await;
-        assert!(gw.errors.is_empty(), "{:?}", gw.errors);
+        check_listing(&gw);
+        check_tools(&gw).await;
+        check_progress(&gw).await;
+        check_bad_arguments(&gw).await;
+        check_cancel(&gw).await;
+        let uptime = rate(&gw, "uptime", json!({})).await;
+        let echo = rate(&gw, "echo", json!({"text": "0123456789abcdef"})).await;
+        println!("calls/s through QEMU's UART (smol gateway, postcard), sequential:");
+        println!("  uptime {uptime:7.0}   echo(16 B) {echo:7.0}");
 
-        println!("calls/s through QEMU's UART, sequential:");
-        println!("  json      uptime {json_uptime:7.0}   echo(16 B) {json_echo:7.0}");
-        println!("  postcard  uptime {pc_uptime:7.0}   echo(16 B) {pc_echo:7.0}");
+        // Shutdown: a goodbye, the connection ends, the node is gone.
+        let events = gw.events();
+        gw.shutdown();
+        let ended = async {
+            conn.await;
+            true
+        }
+        .or(async {
+            smol::Timer::after(T).await;
+            false
+        })
+        .await;
+        assert!(ended, "the connection outlived the shutdown");
+        assert!(gw.nodes().is_empty(), "{:?}", gw.nodes());
+        assert!(
+            drain(&events).contains(&GatewayEvent::NodeDisconnected(NODE.into())),
+            "no NodeDisconnected"
+        );
     });
     let out = qemu.output();
     assert!(out.contains("node: UART FIFO on"), "QEMU output: {out}");

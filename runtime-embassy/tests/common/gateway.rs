@@ -81,8 +81,6 @@ pub struct Gw<R, W> {
     pub events: VecDeque<Ev>,
     /// Every event, in order.
     pub seen: Vec<Ev>,
-    /// Frames the connection could not read.
-    pub errors: Vec<String>,
 }
 
 fn now() -> toolwire_core::Instant {
@@ -118,13 +116,7 @@ impl<R: Read, W: Write> Gw<R, W> {
             wire: vec![0; 70000],
             events: VecDeque::new(),
             seen: Vec::new(),
-            errors: Vec::new(),
         }
-    }
-
-    /// The streams back, to start another gateway connection on them.
-    pub fn into_streams(self) -> (R, W) {
-        (self.rx, self.tx)
     }
 
     fn push(&mut self, e: Ev) {
@@ -144,10 +136,17 @@ impl<R: Read, W: Write> Gw<R, W> {
         Ok(())
     }
 
-    /// One round: timers, then bytes until `until` (or the next timer).
+    /// One round: timers, then (if they produced no event) bytes until `until` (or the next
+    /// timer).
     pub async fn step(&mut self, until: Instant) -> Result<(), Lost> {
+        let seen = self.seen.len();
         self.conn.handle_timeout(now());
         self.pump_out().await?;
+        if self.seen.len() > seen {
+            // E.g. a call timed out: the caller may be waiting for it, and the node, which was
+            // sent a cancel, may have nothing more to say.
+            return Ok(());
+        }
         let wake = self
             .conn
             .poll_timeout()
@@ -167,10 +166,6 @@ impl<R: Read, W: Write> Gw<R, W> {
             input = &input[used..];
             if let Deframed::Frame(frame) = d {
                 let h = self.conn.handle_frame(now(), frame, &mut self.out);
-                if let Some(e) = h.error {
-                    self.errors
-                        .push(format!("{e}: {:?}", String::from_utf8_lossy(frame)));
-                }
                 let event = h.event.map(owned);
                 if h.reply > 0 {
                     send(&mut self.tx, &mut self.wire, &self.out[..h.reply]).await?;

@@ -1,15 +1,13 @@
-//! Shared test support: a thread-parking `block_on`, a stand-in gateway driving
-//! `toolwire_core::gateway::Connection` over any `embedded-io-async` stream, an adapter that makes
-//! a blocking `std::net::TcpStream` such a stream, and the demo tools plugged into
-//! `toolwire-embassy`.
+//! Shared test support: a thread-parking `block_on`, the demo tools plugged into
+//! `toolwire-embassy`, and a stand-in gateway driving `toolwire_core::gateway::Connection` over
+//! any `embedded-io-async` stream, for the in-memory tests (`duplex.rs`). The end-to-end tests
+//! (`qemu.rs`, `netns.rs`) use the real gateway, `toolwire_smol::Gateway`.
 //!
-//! The gateway here is deliberately small: once the smol gateway (`toolwire-smol`) exists, the
-//! end-to-end tests can use it instead; only [`Gw`]'s methods are used by them.
+//! Each test binary uses part of this module.
 #![allow(dead_code)]
 
 pub mod demo;
 pub mod gateway;
-pub mod stdio;
 
 use std::future::Future;
 use std::pin::pin;
