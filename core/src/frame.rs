@@ -369,6 +369,8 @@ wire_struct! {
         pub tools: u32 => "tools",
         /// Calls in flight now.
         pub in_flight: u32 => "in_flight",
+        /// The encoding agreed with it.
+        pub encoding: Encoding => "encoding",
     }
 }
 

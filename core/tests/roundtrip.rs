@@ -250,7 +250,7 @@ proptest! {
         let entries: Vec<ToolEntry<'_>> = defs.iter().map(|t| ToolEntry { node: Str::new(a), tool: *t }).collect();
         let names: Vec<Str<'_>> = r.s.iter().map(|s| Str::new(s)).collect();
         let rejections: Vec<Rejection<'_>> = names.iter().map(|n| Rejection { name: *n, reason: RejectReason::Duplicate }).collect();
-        let nodes: Vec<NodeInfo<'_>> = names.iter().map(|n| NodeInfo { id: *n, tools: r.m, in_flight: 1 }).collect();
+        let nodes: Vec<NodeInfo<'_>> = names.iter().map(|n| NodeInfo { id: *n, tools: r.m, in_flight: 1, encoding: Encoding::Json }).collect();
         for enc in [Encoding::Json, Encoding::Postcard] {
             check_result(&json, &mut vec![0u8; 1 << 16], enc);
             check_result(&Welcome { version: 1, encoding: enc, max_frame: r.m, max_in_flight: 3, heartbeat_ms: r.m / 3, gateway: Str::new(a) }, &mut vec![0u8; 1 << 16], enc);

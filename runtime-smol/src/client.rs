@@ -408,6 +408,7 @@ fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
                         id: n.id.to_string(),
                         tools: n.tools as usize,
                         in_flight: n.in_flight as usize,
+                        encoding: n.encoding,
                     })
                     .collect(),
                 page.next_cursor.map(|c| c.to_string()),

@@ -131,6 +131,10 @@ pub struct GatewayConfig {
     pub default_timeout: Duration,
     /// Connections at once, at most (a flood beyond is closed at accept).
     pub max_connections: usize,
+    /// Encodings accepted.
+    pub encodings: toolwire_core::frame::Encodings,
+    /// Encoding chosen when a peer accepts both.
+    pub prefer: toolwire_core::Encoding,
 }
 
 impl Default for GatewayConfig {
@@ -146,6 +150,8 @@ impl Default for GatewayConfig {
             rate_limit: None,
             default_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            encodings: toolwire_core::frame::Encodings::BOTH,
+            prefer: toolwire_core::Encoding::Postcard,
         }
     }
 }
@@ -274,6 +280,8 @@ pub struct NodeSummary {
     pub tools: usize,
     /// Calls in flight.
     pub in_flight: usize,
+    /// The encoding agreed with it.
+    pub encoding: toolwire_core::Encoding,
 }
 
 /// A registered tool.
@@ -325,6 +333,7 @@ struct TokenBucket {
 
 struct NodeEntry {
     conn: u64,
+    encoding: toolwire_core::Encoding,
     cmd: Sender<Cmd>,
     tools: Vec<Arc<ToolInfo>>,
     in_flight: Arc<AtomicUsize>,
@@ -353,7 +362,15 @@ pub struct Gateway {
 pub struct Listener {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
-    _task: Task<()>,
+    task: Task<()>,
+}
+
+impl Listener {
+    /// Stops accepting and waits until the socket is closed (dropping a `Listener` closes it
+    /// soon, but not before the next connection could still be accepted).
+    pub async fn close(self) {
+        self.task.cancel().await;
+    }
 }
 
 enum Cmd {
@@ -518,7 +535,7 @@ impl Gateway {
                 .detach();
             }
         });
-        Ok(Listener { addr, _task: task })
+        Ok(Listener { addr, task })
     }
 
     /// Dials a node that listens (a device, a serial line bridged to TCP) and serves it until
@@ -556,6 +573,7 @@ impl Gateway {
                 id: id.clone(),
                 tools: e.tools.len(),
                 in_flight: e.in_flight.load(Ordering::Relaxed),
+                encoding: e.encoding,
             })
             .collect()
     }
@@ -735,10 +753,14 @@ impl Gateway {
         r
     }
 
-    /// Closes every connection with a goodbye.
+    /// Closes every node and controller connection with a goodbye. (Listeners keep
+    /// accepting until dropped or [`Listener::close`]d.)
     pub fn shutdown(&self) {
         for e in self.inner.nodes.lock().unwrap().values() {
             let _ = e.cmd.try_send(Cmd::Shutdown(GoodbyeReason::Shutdown));
+        }
+        for c in self.inner.controllers.lock().unwrap().values() {
+            let _ = c.try_send(Cmd::Shutdown(GoodbyeReason::Shutdown));
         }
     }
 
@@ -768,8 +790,8 @@ impl Gateway {
         let core_cfg = CoreConfig {
             name: self.inner.name,
             auth: Auth::Deferred,
-            encodings: toolwire_core::frame::Encodings::BOTH,
-            prefer: toolwire_core::Encoding::Postcard,
+            encodings: cfg.encodings,
+            prefer: cfg.prefer,
             max_frame: cfg.max_frame,
             max_in_flight: cfg.max_in_flight,
             heartbeat: toolwire_core::Duration::from_millis(cfg.heartbeat.as_millis() as u64),
@@ -1159,6 +1181,7 @@ impl Driver {
                 id.clone(),
                 NodeEntry {
                     conn: self.conn_id,
+                    encoding: self.conn.encoding(),
                     cmd: self.cmd_tx.clone(),
                     tools: vec![],
                     in_flight: self.in_flight.clone(),
@@ -1478,6 +1501,7 @@ impl Driver {
                     id: Str::new(&n.id),
                     tools: n.tools as u32,
                     in_flight: n.in_flight as u32,
+                    encoding: n.encoding,
                 })
                 .collect();
             let next = (start + page.len() < all.len()).then(|| (start + page.len()).to_string());

@@ -64,7 +64,9 @@ fn call_device_tools_over_every_transport_and_encoding() {
                 .unwrap();
             assert_eq!(r, json!({"led": 1, "on": true}));
         }
-        assert_eq!(gw.nodes().len(), 4);
+        let encodings: Vec<_> = gw.nodes().iter().map(|n| n.encoding).collect();
+        use toolwire_core::Encoding::{Json, Postcard};
+        assert_eq!(encodings, vec![Postcard, Json, Postcard, Json]);
         assert_eq!(gw.resolve("uptime").len(), 4);
     });
 }
