@@ -71,6 +71,10 @@ impl<'a> Payload<'a> {
     pub fn decode<T: Wire<'a>>(&self, limits: &Limits) -> Result<T, DecodeError> {
         match self.encoding {
             Encoding::Json => {
+                // `decode` validated the result already (it is the exact span of one value).
+                if let Some(v) = T::from_validated_json(self.bytes) {
+                    return Ok(v);
+                }
                 let mut c = Cursor::new_unchecked_utf8(self.bytes, limits.max_depth);
                 let v = T::read_json(&mut c).map_err(DecodeError::BadResult)?;
                 c.end().map_err(DecodeError::Json)?;

@@ -204,28 +204,31 @@ pub fn encode_frame(payload: &[u8], out: &mut [u8]) -> Result<usize, crate::Enco
             return Err(crate::EncodeError::BufferTooSmall { needed: exact });
         }
     }
-    let mut code_at = 0;
-    let mut pos = 1;
-    let mut code: u8 = 1;
-    for &b in payload {
-        if b == 0 {
-            out[code_at] = code;
-            code_at = pos;
-            pos += 1;
-            code = 1;
+    // Block by block: up to 254 non-zero bytes copied at once, after a code byte saying how
+    // many (plus one) and, below 0xFF, that a zero follows.
+    let mut pos = 0;
+    let mut rest = payload;
+    loop {
+        let window = &rest[..rest.len().min(254)];
+        let (n, zero) = match window.iter().position(|&b| b == 0) {
+            Some(n) => (n, true),
+            None => (window.len(), false),
+        };
+        out[pos + 1..pos + 1 + n].copy_from_slice(&rest[..n]);
+        if zero {
+            out[pos] = n as u8 + 1;
+            pos += n + 1;
+            rest = &rest[n + 1..];
+        } else if n == 254 {
+            out[pos] = 0xFF;
+            pos += 255;
+            rest = &rest[254..];
         } else {
-            out[pos] = b;
-            pos += 1;
-            code += 1;
-            if code == 0xFF {
-                out[code_at] = code;
-                code_at = pos;
-                pos += 1;
-                code = 1;
-            }
+            out[pos] = n as u8 + 1;
+            pos += n + 1;
+            break;
         }
     }
-    out[code_at] = code;
     out[pos] = 0;
     Ok(pos + 1)
 }

@@ -95,6 +95,12 @@ pub trait Wire<'a>: Sized + Serialize + Deserialize<'a> {
     fn check_json(&self, _max_depth: u16) -> Result<(), FieldError> {
         Ok(())
     }
+    /// The value of a span the frame decoder has already validated as exactly one JSON value,
+    /// if that needs no further reading (raw JSON values); `None` to read it with `read_json`.
+    #[doc(hidden)]
+    fn from_validated_json(_span: &'a [u8]) -> Option<Self> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,6 +388,9 @@ impl<'a> Wire<'a> for Json<'a> {
     }
     fn read_json_opt(c: &mut Cursor<'a>) -> Result<Option<Self>, FieldError> {
         Self::read_json(c).map(Some)
+    }
+    fn from_validated_json(span: &'a [u8]) -> Option<Self> {
+        Some(Json(span))
     }
     fn check_json(&self, max_depth: u16) -> Result<(), FieldError> {
         let mut c = Cursor::new(self.0, max_depth)?;

@@ -27,16 +27,38 @@ static SPECIAL: [bool; 256] = string_specials();
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// True when any byte of `w` is `"`, `\` or below 0x20. Exact for "any" (no false negatives and
-/// no false positives for the whole word), which is all the fast path needs.
+/// High bit set in each byte of `w` (little-endian) that may be `"`, `\` or below 0x20. The
+/// lowest set bit is exact (borrows only propagate upwards), so `trailing_zeros() / 8` is the
+/// index of the first special byte; zero means none.
 #[inline(always)]
-fn word_has_special(w: u64) -> bool {
+fn special_mask(w: u64) -> u64 {
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
     let q = w ^ (ONES * b'"' as u64);
     let quote = q.wrapping_sub(ONES) & !q & HIGHS;
     let b = w ^ (ONES * b'\\' as u64);
     let backslash = b.wrapping_sub(ONES) & !b & HIGHS;
-    (below_space | quote | backslash) != 0
+    below_space | quote | backslash
+}
+
+/// The index of the first `"`, `\` or control byte at or after `i` (or `buf.len()`).
+#[inline(always)]
+fn skip_plain(buf: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let m = special_mask(u64::from_le_bytes(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = buf.get(i) {
+        if SPECIAL[b as usize] {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// A scanned JSON string: the raw bytes between the quotes, escapes left in.
@@ -69,6 +91,9 @@ pub enum Kind {
 #[derive(Clone, Debug)]
 pub struct Cursor<'a> {
     buf: &'a [u8],
+    /// `buf` as text: strings and numbers are sliced out of it, so the UTF-8 check done once for
+    /// the whole input is not repeated for each of them.
+    text: &'a str,
     pos: usize,
     depth: u16,
     max_depth: u16,
@@ -77,16 +102,24 @@ pub struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// Checks UTF-8 for the whole text and starts at its beginning.
     pub fn new(buf: &'a [u8], max_depth: u16) -> Result<Self, JsonError> {
-        if let Err(e) = core::str::from_utf8(buf) {
-            return Err(JsonError::new(JsonErrorKind::InvalidUtf8, e.valid_up_to()));
+        match core::str::from_utf8(buf) {
+            Ok(text) => Ok(Self::from_text(text, max_depth)),
+            Err(e) => Err(JsonError::new(JsonErrorKind::InvalidUtf8, e.valid_up_to())),
         }
-        Ok(Self::new_unchecked_utf8(buf, max_depth))
     }
 
     /// Starts on a text whose UTF-8 a caller has already checked (a sub-span of a checked text).
+    /// Without `unsafe` the text still has to be checked once more to be sliced as `&str`; the
+    /// check is a fast word-at-a-time pass for ASCII.
     pub fn new_unchecked_utf8(buf: &'a [u8], max_depth: u16) -> Self {
+        Self::from_text(core::str::from_utf8(buf).unwrap_or(""), max_depth)
+    }
+
+    /// Starts at the beginning of `text`.
+    pub fn from_text(text: &'a str, max_depth: u16) -> Self {
         Cursor {
-            buf,
+            buf: text.as_bytes(),
+            text,
             pos: 0,
             depth: 0,
             max_depth,
@@ -202,7 +235,8 @@ impl<'a> Cursor<'a> {
                 JsonErrorKind::Unexpected
             }));
         }
-        let key = self.string()?;
+        self.pos += 1;
+        let key = self.string_body()?;
         self.expect(b':')?;
         Ok(Some(key))
     }
@@ -231,46 +265,62 @@ impl<'a> Cursor<'a> {
     }
 
     /// Scans a string value, checking escapes and surrogate pairs.
+    #[inline]
     pub fn string(&mut self) -> Result<RawString<'a>, JsonError> {
         self.expect(b'"')?;
+        self.string_body()
+    }
+
+    /// Scans the rest of a string whose opening quote has been consumed. Inlined: most strings
+    /// (keys, names) are short and escape-free, and end at the first special byte.
+    #[inline]
+    fn string_body(&mut self) -> Result<RawString<'a>, JsonError> {
         let start = self.pos;
+        let i = skip_plain(self.buf, start);
+        if self.buf.get(i) == Some(&b'"') {
+            self.pos = i + 1;
+            return self.raw_string(start, i, false);
+        }
+        self.string_rest(start, i)
+    }
+
+    /// `"` is never inside a multi-byte sequence, so both ends are char boundaries and slicing
+    /// checks only those.
+    #[inline]
+    fn raw_string(
+        &self,
+        start: usize,
+        end: usize,
+        escaped: bool,
+    ) -> Result<RawString<'a>, JsonError> {
+        match self.text.get(start..end) {
+            Some(raw) => Ok(RawString { raw, escaped }),
+            None => Err(JsonError::new(JsonErrorKind::InvalidUtf8, start)),
+        }
+    }
+
+    /// The string from `i`, a special byte (or the end) that is not its closing quote.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize, mut i: usize) -> Result<RawString<'a>, JsonError> {
         let mut escaped = false;
-        let buf = self.buf;
-        let mut i = self.pos;
         loop {
-            // Fast path: eight bytes at a time while none is special.
-            while i + 8 <= buf.len() {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&buf[i..i + 8]);
-                if word_has_special(u64::from_le_bytes(w)) {
-                    break;
-                }
-                i += 8;
-            }
-            let Some(&b) = buf.get(i) else {
-                self.pos = i;
-                return Err(self.err(JsonErrorKind::UnexpectedEnd));
-            };
-            if !SPECIAL[b as usize] {
-                i += 1;
-                continue;
-            }
-            match b {
-                b'"' => {
+            match self.buf.get(i) {
+                Some(b'"') => {
                     self.pos = i + 1;
-                    // The whole buffer is UTF-8 and `"` is never inside a multi-byte sequence.
-                    let raw = core::str::from_utf8(&buf[start..i])
-                        .map_err(|_| JsonError::new(JsonErrorKind::InvalidUtf8, start))?;
-                    return Ok(RawString { raw, escaped });
+                    return self.raw_string(start, i, escaped);
                 }
-                b'\\' => {
+                Some(b'\\') => {
                     escaped = true;
                     self.pos = i;
-                    i = self.escape(i + 1)?;
+                    i = skip_plain(self.buf, self.escape(i + 1)?);
                 }
-                _ => {
+                Some(_) => {
                     self.pos = i;
                     return Err(self.err(JsonErrorKind::ControlCharacter));
+                }
+                None => {
+                    self.pos = i;
+                    return Err(self.err(JsonErrorKind::UnexpectedEnd));
                 }
             }
         }
@@ -350,7 +400,7 @@ impl<'a> Cursor<'a> {
             }
         }
         self.pos = i;
-        core::str::from_utf8(&buf[start..i]).map_err(|_| bad(start))
+        self.text.get(start..i).ok_or(bad(start))
     }
 
     /// Reads a non-negative integer that fits `u64` (no fraction, no exponent).
@@ -447,7 +497,8 @@ impl<'a> Cursor<'a> {
                 }
             }
             Kind::String => {
-                self.string()?;
+                self.pos += 1;
+                self.string_body()?;
             }
             Kind::Number => {
                 self.number()?;
