@@ -1,0 +1,73 @@
+//! Decodes one fixture frame in a loop, for profilers (callgrind counts instructions exactly,
+//! where timings on a shared machine are noisy):
+//!
+//! ```sh
+//! cargo build --release -p toolwire-benches --example decode_loop
+//! valgrind --tool=callgrind target/release/examples/decode_loop toolwire-json execute-small 100000
+//! ```
+//!
+//! Run it once with 0 iterations and subtract, to get instructions per decode.
+
+use std::hint::black_box;
+
+use toolwire_benches::fixtures::FrameKind;
+use toolwire_benches::peers::json;
+use toolwire_core::codec::{self, Message};
+use toolwire_core::{Encoding, Json, Limits};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: decode_loop {toolwire-json|toolwire-postcard|serde_json|jsonrpsee} \
+                 {register|execute-small|execute-4k|result} ITERATIONS";
+    let [_, implementation, frame, iterations] = &args[..] else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    let kind = FrameKind::ALL
+        .into_iter()
+        .find(|k| k.name() == frame)
+        .unwrap_or_else(|| panic!("{usage}"));
+    let iterations: u64 = iterations.parse().expect("ITERATIONS is a number");
+    let limits = Limits::default();
+    let encoding = match implementation.as_str() {
+        "toolwire-postcard" => Encoding::Postcard,
+        _ => Encoding::Json,
+    };
+    let bytes = kind.frame(encoding);
+    let bytes = &bytes[..];
+
+    for _ in 0..iterations {
+        match implementation.as_str() {
+            "toolwire-json" | "toolwire-postcard" => {
+                let m = codec::decode(black_box(bytes), encoding, &limits);
+                if let Ok(Message::Response { result: Ok(p), .. }) = &m {
+                    let _ = black_box(p.decode::<Json<'_>>(&limits));
+                }
+                let _ = black_box(m);
+            }
+            "serde_json" => match kind {
+                FrameKind::Register => {
+                    let _ = black_box(serde_json::from_slice::<json::RegisterRequest<'_>>(
+                        black_box(bytes),
+                    ));
+                }
+                FrameKind::Result => {
+                    let _ = black_box(serde_json::from_slice::<json::Response<'_>>(black_box(
+                        bytes,
+                    )));
+                }
+                _ => {
+                    let _ = black_box(serde_json::from_slice::<json::ExecuteRequest<'_>>(
+                        black_box(bytes),
+                    ));
+                }
+            },
+            "jsonrpsee" => {
+                let _ = black_box(serde_json::from_slice::<jsonrpsee_types::Request<'_>>(
+                    black_box(bytes),
+                ));
+            }
+            _ => panic!("{usage}"),
+        }
+    }
+}
