@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what a fresh machine lacks first (rustup components
-# and targets, and the tools later steps need), so this one command is all CI runs.
+# and targets, QEMU, cargo-fuzz, a Python venv), so this one command is all CI runs.
+#
+#   FUZZ_SECONDS=N   seconds per fuzz target in the smoke run (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,23 +13,42 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 counted() { "$@" 2>&1 | tee -a "$log"; }
 
-step "toolchain: components and targets"
+step "toolchain, QEMU, Python: install what is missing"
 rustup component add rustfmt clippy >/dev/null
 rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi >/dev/null
+bash scripts/install-qemu.sh
+command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
+bash scripts/python-env.sh >/dev/null
 
 step "format"
 cargo fmt --all --check
+for fw in firmware/*/; do (cd "$fw" && cargo fmt --check); done
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests"
+step "tests (unit, integration, loopback sockets, QEMU, network namespace, Python interop)"
 counted cargo test --workspace --locked
 
 step "toolwire-core builds for bare metal without std"
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
   cargo build -p toolwire-core --no-default-features --target "$target" --locked
 done
+
+step "firmware builds (each its own workspace) and footprint"
+for fw in firmware/*/; do
+  (cd "$fw" && cargo build --release --locked)
+done
+bash scripts/footprint.sh --markdown \
+  firmware/qemu/target/thumbv7m-none-eabi/release/node \
+  firmware/nucleo-f429zi/target/thumbv7em-none-eabihf/release/node
+
+step "benchmarks compile; end-to-end benchmark, short run"
+cargo bench --workspace --no-run --locked
+SMOL_THREADS=2 cargo run --release --locked -p toolwire-benches --bin e2e -- --quick
+
+step "fuzz smoke run"
+bash scripts/fuzz-smoke.sh
 
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
