@@ -802,21 +802,6 @@ fn json_finish(w: Writer<'_>) -> Result<usize, EncodeError> {
 
 const JSONRPC: &[u8] = br#"{"jsonrpc":"2.0""#;
 
-fn write_request_params(w: &mut Writer<'_>, r: &Request<'_>) {
-    match r {
-        Request::Hello(x) => x.write_json(w),
-        Request::Register(x) => x.write_json(w),
-        Request::Unregister(x) => x.write_json(w),
-        Request::Execute(x) => x.write_json(w),
-        Request::Ask(x) => x.write_json(w),
-        Request::Ping => w.raw(b"{}"),
-        Request::ListNodes(x) => x.write_json(w),
-        Request::ListTools(x) => x.write_json(w),
-        Request::Resolve(x) => x.write_json(w),
-        Request::Call(x) => x.write_json(w),
-    }
-}
-
 /// Encodes a request into `out`, returning the frame length.
 pub fn encode_request(
     encoding: Encoding,
@@ -824,26 +809,18 @@ pub fn encode_request(
     request: &Request<'_>,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
-    match encoding {
-        Encoding::Json => {
-            let mut w = Writer::new(out);
-            w.raw(JSONRPC);
-            w.raw(br#","id":"#);
-            id.write_json(&mut w);
-            w.raw(br#","method":""#);
-            w.raw(request.method().as_bytes());
-            w.raw(br#"","params":"#);
-            write_request_params(&mut w, request);
-            w.byte(b'}');
-            json_finish(w)
-        }
-        Encoding::Postcard => {
-            let mut p = PostcardOut::new(out);
-            p.raw(&[tag::REQUEST]);
-            p.put(&id)?;
-            p.put(request)?;
-            p.finish()
-        }
+    use encode_request_params as params;
+    match request {
+        Request::Hello(p) => params(encoding, id, p, out),
+        Request::Register(p) => params(encoding, id, p, out),
+        Request::Unregister(p) => params(encoding, id, p, out),
+        Request::Execute(p) => params(encoding, id, p, out),
+        Request::Ask(p) => params(encoding, id, p, out),
+        Request::Ping => params(encoding, id, &(), out),
+        Request::ListNodes(p) => params(encoding, id, p, out),
+        Request::ListTools(p) => params(encoding, id, p, out),
+        Request::Resolve(p) => params(encoding, id, p, out),
+        Request::Call(p) => params(encoding, id, p, out),
     }
 }
 
@@ -883,6 +860,12 @@ params! { RequestParams:
     ListTools = "tools.list", 7;
     Resolve = "tools.resolve", 8;
     Call = "tools.call", 9;
+}
+
+/// `ping` has no params: `{}` in JSON, nothing in postcard.
+impl RequestParams<'_> for () {
+    const METHOD: &'static str = "ping";
+    const INDEX: u32 = 5;
 }
 
 params! { NotificationParams:
@@ -957,28 +940,12 @@ pub fn encode_notification(
     n: &Notification<'_>,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
-    match encoding {
-        Encoding::Json => {
-            let mut w = Writer::new(out);
-            w.raw(JSONRPC);
-            w.raw(br#","method":""#);
-            w.raw(n.method().as_bytes());
-            w.raw(br#"","params":"#);
-            match n {
-                Notification::Cancel(x) => x.write_json(&mut w),
-                Notification::Progress(x) => x.write_json(&mut w),
-                Notification::Goodbye(x) => x.write_json(&mut w),
-                Notification::ToolsChanged(x) => x.write_json(&mut w),
-            }
-            w.byte(b'}');
-            json_finish(w)
-        }
-        Encoding::Postcard => {
-            let mut p = PostcardOut::new(out);
-            p.raw(&[tag::NOTIFICATION]);
-            p.put(n)?;
-            p.finish()
-        }
+    use encode_notification_params as params;
+    match n {
+        Notification::Cancel(p) => params(encoding, p, out),
+        Notification::Progress(p) => params(encoding, p, out),
+        Notification::Goodbye(p) => params(encoding, p, out),
+        Notification::ToolsChanged(p) => params(encoding, p, out),
     }
 }
 
