@@ -10,6 +10,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "embassy")]
+mod embassy;
+#[cfg(feature = "embassy")]
+pub use embassy::DemoTools;
+
 use serde::{Deserialize, Serialize};
 use toolwire_core::frame::{Annotations, ToolDef};
 use toolwire_core::json::{from_args, to_result};

@@ -14,7 +14,7 @@ use toolwire_core::gateway::GatewayConfig;
 use toolwire_embassy::{Config, Handle, Link, Resources, Serial, Tools};
 
 use common::block_on;
-use common::demo::{Asker, Demo};
+use common::demo::{self, Asker};
 use common::gateway::{Ev, Gw};
 
 type P = Pipe<NoopRawMutex, 512>;
@@ -101,7 +101,7 @@ async fn every_tool(gw: &mut TestGw<'_>) {
 
 #[test]
 fn every_tool_json() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     let mut c = Config::new("dev-1");
     c.encodings = Encodings::JSON;
     with_node(&tools, c, gw_config(Encoding::Json), async |gw, _| {
@@ -112,7 +112,7 @@ fn every_tool_json() {
 
 #[test]
 fn every_tool_postcard() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     let mut c = Config::new("dev-1");
     c.hello_encoding = Encoding::Postcard;
     with_node(&tools, c, gw_config(Encoding::Postcard), async |gw, h| {
@@ -126,7 +126,7 @@ fn every_tool_postcard() {
 
 #[test]
 fn calls_run_concurrently_with_progress() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     with_node(
         &tools,
         Config::new("dev-1"),
@@ -164,7 +164,7 @@ fn calls_run_concurrently_with_progress() {
 
 #[test]
 fn cancel_drops_the_handler() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     with_node(
         &tools,
         Config::new("dev-1"),
@@ -208,7 +208,7 @@ fn cancel_drops_the_handler() {
 
 #[test]
 fn deadline_stops_the_call() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     with_node(
         &tools,
         Config::new("dev-1"),
@@ -269,7 +269,7 @@ fn ask_is_answered() {
 
 #[test]
 fn heartbeat_then_silence_makes_the_node_reconnect() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     let mut c = Config::new("dev-1");
     c.backoff_min = Duration::from_millis(20);
     let mut g = gw_config(Encoding::Postcard);
@@ -300,7 +300,7 @@ fn heartbeat_then_silence_makes_the_node_reconnect() {
 
 #[test]
 fn goodbye_makes_the_node_reconnect() {
-    let tools = Demo::sim();
+    let tools = demo::sim();
     let mut c = Config::new("dev-1");
     c.backoff_min = Duration::from_millis(20);
     with_node(&tools, c, gw_config(Encoding::Json), async |gw, h| {

@@ -33,7 +33,7 @@ use toolwire_smol::gateway::{GatewayEvent, Listener, TokenSpec};
 use toolwire_smol::{CallOptions, Endpoint, Gateway, GatewayConfig};
 
 use common::block_on;
-use common::demo::Demo;
+use common::demo;
 
 const CHILD_ENV: &str = "TOOLWIRE_NETNS_CHILD";
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -297,7 +297,7 @@ fn netns_child() {
     let mut stack_resources = Box::new(StackResources::<4>::new());
     let (stack, mut net) = embassy_net::new(device, net_config, &mut stack_resources, 0x5eed);
 
-    let tools = Demo::sim();
+    let tools = demo::sim();
     let config = |id| {
         let mut c = Config::new(id);
         c.token = Some(TOKEN);

@@ -11,8 +11,6 @@
 #![no_std]
 #![no_main]
 
-use core::cell::RefCell;
-
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Stack, StackResources};
 use embassy_stm32::adc::{Adc, SampleTime, Temperature};
@@ -22,10 +20,8 @@ use embassy_stm32::peripherals::{ADC1, ETH, ETH_SMA, RNG};
 use embassy_stm32::rng::{self, Rng};
 use embassy_stm32::{bind_interrupts, time::Hertz};
 use static_cell::{ConstStaticCell, StaticCell};
-use toolwire_core::Json;
-use toolwire_core::frame::ToolDef;
-use toolwire_device_tools::{self as dt, Board};
-use toolwire_embassy::{Config, Context, Resources, TcpTransport, ToolError, Tools};
+use toolwire_device_tools::{Board, DemoTools};
+use toolwire_embassy::{Config, Resources, TcpTransport};
 #[cfg(feature = "defmt")]
 use {defmt_rtt as _, panic_probe as _};
 
@@ -70,54 +66,8 @@ impl Board for Nucleo {
     }
 }
 
-/// The demo tools over a board shared by concurrent calls.
-struct Demo {
-    board: RefCell<Nucleo>,
-}
-
-/// Lends the board to one call, borrowing it only for each access (never across an `.await`).
-struct Shared<'a>(&'a RefCell<Nucleo>);
-
-impl Board for Shared<'_> {
-    fn temperature_milli_c(&mut self, channel: u8) -> i32 {
-        self.0.borrow_mut().temperature_milli_c(channel)
-    }
-    fn set_led(&mut self, led: u8, on: bool) {
-        self.0.borrow_mut().set_led(led, on)
-    }
-    fn uptime_ms(&self) -> u64 {
-        self.0.borrow().uptime_ms()
-    }
-}
-
-/// The runtime's call context as the demo tools' context.
-struct Cx<'a, C>(&'a mut C);
-
-impl<C: Context> dt::Context for Cx<'_, C> {
-    async fn sleep_ms(&mut self, ms: u64) {
-        self.0.sleep_ms(ms).await
-    }
-    async fn progress(&mut self, done: u64, total: u64, message: &str) {
-        self.0.progress(done, Some(total), Some(message)).await
-    }
-}
-
-impl Tools for Demo {
-    fn defs(&self) -> &[ToolDef<'_>] {
-        &dt::TOOLS
-    }
-    async fn call<C: Context>(
-        &self,
-        tool: usize,
-        args: Json<'_>,
-        cx: &mut C,
-        out: &mut [u8],
-    ) -> Result<usize, ToolError> {
-        dt::call(tool, args, &mut Shared(&self.board), &mut Cx(cx), out)
-            .await
-            .map_err(|e| ToolError::new(e.code, e.message))
-    }
-}
+/// The demo tools over this board.
+type Demo = DemoTools<Nucleo>;
 
 #[embassy_executor::task]
 async fn net_task(mut runner: embassy_net::Runner<'static, Device>) -> ! {
@@ -173,18 +123,16 @@ async fn main(spawner: Spawner) {
     let adc = Adc::new(p.ADC1);
     let temperature = adc.enable_temperature();
     static DEMO: StaticCell<Demo> = StaticCell::new();
-    let demo = DEMO.init(Demo {
-        board: RefCell::new(Nucleo {
-            adc,
-            temperature,
-            leds: [
-                Output::new(p.PB0, Level::Low, Speed::Low),
-                Output::new(p.PB7, Level::Low, Speed::Low),
-                Output::new(p.PB14, Level::Low, Speed::Low),
-            ],
-            led3: false,
-        }),
-    });
+    let demo = DEMO.init(DemoTools::new(Nucleo {
+        adc,
+        temperature,
+        leds: [
+            Output::new(p.PB0, Level::Low, Speed::Low),
+            Output::new(p.PB7, Level::Low, Speed::Low),
+            Output::new(p.PB14, Level::Low, Speed::Low),
+        ],
+        led3: false,
+    }));
 
     spawner.spawn(net_task(net).expect("net task spawned twice"));
     spawner.spawn(node_task(stack, demo).expect("node task spawned twice"));

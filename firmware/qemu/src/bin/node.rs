@@ -11,10 +11,8 @@
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use static_cell::ConstStaticCell;
-use toolwire_core::Json;
-use toolwire_core::frame::ToolDef;
-use toolwire_device_tools::{self as dt, Board};
-use toolwire_embassy::{Config, Context, Resources, Serial, ToolError, Tools};
+use toolwire_device_tools::{Board, DemoTools};
+use toolwire_embassy::{Config, Resources, Serial};
 use toolwire_fw_qemu::{Uart, board};
 
 /// Two calls at once; 512-byte frames in; 2 KiB out (the `register` frame with five schemas is
@@ -53,45 +51,13 @@ impl Board for QemuBoard {
     }
 }
 
-/// The demo tools as `toolwire-embassy` sees them.
-struct Demo;
-
-/// The runtime's call context as the demo tools' context.
-struct Cx<'a, C>(&'a mut C);
-
-impl<C: Context> dt::Context for Cx<'_, C> {
-    async fn sleep_ms(&mut self, ms: u64) {
-        self.0.sleep_ms(ms).await
-    }
-    async fn progress(&mut self, done: u64, total: u64, message: &str) {
-        self.0.progress(done, Some(total), Some(message)).await
-    }
-}
-
-impl Tools for Demo {
-    fn defs(&self) -> &[ToolDef<'_>] {
-        &dt::TOOLS
-    }
-    async fn call<C: Context>(
-        &self,
-        tool: usize,
-        args: Json<'_>,
-        cx: &mut C,
-        out: &mut [u8],
-    ) -> Result<usize, ToolError> {
-        dt::call(tool, args, &mut QemuBoard, &mut Cx(cx), out)
-            .await
-            .map_err(|e| ToolError::new(e.code, e.message))
-    }
-}
-
-static DEMO: Demo = Demo;
-
 #[embassy_executor::task]
 async fn node(uart: Uart) -> ! {
     let (rx, tx) = uart.split();
+    // The task never ends, so the tools may live on its stack.
+    let tools = DemoTools::new(QemuBoard);
     let (_handle, mut runner) =
-        toolwire_embassy::new(&DEMO, Config::new("qemu-1"), RESOURCES.take());
+        toolwire_embassy::new(&tools, Config::new("qemu-1"), RESOURCES.take());
     runner.run(&mut Serial { rx, tx }).await
 }
 
