@@ -166,7 +166,9 @@ fn check_listing(gw: &Gateway) {
         [NodeSummary {
             id: NODE.into(),
             tools: 5,
-            in_flight: 0
+            in_flight: 0,
+            // The firmware offers both encodings; the gateway prefers postcard.
+            encoding: toolwire_core::Encoding::Postcard,
         }]
     );
     let tools = gw.tools(None, Some(NODE));
