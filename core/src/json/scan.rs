@@ -3,7 +3,9 @@
 //! It validates while it walks and never builds a tree: callers read the envelope keys they know
 //! and skip the rest, keeping spans (`&[u8]`) of raw values. UTF-8 is checked once for the whole
 //! frame up front (`core::str::from_utf8`, which has a word-at-a-time ASCII path), so the scanner
-//! only reasons about ASCII structure.
+//! only reasons about ASCII structure. Skipping a value is one loop over it, with the kinds of
+//! the open containers kept as bits of a word, not a call per value; errors are built out of
+//! line (`fail`), so the hot paths stay short.
 
 use super::{JsonError, JsonErrorKind};
 
@@ -29,24 +31,28 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// High bit set in each byte of `w` (little-endian) that may be `"`, `\` or below 0x20. The
 /// lowest set bit is exact (borrows only propagate upwards), so `trailing_zeros() / 8` is the
-/// index of the first special byte; zero means none.
+/// index of the first special byte; zero means none. The three byte tests share the `!w & HIGHS`
+/// term: `"` and `\` are ASCII, so `w ^ q` has the high bits of `w`.
 #[inline(always)]
 fn special_mask(w: u64) -> u64 {
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    let q = w ^ (ONES * b'"' as u64);
-    let quote = q.wrapping_sub(ONES) & !q & HIGHS;
-    let b = w ^ (ONES * b'\\' as u64);
-    let backslash = b.wrapping_sub(ONES) & !b & HIGHS;
-    below_space | quote | backslash
+    let below_space = w.wrapping_sub(ONES * 0x20);
+    let quote = (w ^ (ONES * b'"' as u64)).wrapping_sub(ONES);
+    let backslash = (w ^ (ONES * b'\\' as u64)).wrapping_sub(ONES);
+    (below_space | quote | backslash) & !w & HIGHS
+}
+
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
 }
 
 /// The index of the first `"`, `\` or control byte at or after `i` (or `buf.len()`).
 #[inline(always)]
 fn skip_plain(buf: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = buf.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let m = special_mask(u64::from_le_bytes(w));
+        let m = special_mask(word(chunk));
         if m != 0 {
             return i + (m.trailing_zeros() / 8) as usize;
         }
@@ -137,12 +143,20 @@ impl<'a> Cursor<'a> {
     }
 
     fn err(&self, kind: JsonErrorKind) -> JsonError {
-        JsonError::new(kind, self.pos)
+        fail(kind, self.pos)
     }
 
     /// Skips insignificant whitespace.
     #[inline]
     pub fn ws(&mut self) {
+        // Frames are compact: one test on the common path, the loop out of line.
+        if matches!(self.buf.get(self.pos), Some(&b) if b <= b' ') {
+            self.ws_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn ws_slow(&mut self) {
         while let Some(&b) = self.buf.get(self.pos) {
             if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
                 self.pos += 1;
@@ -156,10 +170,10 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub fn peek(&mut self) -> Result<u8, JsonError> {
         self.ws();
-        self.buf
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| self.err(JsonErrorKind::UnexpectedEnd))
+        match self.buf.get(self.pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
+        }
     }
 
     /// Consumes `b` (after whitespace) or fails.
@@ -170,6 +184,30 @@ impl<'a> Cursor<'a> {
             Ok(())
         } else {
             Err(self.err(JsonErrorKind::Unexpected))
+        }
+    }
+
+    /// Consumes the `:` after a key.
+    #[inline(always)]
+    fn colon(&mut self) -> Result<(), JsonError> {
+        if self.buf.get(self.pos) == Some(&b':') {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.expect(b':')
+        }
+    }
+
+    /// Consumes a key's opening quote (whitespace already skipped) or fails.
+    #[inline(always)]
+    fn key_quote(&mut self) -> Result<(), JsonError> {
+        match self.buf.get(self.pos) {
+            Some(b'"') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => Err(self.err(JsonErrorKind::Unexpected)),
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
         }
     }
 
@@ -184,6 +222,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The kind of the next value.
+    #[inline]
     pub fn kind(&mut self) -> Result<Kind, JsonError> {
         Ok(match self.peek()? {
             b'{' => Kind::Object,
@@ -196,6 +235,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline]
     fn enter(&mut self) -> Result<(), JsonError> {
         if self.depth >= self.max_depth {
             return Err(self.err(JsonErrorKind::TooDeep));
@@ -207,9 +247,7 @@ impl<'a> Cursor<'a> {
     /// Consumes `{`. Iterate members with [`Cursor::next_key`].
     pub fn begin_object(&mut self) -> Result<(), JsonError> {
         self.expect(b'{')?;
-        self.enter()?;
-        // `first` state is encoded by looking at the previous significant byte in next_key.
-        Ok(())
+        self.enter()
     }
 
     /// The next member's key (its colon consumed), or `None` at the closing brace. `first` is
@@ -228,16 +266,9 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
             self.ws();
         }
-        if self.buf.get(self.pos) != Some(&b'"') {
-            return Err(self.err(if self.pos >= self.buf.len() {
-                JsonErrorKind::UnexpectedEnd
-            } else {
-                JsonErrorKind::Unexpected
-            }));
-        }
-        self.pos += 1;
+        self.key_quote()?;
         let key = self.string_body()?;
-        self.expect(b':')?;
+        self.colon()?;
         Ok(Some(key))
     }
 
@@ -277,79 +308,91 @@ impl<'a> Cursor<'a> {
     fn string_body(&mut self) -> Result<RawString<'a>, JsonError> {
         let start = self.pos;
         let i = skip_plain(self.buf, start);
+        let escaped = if self.buf.get(i) == Some(&b'"') {
+            self.pos = i + 1;
+            false
+        } else {
+            self.string_rest(i)?
+        };
+        // `"` is never inside a multi-byte sequence, so both ends are char boundaries and slicing
+        // checks only those.
+        match self.text.get(start..self.pos - 1) {
+            Some(raw) => Ok(RawString { raw, escaped }),
+            None => Err(fail(JsonErrorKind::InvalidUtf8, start)),
+        }
+    }
+
+    /// Validates the rest of a string whose opening quote has been consumed, without slicing it.
+    #[inline(always)]
+    fn skip_string(&mut self) -> Result<(), JsonError> {
+        let i = skip_plain(self.buf, self.pos);
         if self.buf.get(i) == Some(&b'"') {
             self.pos = i + 1;
-            return self.raw_string(start, i, false);
-        }
-        self.string_rest(start, i)
-    }
-
-    /// `"` is never inside a multi-byte sequence, so both ends are char boundaries and slicing
-    /// checks only those.
-    #[inline]
-    fn raw_string(
-        &self,
-        start: usize,
-        end: usize,
-        escaped: bool,
-    ) -> Result<RawString<'a>, JsonError> {
-        match self.text.get(start..end) {
-            Some(raw) => Ok(RawString { raw, escaped }),
-            None => Err(JsonError::new(JsonErrorKind::InvalidUtf8, start)),
+            Ok(())
+        } else {
+            self.string_rest(i).map(drop)
         }
     }
 
-    /// The string from `i`, a special byte (or the end) that is not its closing quote.
+    /// The string from `i`, a special byte (or the end) that is not its closing quote. Leaves
+    /// the cursor after the closing quote and returns whether the string holds escapes.
     #[inline(never)]
-    fn string_rest(&mut self, start: usize, mut i: usize) -> Result<RawString<'a>, JsonError> {
+    fn string_rest(&mut self, mut i: usize) -> Result<bool, JsonError> {
+        let buf = self.buf;
         let mut escaped = false;
         loop {
-            match self.buf.get(i) {
+            match buf.get(i) {
                 Some(b'"') => {
                     self.pos = i + 1;
-                    return self.raw_string(start, i, escaped);
+                    return Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
-                    self.pos = i;
-                    i = skip_plain(self.buf, self.escape(i + 1)?);
+                    i = if matches!(
+                        buf.get(i + 1),
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+                    ) {
+                        i + 2
+                    } else {
+                        self.pos = i;
+                        escape(buf, i + 1)?
+                    };
+                    i = skip_plain(buf, i);
                 }
                 Some(_) => {
                     self.pos = i;
-                    return Err(self.err(JsonErrorKind::ControlCharacter));
+                    return Err(fail(JsonErrorKind::ControlCharacter, i));
                 }
                 None => {
                     self.pos = i;
-                    return Err(self.err(JsonErrorKind::UnexpectedEnd));
+                    return Err(fail(JsonErrorKind::UnexpectedEnd, i));
                 }
             }
         }
     }
 
-    /// Validates one escape starting after the backslash at `i`; returns the index after it.
-    fn escape(&mut self, i: usize) -> Result<usize, JsonError> {
+    /// The end of the number that starts at `start` (RFC 8259 grammar: no leading zeros, no
+    /// `+`, digits after `.` and `e`).
+    #[inline(always)]
+    fn number_end(&self, start: usize) -> Result<usize, JsonError> {
         let buf = self.buf;
+        let mut i = start;
+        if buf.get(i) == Some(&b'-') {
+            i += 1;
+        }
         match buf.get(i) {
-            None => Err(JsonError::new(JsonErrorKind::UnexpectedEnd, i)),
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
-            Some(b'u') => {
-                let cp = hex4(buf, i + 1)?;
-                match cp {
-                    0xD800..=0xDBFF => {
-                        // A high surrogate must be followed by an escaped low surrogate.
-                        if buf.get(i + 5) == Some(&b'\\') && buf.get(i + 6) == Some(&b'u') {
-                            let lo = hex4(buf, i + 7)?;
-                            if (0xDC00..=0xDFFF).contains(&lo) {
-                                return Ok(i + 11);
-                            }
-                        }
-                        Err(JsonError::new(JsonErrorKind::LoneSurrogate, i - 1))
-                    }
-                    0xDC00..=0xDFFF => Err(JsonError::new(JsonErrorKind::LoneSurrogate, i - 1)),
-                    _ => Ok(i + 5),
+            Some(b'0') => {
+                i += 1;
+                if is_digit(buf.get(i)) {
+                    return Err(fail(JsonErrorKind::BadNumber, i));
                 }
             }
-            Some(_) => Err(JsonError::new(JsonErrorKind::BadEscape, i - 1)),
+            Some(b'1'..=b'9') => i = digits(buf, i + 1),
+            _ => return Err(fail(JsonErrorKind::BadNumber, i)),
+        }
+        match buf.get(i) {
+            Some(b'.' | b'e' | b'E') => number_tail(buf, i),
+            _ => Ok(i),
         }
     }
 
@@ -357,66 +400,62 @@ impl<'a> Cursor<'a> {
     /// Returns its text.
     pub fn number(&mut self) -> Result<&'a str, JsonError> {
         self.ws();
-        let buf = self.buf;
         let start = self.pos;
-        let mut i = start;
-        let bad = |at| JsonError::new(JsonErrorKind::BadNumber, at);
-        if buf.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match buf.get(i) {
-            Some(b'0') => {
-                i += 1;
-                if matches!(buf.get(i), Some(b'0'..=b'9')) {
-                    return Err(bad(i));
-                }
-            }
-            Some(b'1'..=b'9') => {
-                while matches!(buf.get(i), Some(b'0'..=b'9')) {
-                    i += 1;
-                }
-            }
-            _ => return Err(bad(i)),
-        }
-        if buf.get(i) == Some(&b'.') {
-            i += 1;
-            if !matches!(buf.get(i), Some(b'0'..=b'9')) {
-                return Err(bad(i));
-            }
-            while matches!(buf.get(i), Some(b'0'..=b'9')) {
-                i += 1;
-            }
-        }
-        if matches!(buf.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            if matches!(buf.get(i), Some(b'+' | b'-')) {
-                i += 1;
-            }
-            if !matches!(buf.get(i), Some(b'0'..=b'9')) {
-                return Err(bad(i));
-            }
-            while matches!(buf.get(i), Some(b'0'..=b'9')) {
-                i += 1;
-            }
-        }
-        self.pos = i;
-        self.text.get(start..i).ok_or(bad(start))
+        let end = self.number_end(start)?;
+        self.pos = end;
+        self.text
+            .get(start..end)
+            .ok_or(fail(JsonErrorKind::BadNumber, start))
     }
 
     /// Reads a non-negative integer that fits `u64` (no fraction, no exponent).
     pub fn u64(&mut self) -> Result<u64, JsonError> {
         self.ws();
         let at = self.pos;
-        let text = self.number()?;
-        let mut v: u64 = 0;
-        for &d in text.as_bytes() {
-            if !d.is_ascii_digit() {
-                return Err(JsonError::new(JsonErrorKind::NotAnInteger, at));
+        let buf = self.buf;
+        // Common case, in one pass: digits without a leading zero, ending in neither a
+        // fraction, an exponent nor another digit, and no overflow.
+        if let Some(b'1'..=b'9') = buf.get(at) {
+            let mut v: u64 = 0;
+            let mut i = at;
+            while let Some(&d) = buf.get(i) {
+                let d = d.wrapping_sub(b'0');
+                if d >= 10 {
+                    break;
+                }
+                let Some(next) = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d)))
+                else {
+                    return self.u64_slow(at);
+                };
+                v = next;
+                i += 1;
             }
-            v = v
+            if !matches!(buf.get(i), Some(b'.' | b'e' | b'E')) {
+                self.pos = i;
+                return Ok(v);
+            }
+        }
+        self.u64_slow(at)
+    }
+
+    /// [`Cursor::u64`] for everything but plain in-range integers: the number grammar's verdict
+    /// first, then whether the number is a `u64`.
+    #[inline(never)]
+    fn u64_slow(&mut self, at: usize) -> Result<u64, JsonError> {
+        let end = self.number_end(at)?;
+        self.pos = end;
+        let mut v: u64 = 0;
+        for &d in self.buf.get(at..end).unwrap_or_default() {
+            if !d.is_ascii_digit() {
+                return Err(fail(JsonErrorKind::NotAnInteger, at));
+            }
+            v = match v
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                .ok_or(JsonError::new(JsonErrorKind::NotAnInteger, at))?;
+            {
+                Some(v) => v,
+                None => return Err(fail(JsonErrorKind::NotAnInteger, at)),
+            };
         }
         Ok(v)
     }
@@ -432,7 +471,7 @@ impl<'a> Cursor<'a> {
             let mut v: i64 = 0;
             for &d in &text.as_bytes()[1..] {
                 if !d.is_ascii_digit() {
-                    return Err(JsonError::new(JsonErrorKind::NotAnInteger, at));
+                    return Err(fail(JsonErrorKind::NotAnInteger, at));
                 }
                 v = v
                     .checked_mul(10)
@@ -442,7 +481,7 @@ impl<'a> Cursor<'a> {
             Ok(v)
         } else {
             let v = self.u64()?;
-            i64::try_from(v).map_err(|_| JsonError::new(JsonErrorKind::NotAnInteger, at))
+            i64::try_from(v).map_err(|_| fail(JsonErrorKind::NotAnInteger, at))
         }
     }
 
@@ -462,9 +501,10 @@ impl<'a> Cursor<'a> {
         self.literal(b"null")
     }
 
+    #[inline]
     fn literal(&mut self, lit: &[u8]) -> Result<bool, JsonError> {
         self.ws();
-        let rest = &self.buf[self.pos..];
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
         if rest.starts_with(lit) {
             self.pos += lit.len();
             Ok(true)
@@ -477,42 +517,181 @@ impl<'a> Cursor<'a> {
 
     /// Validates and skips one value of any kind, returning its exact text.
     pub fn skip_value(&mut self) -> Result<&'a [u8], JsonError> {
-        self.ws();
+        let b = self.peek()?;
         let start = self.pos;
-        match self.kind()? {
-            Kind::Object => {
-                self.begin_object()?;
-                let mut first = true;
-                while self.next_key(first)?.is_some() {
-                    first = false;
-                    self.skip_value()?;
-                }
-            }
-            Kind::Array => {
-                self.begin_array()?;
-                let mut first = true;
-                while self.next_element(first)? {
-                    first = false;
-                    self.skip_value()?;
-                }
-            }
-            Kind::String => {
+        match b {
+            b'"' => {
                 self.pos += 1;
-                self.string_body()?;
+                self.skip_string()?;
             }
-            Kind::Number => {
-                self.number()?;
-            }
-            Kind::Bool => {
+            b'{' | b'[' => self.skip_container(b)?,
+            _ => self.skip_scalar(b)?,
+        }
+        Ok(self.buf.get(start..self.pos).unwrap_or_default())
+    }
+
+    /// Skips a number, `true`, `false` or `null` starting with `b` at the cursor.
+    #[inline(always)]
+    fn skip_scalar(&mut self, b: u8) -> Result<(), JsonError> {
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        match b {
+            b'-' | b'0'..=b'9' => self.pos = self.number_end(self.pos)?,
+            b't' if rest.starts_with(b"true") => self.pos += 4,
+            b'f' if rest.starts_with(b"false") => self.pos += 5,
+            b'n' if rest.starts_with(b"null") => self.pos += 4,
+            // Malformed literals: the readers above report them.
+            b't' | b'f' => {
                 self.bool()?;
             }
-            Kind::Null => {
-                if !self.null()? {
+            b'n' => {
+                self.null()?;
+                return Err(self.err(JsonErrorKind::Unexpected));
+            }
+            _ => return Err(self.err(JsonErrorKind::Unexpected)),
+        }
+        Ok(())
+    }
+
+    /// Skips the object or array whose opening byte `b` is at the cursor: one loop over its
+    /// values with a stack of container kinds in a word, instead of a call per value.
+    fn skip_container(&mut self, mut b: u8) -> Result<(), JsonError> {
+        // Bit 0 of `objects` is set if the innermost open container is an object, bit 1 for
+        // the one around it, and so on; `open` containers are open.
+        let mut objects: u64 = 0;
+        let mut open: u32 = 0;
+        loop {
+            // `b` is the first byte of a value, at the cursor.
+            match b {
+                b'{' | b'[' if open < u64::BITS => {
+                    self.pos += 1;
+                    self.enter()?;
+                    let object = b == b'{';
+                    objects = objects << 1 | u64::from(object);
+                    open += 1;
+                    let c = self.peek()?;
+                    if c != if object { b'}' } else { b']' } {
+                        if object {
+                            if c != b'"' {
+                                return Err(self.err(JsonErrorKind::Unexpected));
+                            }
+                            self.pos += 1;
+                            self.skip_string()?;
+                            self.colon()?;
+                            b = self.peek()?;
+                        } else {
+                            b = c;
+                        }
+                        continue;
+                    }
+                    // Empty: closed below.
+                }
+                // Nesting past the word's width: the inner container gets a stack of its own.
+                b'{' | b'[' => {
+                    self.skip_value()?;
+                }
+                b'"' => {
+                    self.pos += 1;
+                    self.skip_string()?;
+                }
+                _ => self.skip_scalar(b)?,
+            }
+            // After a value: closing brackets, then a comma and the next value (or the end).
+            loop {
+                if open == 0 {
+                    return Ok(());
+                }
+                let c = self.peek()?;
+                let object = objects & 1 != 0;
+                if c == b',' {
+                    self.pos += 1;
+                    if object {
+                        self.ws();
+                        self.key_quote()?;
+                        self.skip_string()?;
+                        self.colon()?;
+                    }
+                    b = self.peek()?;
+                    break;
+                }
+                if c != if object { b'}' } else { b']' } {
                     return Err(self.err(JsonErrorKind::Unexpected));
                 }
+                self.pos += 1;
+                self.depth -= 1;
+                objects >>= 1;
+                open -= 1;
             }
         }
-        Ok(&self.buf[start..self.pos])
+    }
+}
+
+/// A JSON error, built out of line: errors are rare and the hot paths stay short.
+#[cold]
+#[inline(never)]
+fn fail(kind: JsonErrorKind, at: usize) -> JsonError {
+    JsonError::new(kind, at)
+}
+
+#[inline(always)]
+fn is_digit(b: Option<&u8>) -> bool {
+    matches!(b, Some(b'0'..=b'9'))
+}
+
+/// The index of the first non-digit at or after `i`.
+#[inline(always)]
+fn digits(buf: &[u8], mut i: usize) -> usize {
+    while is_digit(buf.get(i)) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of a number's fraction and exponent, from its `.`, `e` or `E` at `i`.
+#[inline(never)]
+fn number_tail(buf: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    if buf.get(i) == Some(&b'.') {
+        i += 1;
+        if !is_digit(buf.get(i)) {
+            return Err(fail(JsonErrorKind::BadNumber, i));
+        }
+        i = digits(buf, i);
+    }
+    if matches!(buf.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(buf.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !is_digit(buf.get(i)) {
+            return Err(fail(JsonErrorKind::BadNumber, i));
+        }
+        i = digits(buf, i);
+    }
+    Ok(i)
+}
+
+/// Validates one escape starting after the backslash at `i - 1`; returns the index after it.
+fn escape(buf: &[u8], i: usize) -> Result<usize, JsonError> {
+    match buf.get(i) {
+        None => Err(fail(JsonErrorKind::UnexpectedEnd, i)),
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
+        Some(b'u') => {
+            let cp = hex4(buf, i + 1)?;
+            match cp {
+                0xD800..=0xDBFF => {
+                    // A high surrogate must be followed by an escaped low surrogate.
+                    if buf.get(i + 5) == Some(&b'\\') && buf.get(i + 6) == Some(&b'u') {
+                        let lo = hex4(buf, i + 7)?;
+                        if (0xDC00..=0xDFFF).contains(&lo) {
+                            return Ok(i + 11);
+                        }
+                    }
+                    Err(fail(JsonErrorKind::LoneSurrogate, i - 1))
+                }
+                0xDC00..=0xDFFF => Err(fail(JsonErrorKind::LoneSurrogate, i - 1)),
+                _ => Ok(i + 5),
+            }
+        }
+        Some(_) => Err(fail(JsonErrorKind::BadEscape, i - 1)),
     }
 }
 
