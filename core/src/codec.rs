@@ -956,25 +956,7 @@ pub fn encode_result<'v, T: Wire<'v>>(
     value: &T,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
-    match encoding {
-        Encoding::Json => {
-            let mut w = Writer::new(out);
-            w.raw(JSONRPC);
-            w.raw(br#","id":"#);
-            id.write_json(&mut w);
-            w.raw(br#","result":"#);
-            value.write_json(&mut w);
-            w.byte(b'}');
-            json_finish(w)
-        }
-        Encoding::Postcard => {
-            let mut p = PostcardOut::new(out);
-            p.raw(&[tag::RESULT]);
-            p.put(&id)?;
-            p.put(value)?;
-            p.finish()
-        }
-    }
+    encode_response(encoding, id, (tag::RESULT, br#","result":"#), value, out)
 }
 
 /// Encodes an error response.
@@ -984,22 +966,33 @@ pub fn encode_error(
     error: &ErrorObject<'_>,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
+    encode_response(encoding, id, (tag::ERROR, br#","error":"#), error, out)
+}
+
+/// A response: `id`, then `value` as the result or error member (postcard: after the tag).
+fn encode_response<'v, T: Wire<'v>>(
+    encoding: Encoding,
+    id: Id<'_>,
+    (postcard_tag, json_member): (u8, &[u8]),
+    value: &T,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
     match encoding {
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
             w.raw(br#","id":"#);
             id.write_json(&mut w);
-            w.raw(br#","error":"#);
-            error.write_json(&mut w);
+            w.raw(json_member);
+            value.write_json(&mut w);
             w.byte(b'}');
             json_finish(w)
         }
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
-            p.raw(&[tag::ERROR]);
+            p.raw(&[postcard_tag]);
             p.put(&id)?;
-            p.put(error)?;
+            p.put(value)?;
             p.finish()
         }
     }
