@@ -295,7 +295,6 @@ struct Pending {
 
 #[derive(Clone, Debug)]
 enum Ctl {
-    Cancel(u64),
     Ping(u64),
     Goodbye(GoodbyeReason),
 }
@@ -332,6 +331,9 @@ pub struct Connection<'c, const P: usize, const T: usize> {
     next_ping: Option<Instant>,
     handshake_deadline: Option<Instant>,
     ctl: heapless::Deque<Ctl, 8>,
+    /// `cancel`s owed to the node (call id, true if its deadline passed): one per call removed
+    /// from `pending`, so `P` of them fit between two drains even when every call expires at once.
+    cancels: heapless::Deque<(u64, bool), P>,
     done: heapless::Deque<(CallId, ErrorCode), P>,
     closed: Option<CloseReason>,
     close_reported: bool,
@@ -361,6 +363,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             last_heard: now,
             next_ping: None,
             ctl: heapless::Deque::new(),
+            cancels: heapless::Deque::new(),
             done: heapless::Deque::new(),
             closed: None,
             close_reported: false,
@@ -888,7 +891,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         while i < self.pending.len() {
             if self.pending[i].deadline.is_some_and(|d| now >= d) {
                 let p = self.pending.swap_remove(i);
-                let _ = self.ctl.push_back(Ctl::Cancel(p.id));
+                let _ = self.cancels.push_back((p.id, true));
                 let _ = self.done.push_back((CallId(p.id), ErrorCode::Timeout));
             } else {
                 i += 1;
@@ -922,17 +925,25 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
     /// Writes the next queued frame (cancel, ping, goodbye) into `out`; `None` when there is
     /// nothing to send.
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
-        let ctl = self.ctl.pop_front()?;
         let enc = self.encoding;
-        Some(match ctl {
-            Ctl::Cancel(id) => codec::encode_notification(
+        // Cancels first: a goodbye, if queued, goes last.
+        if let Some((id, expired)) = self.cancels.pop_front() {
+            let reason = if expired {
+                "deadline passed"
+            } else {
+                "cancelled"
+            };
+            return Some(codec::encode_notification(
                 enc,
                 &Notification::Cancel(crate::frame::Cancel {
                     id: Id::Num(id),
-                    reason: Some(Str::new("deadline passed")),
+                    reason: Some(Str::new(reason)),
                 }),
                 out,
-            ),
+            ));
+        }
+        let ctl = self.ctl.pop_front()?;
+        Some(match ctl {
             Ctl::Ping(id) => codec::encode_request(enc, Id::Num(id), &Request::Ping, out),
             Ctl::Goodbye(reason) => codec::encode_notification(
                 enc,
@@ -1015,7 +1026,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         match self.pending.iter().position(|p| p.id == call.0) {
             Some(i) => {
                 self.pending.swap_remove(i);
-                let _ = self.ctl.push_back(Ctl::Cancel(call.0));
+                let _ = self.cancels.push_back((call.0, false));
                 true
             }
             None => false,

@@ -7,7 +7,7 @@ use toolwire_core::gateway::{
 };
 use toolwire_core::node::{CloseReason, Node, NodeConfig, NodeEvent, NodeState};
 use toolwire_core::stream::{Deframed, Deframer, FrameError};
-use toolwire_core::{EncodeError, Encoding, ErrorCode, Id, Instant};
+use toolwire_core::{Duration, EncodeError, Encoding, ErrorCode, Id, Instant, Json};
 
 const HELLO: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":2}}"#;
 
@@ -290,4 +290,39 @@ fn result_with_null_id_is_refused_in_both_encodings() {
     // An error with a null id is how unreadable requests are answered: still fine.
     let error = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#;
     assert!(decode(error, Encoding::Json, &Limits::default()).is_ok());
+}
+
+/// gateway_sm (seed `burst-timeout`): `cancel`s shared an 8-entry queue with pings, so when more
+/// calls expired at once than it had room for (with `P` = 8, eight calls and a ping due at the
+/// same instant) the extra cancels were dropped and the node kept running those calls.
+#[test]
+fn gateway_sends_a_cancel_for_every_call_that_expires() {
+    let mut config = GatewayConfig::new("gw");
+    config.heartbeat = Duration::from_millis(1000);
+    let mut gw: Connection<'static, 8, 16> = Connection::new(config, Instant(0));
+    let mut reply = [0u8; 1024];
+    let hello = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":8}}"#;
+    gw.handle_frame(Instant(0), hello, &mut reply);
+    let register = br#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"t","description":"","input_schema":{}}]}}"#;
+    gw.handle_frame(Instant(0), register, &mut reply);
+    let mut out = [0u8; 256];
+    let deadline = Some(Duration::from_millis(1000));
+    for _ in 0..8 {
+        gw.call(Instant(0), "t", Json::EMPTY_OBJECT, deadline, &mut out)
+            .unwrap();
+    }
+    gw.handle_timeout(Instant(1000)); // the ping is due too
+    let (mut cancels, mut pings) = (0, 0);
+    while let Some(r) = gw.poll_transmit(&mut out) {
+        let n = r.unwrap();
+        match decode(&out[..n], Encoding::Json, &Limits::default()).unwrap() {
+            Message::Notification(Notification::Cancel(_)) => cancels += 1,
+            Message::Request {
+                request: Request::Ping,
+                ..
+            } => pings += 1,
+            m => panic!("sent {m:?}"),
+        }
+    }
+    assert_eq!((cancels, pings), (8, 1));
 }
