@@ -20,7 +20,7 @@ use toolwire_core::{ErrorCode, ErrorObject, Json, Limits, OwnedId, Payload, Str}
 
 use crate::clock::Clock;
 use crate::gateway::{AskRequest, CallError, NodeSummary, Progress};
-use crate::transport::{self, Endpoint};
+use crate::transport::{self, Endpoint, Input};
 
 /// How to connect.
 #[derive(Clone, Debug, Default)]
@@ -208,16 +208,7 @@ impl Client {
             }
         }
         let (cmd_tx, cmd_rx) = unbounded();
-        let (frames_tx, frames_rx) = bounded(16);
-        let reader_task = smol::spawn(async move {
-            loop {
-                let f = reader.next().await.ok().flatten();
-                let end = f.is_none();
-                if frames_tx.send(f).await.is_err() || end {
-                    return;
-                }
-            }
-        });
+        let (reader_task, frames_rx) = transport::spawn_reader(reader);
         let (ev_tx, ev_rx) = bounded(256);
         let driver = Driver {
             core,
@@ -387,12 +378,6 @@ struct Driver {
     events: Sender<ClientEvent>,
 }
 
-enum Input {
-    Frame(Option<Vec<u8>>),
-    Cmd(Cmd),
-    Timer,
-}
-
 fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
     let limits = Limits::default();
     let bad = |e: toolwire_core::DecodeError| {
@@ -465,26 +450,10 @@ impl Driver {
                 }
             }
             let deadline = self.core.poll_timeout().map(|t| self.clock.instant(t));
-            let input = async { Input::Frame(frames.recv().await.unwrap_or(None)) }
-                .or(async {
-                    match cmds.recv().await {
-                        Ok(c) => Input::Cmd(c),
-                        Err(_) => Input::Frame(None),
-                    }
-                })
-                .or(async {
-                    match deadline {
-                        Some(t) => {
-                            smol::Timer::at(t).await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                    Input::Timer
-                })
-                .await;
+            let input = transport::next_input(&frames, &cmds, deadline).await;
             let now = self.clock.now();
             match input {
-                Input::Frame(None) => break,
+                Input::Frame(None) | Input::NoMoreCmds => break,
                 Input::Frame(Some(f)) => {
                     let mut reply = vec![0u8; 512];
                     let h = self.core.handle_frame(now, &f, &mut reply);

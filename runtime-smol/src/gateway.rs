@@ -31,7 +31,7 @@ use toolwire_core::gateway::{
 use toolwire_core::{ErrorCode, ErrorObject, Id, Json, List, OwnedId, Str};
 
 use crate::clock::Clock;
-use crate::transport::{self, Endpoint, FrameReader, FrameWriter, Framing};
+use crate::transport::{self, Endpoint, FrameReader, FrameWriter, Framing, Input};
 
 /// Calls pending per node connection, at most.
 const MAX_PENDING: usize = 256;
@@ -784,8 +784,7 @@ impl Gateway {
         self.inner.connections.fetch_add(1, Ordering::Relaxed);
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (cmd_tx, cmd_rx) = unbounded();
-        let (frames_tx, frames_rx) = bounded(16);
-        let reader_task = smol::spawn(read_loop(reader, frames_tx));
+        let (reader_task, frames_rx) = transport::spawn_reader(reader);
         let cfg = &self.inner.cfg;
         let core_cfg = CoreConfig {
             name: self.inner.name,
@@ -823,29 +822,6 @@ impl Gateway {
         drop(reader_task);
         self.inner.connections.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-async fn read_loop(mut reader: FrameReader, frames: Sender<Option<Vec<u8>>>) {
-    loop {
-        let f = match reader.next().await {
-            Ok(Some(f)) => Some(f),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!("read: {e}");
-                None
-            }
-        };
-        let end = f.is_none();
-        if frames.send(f).await.is_err() || end {
-            return;
-        }
-    }
-}
-
-enum Input {
-    Frame(Option<Vec<u8>>),
-    Cmd(Cmd),
-    Timer,
 }
 
 struct Driver {
@@ -897,28 +873,14 @@ impl Driver {
                 .conn
                 .poll_timeout()
                 .map(|t| self.gw.inner.clock.instant(t));
-            let input = async { Input::Frame(frames.recv().await.unwrap_or(None)) }
-                .or(async {
-                    match cmds.recv().await {
-                        Ok(c) => Input::Cmd(c),
-                        Err(_) => std::future::pending().await,
-                    }
-                })
-                .or(async {
-                    match deadline {
-                        Some(t) => {
-                            smol::Timer::at(t).await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                    Input::Timer
-                })
-                .await;
+            let input = transport::next_input(&frames, &cmds, deadline).await;
             let now = self.gw.inner.clock.now();
             match input {
                 Input::Frame(Some(f)) => self.on_frame(now, &f),
                 Input::Frame(None) => self.conn.transport_closed(),
                 Input::Cmd(c) => self.on_cmd(now, c),
+                // The connection keeps a sender itself: never happens.
+                Input::NoMoreCmds => {}
                 Input::Timer => self.conn.handle_timeout(now),
             }
         }

@@ -27,7 +27,7 @@ use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
 
 use crate::clock::Clock;
 use crate::gateway::CallError;
-use crate::transport::{self, Endpoint};
+use crate::transport::{self, Endpoint, Input};
 
 /// Calls a host node runs at once, at most.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -380,17 +380,7 @@ impl HostNode {
         cfg.max_frame = self.opts.max_frame;
         let clock = Clock::new();
         let node: Node<'_, MAX_IN_FLIGHT> = Node::new(cfg, clock.now());
-        let (frames_tx, frames_rx) = bounded(16);
-        let mut reader = reader;
-        let _reader_task = smol::spawn(async move {
-            loop {
-                let f = reader.next().await.ok().flatten();
-                let end = f.is_none();
-                if frames_tx.send(f).await.is_err() || end {
-                    return;
-                }
-            }
-        });
+        let (_reader_task, frames_rx) = transport::spawn_reader(reader);
         let (cmd_tx, cmd_rx) = unbounded();
         let mut d = Driver {
             node,
@@ -426,12 +416,6 @@ struct Driver<'t> {
     was_ready: bool,
 }
 
-enum Input {
-    Frame(Option<Vec<u8>>),
-    Cmd(Cmd),
-    Timer,
-}
-
 impl Driver<'_> {
     async fn run(&mut self, frames: Receiver<Option<Vec<u8>>>, cmds: Receiver<Cmd>) -> SessionEnd {
         let end = loop {
@@ -457,23 +441,7 @@ impl Driver<'_> {
                 break end;
             }
             let deadline = self.node.poll_timeout().map(|t| self.clock.instant(t));
-            let input = async { Input::Frame(frames.recv().await.unwrap_or(None)) }
-                .or(async {
-                    match cmds.recv().await {
-                        Ok(c) => Input::Cmd(c),
-                        Err(_) => std::future::pending().await,
-                    }
-                })
-                .or(async {
-                    match deadline {
-                        Some(t) => {
-                            smol::Timer::at(t).await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                    Input::Timer
-                })
-                .await;
+            let input = transport::next_input(&frames, &cmds, deadline).await;
             let now = self.clock.now();
             match input {
                 Input::Frame(None) => {
@@ -497,6 +465,8 @@ impl Driver<'_> {
                     }
                 }
                 Input::Cmd(c) => self.on_cmd(c),
+                // The connection keeps a sender itself: never happens.
+                Input::NoMoreCmds => {}
                 Input::Timer => self.node.handle_timeout(now),
             }
         };

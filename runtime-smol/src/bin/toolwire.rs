@@ -318,11 +318,14 @@ async fn call(a: CallArgs) -> Res {
     let client = connect(&a.connect).await?;
     let (ptx, prx) = smol::channel::bounded::<toolwire_smol::gateway::Progress>(64);
     let show = smol::spawn(async move {
+        let mut shown = false;
         while let Ok(p) = prx.recv().await {
+            shown = true;
             let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
             let msg = p.message.unwrap_or_default();
             eprint!("\rprogress {}{total} {msg}    ", p.progress);
         }
+        shown
     });
     let opts = ClientCallOptions {
         timeout: Some(Duration::from_secs_f64(a.timeout)),
@@ -330,7 +333,11 @@ async fn call(a: CallArgs) -> Res {
         asks: None,
     };
     let r = client.call(&a.node, &a.tool, &args, opts).await;
-    drop(show);
+    // Print every progress report that arrived before the result (the channel closes when the
+    // call is over).
+    if show.await {
+        eprintln!();
+    }
     match r {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
