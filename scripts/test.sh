@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
 # Every test runner's output goes through here so the last line can total them up.
 log=$(mktemp)
