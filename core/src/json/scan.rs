@@ -423,8 +423,7 @@ impl<'a> Cursor<'a> {
                 if d >= 10 {
                     break;
                 }
-                let Some(next) = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d)))
-                else {
+                let Some(next) = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d))) else {
                     return self.u64_slow(at);
                 };
                 v = next;
