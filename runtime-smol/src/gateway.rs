@@ -1450,13 +1450,7 @@ impl Driver {
 
     fn respond_nodes(&mut self, id: Id<'_>, q: ListNodes<'_>) {
         let all = self.gw.nodes();
-        let start = q
-            .cursor
-            .and_then(|c| c.to_string().parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
-        loop {
-            let page: Vec<&NodeSummary> = all.iter().skip(start).take(limit).collect();
+        self.respond_page(id, q.cursor, q.limit, &all, |conn, id, page, next, out| {
             let infos: Vec<NodeInfo<'_>> = page
                 .iter()
                 .map(|n| NodeInfo {
@@ -1466,30 +1460,19 @@ impl Driver {
                     encoding: n.encoding,
                 })
                 .collect();
-            let next = (start + page.len() < all.len()).then(|| (start + page.len()).to_string());
             let body = NodesPage {
                 nodes: List::from_slice(&infos),
-                next_cursor: next.as_deref().map(Str::new),
+                next_cursor: next.map(Str::new),
             };
-            match self.conn.respond(id, &body, &mut self.scratch) {
-                Ok(n) => return self.out.push(self.scratch[..n].to_vec()),
-                Err(_) if limit > 1 => limit /= 2,
-                Err(e) => return tracing::warn!("{}: nodes page: {e}", self.peer),
-            }
-        }
+            conn.respond(id, &body, out)
+        });
     }
 
     fn respond_tools(&mut self, id: Id<'_>, q: ListTools<'_>) {
         let prefix = q.prefix.map(|p| p.to_string());
         let node = q.node.map(|n| n.to_string());
         let all = self.gw.tools(prefix.as_deref(), node.as_deref());
-        let start = q
-            .cursor
-            .and_then(|c| c.to_string().parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
-        loop {
-            let page: Vec<&Arc<ToolInfo>> = all.iter().skip(start).take(limit).collect();
+        self.respond_page(id, q.cursor, q.limit, &all, |conn, id, page, next, out| {
             let entries: Vec<ToolEntry<'_>> = page
                 .iter()
                 .map(|t| ToolEntry {
@@ -1506,15 +1489,42 @@ impl Driver {
                     },
                 })
                 .collect();
-            let next = (start + page.len() < all.len()).then(|| (start + page.len()).to_string());
             let body = ToolsPage {
                 tools: List::from_slice(&entries),
-                next_cursor: next.as_deref().map(Str::new),
+                next_cursor: next.map(Str::new),
             };
-            match self.conn.respond(id, &body, &mut self.scratch) {
+            conn.respond(id, &body, out)
+        });
+    }
+
+    /// Answers a paged listing of `all` from `cursor` (an offset, opaque to controllers), with
+    /// at most `limit` items, halving the page until its frame fits.
+    fn respond_page<T>(
+        &mut self,
+        id: Id<'_>,
+        cursor: Option<Str<'_>>,
+        limit: Option<u32>,
+        all: &[T],
+        encode: impl Fn(
+            &mut CoreConn,
+            Id<'_>,
+            &[T],
+            Option<&str>,
+            &mut [u8],
+        ) -> Result<usize, toolwire_core::EncodeError>,
+    ) {
+        let start = cursor
+            .and_then(|c| c.to_string().parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(all.len());
+        let mut limit = limit.unwrap_or(100).clamp(1, 1000) as usize;
+        loop {
+            let page = &all[start..(start + limit).min(all.len())];
+            let next = (start + page.len() < all.len()).then(|| (start + page.len()).to_string());
+            match encode(&mut self.conn, id, page, next.as_deref(), &mut self.scratch) {
                 Ok(n) => return self.out.push(self.scratch[..n].to_vec()),
                 Err(_) if limit > 1 => limit /= 2,
-                Err(e) => return tracing::warn!("{}: tools page: {e}", self.peer),
+                Err(e) => return tracing::warn!("{}: listing page: {e}", self.peer),
             }
         }
     }

@@ -630,3 +630,40 @@ fn controllers_hear_of_tool_changes() {
         assert!(client.tools(None, None).await.unwrap().is_empty());
     });
 }
+
+#[test]
+fn tool_listings_page_and_shrink_pages_to_fit_the_frame() {
+    smol::block_on(async {
+        // 3 nodes × 50 tools of ~300 bytes: each register frame fits a 16 KiB frame, but a default
+        // page of 100 (~30 KB) does not, so the gateway halves the page until it fits; the client
+        // follows the cursors.
+        let cfg = GatewayConfig {
+            max_frame: 16 * 1024,
+            ..Default::default()
+        };
+        let (gw, ws, _) = gateway(cfg).await;
+        let mut nodes = vec![];
+        for n in 0..3 {
+            let tools = (0..50).map(|i| {
+                let name = format!("tool_{:03}", n * 50 + i);
+                Tool::new(
+                    &name,
+                    &"d".repeat(200),
+                    json!({"type": "object"}),
+                    |_, v| async move { Ok(v) },
+                )
+            });
+            let node = HostNode::new(NodeOptions::new(&format!("many-{n}"))).tools(tools);
+            nodes.push(spawn_node(&ws, node));
+        }
+        assert!(wait_until(Duration::from_secs(5), || gw.tools(None, None).len() == 150).await);
+        let client = Client::connect(&Endpoint::parse(&ws).unwrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let listed = client.tools(None, None).await.unwrap();
+        let names: Vec<String> = listed.iter().map(|t| t.name.clone()).collect();
+        let expected: Vec<String> = (0..150).map(|i| format!("tool_{i:03}")).collect();
+        assert_eq!(names, expected);
+        assert_eq!(client.tools(Some("tool_14"), None).await.unwrap().len(), 10);
+    });
+}
