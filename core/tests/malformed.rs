@@ -108,6 +108,12 @@ fn json_table() {
                 };
                 assert_eq!(Some(id), c.reply, "{}", c.name);
                 assert_eq!(e.code, c.code.code(), "{}", c.name);
+                // Malformed JSON: the answer says where.
+                if let DecodeError::Json(j) = rej.error {
+                    let data = e.data.expect("offset data").as_str().to_owned();
+                    assert_eq!(data, format!("{{\"offset\":{}}}", j.offset), "{}", c.name);
+                    assert!(e.message.to_string().starts_with("malformed JSON"), "{}", c.name);
+                }
             }
         }
     }
