@@ -112,7 +112,11 @@ fn json_table() {
                 if let DecodeError::Json(j) = rej.error {
                     let data = e.data.expect("offset data").as_str().to_owned();
                     assert_eq!(data, format!("{{\"offset\":{}}}", j.offset), "{}", c.name);
-                    assert!(e.message.to_string().starts_with("malformed JSON"), "{}", c.name);
+                    assert!(
+                        e.message.to_string().starts_with("malformed JSON"),
+                        "{}",
+                        c.name
+                    );
                 }
             }
         }
