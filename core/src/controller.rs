@@ -280,7 +280,7 @@ impl<'c> Controller<'c> {
         }
         let idle = self
             .heartbeat
-            .map(|hb| self.last_heard + Duration(hb.0 * 3));
+            .map(|hb| self.last_heard + hb.silence_limit());
         if self.handshake_deadline.is_some_and(|d| now >= d) || idle.is_some_and(|d| now >= d) {
             self.close(CloseReason::Timeout, false);
         }
@@ -293,7 +293,7 @@ impl<'c> Controller<'c> {
         }
         let idle = self
             .heartbeat
-            .map(|hb| self.last_heard + Duration(hb.0 * 3));
+            .map(|hb| self.last_heard + hb.silence_limit());
         [idle, self.handshake_deadline].into_iter().flatten().min()
     }
 

@@ -38,11 +38,15 @@ pub enum Auth<'c> {
     Deferred,
 }
 
+/// Longest gateway name, in bytes: the welcome carries it.
+pub const MAX_GATEWAY_NAME: usize = 64;
+
 /// Settings of a gateway connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct GatewayConfig<'c> {
-    /// The gateway's name, sent in the welcome.
-    pub name: &'c str,
+    /// The gateway's name, sent in the welcome (owned, so that a router can give every
+    /// connection its own copy without borrowing).
+    pub name: heapless::String<MAX_GATEWAY_NAME>,
     /// Authentication.
     pub auth: Auth<'c>,
     /// Encodings accepted.
@@ -63,10 +67,15 @@ pub struct GatewayConfig<'c> {
 
 impl<'c> GatewayConfig<'c> {
     /// Defaults: open, both encodings (postcard preferred), 64 KiB frames, 32 in flight, 10 s
-    /// heartbeat, 10 s handshake.
-    pub fn new(name: &'c str) -> Self {
+    /// heartbeat, 10 s handshake. A name longer than [`MAX_GATEWAY_NAME`] bytes is cut at a
+    /// character boundary.
+    pub fn new(name: &str) -> Self {
+        let mut end = name.len().min(MAX_GATEWAY_NAME);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
         GatewayConfig {
-            name,
+            name: heapless::String::try_from(&name[..end]).unwrap_or_default(),
             auth: Auth::Open,
             encodings: Encodings::BOTH,
             prefer: Encoding::Postcard,
@@ -665,7 +674,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                 .min(hello.max_in_flight)
                 .min(P as u16),
             heartbeat_ms: self.config.heartbeat.as_millis().min(u64::from(u32::MAX)) as u32,
-            gateway: Str::new(self.config.name),
+            gateway: Str::new(&self.config.name),
         };
         let n = codec::encode_result(hello.hello_encoding, reply_id.as_id(), &welcome, out)?;
         self.hello_reply_id = None;
@@ -875,7 +884,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         }
         let hb = self.config.heartbeat;
         if hb.as_millis() > 0 && matches!(self.state, State::Ready(_)) {
-            if now >= self.last_heard + Duration(hb.0 * 3) {
+            if now >= self.last_heard + hb.silence_limit() {
                 self.close(CloseReason::Timeout, false);
                 return;
             }
@@ -915,7 +924,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         }
         let calls = self.pending.iter().filter_map(|p| p.deadline).min();
         let idle = (self.config.heartbeat.as_millis() > 0 && matches!(self.state, State::Ready(_)))
-            .then(|| self.last_heard + Duration(self.config.heartbeat.0 * 3));
+            .then(|| self.last_heard + self.config.heartbeat.silence_limit());
         [calls, idle, self.next_ping, self.handshake_deadline]
             .into_iter()
             .flatten()

@@ -12,12 +12,17 @@
 //! - [`json`]: the strict RFC 8259 scanner behind the JSON codec, and helpers tools use to read
 //!   their arguments.
 //! - [`stream`]: COBS framing for byte streams (TCP, UART).
-//! - [`node`] and [`gateway`]: the two sides' connection state machines.
+//! - [`node`], [`gateway`] and [`controller`]: the connection state machines of each role.
+//! - `router` (feature `alloc`): the gateway across all its connections: routing, relaying,
+//!   listings, tokens, ACLs, rate limits.
 //!
 //! The wire format is specified in `PROTOCOL.md` at the repository root.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
 
 pub mod codec;
 pub mod controller;
@@ -25,6 +30,8 @@ mod error;
 pub mod frame;
 pub mod gateway;
 pub mod node;
+#[cfg(feature = "alloc")]
+pub mod router;
 
 pub mod json;
 

@@ -483,7 +483,7 @@ impl<'t, const N: usize> Node<'t, N> {
             return;
         }
         if let Some(hb) = self.heartbeat
-            && now >= self.last_heard + Duration(hb.0 * 3)
+            && now >= self.last_heard + hb.silence_limit()
         {
             self.close_quietly(CloseReason::Timeout);
             return;
@@ -518,7 +518,7 @@ impl<'t, const N: usize> Node<'t, N> {
         let calls = self.slots.iter().flatten().filter_map(|s| s.deadline).min();
         let idle = self
             .heartbeat
-            .map(|hb| self.last_heard + Duration(hb.0 * 3));
+            .map(|hb| self.last_heard + hb.silence_limit());
         [calls, idle, self.handshake_deadline]
             .into_iter()
             .flatten()

@@ -39,7 +39,16 @@ impl Duration {
     pub const fn as_millis(self) -> u64 {
         self.0
     }
+
+    /// How long a peer may stay silent before it is gone: [`MISSED_HEARTBEATS`] intervals of
+    /// `self` (saturating).
+    pub const fn silence_limit(self) -> Duration {
+        Duration(self.0.saturating_mul(MISSED_HEARTBEATS))
+    }
 }
+
+/// Heartbeat intervals a peer may miss before the connection is considered gone.
+pub const MISSED_HEARTBEATS: u64 = 3;
 
 impl Add<Duration> for Instant {
     type Output = Instant;

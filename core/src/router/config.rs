@@ -1,0 +1,201 @@
+//! What a router is told: connection settings, tokens with their ACLs, rate limits.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::Duration;
+use crate::gateway::GatewayConfig;
+
+/// Settings of a [`super::Router`].
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Settings every connection gets (name, encodings, frame size, in-flight limit,
+    /// heartbeat, handshake timeout, decoder limits). `auth` is ignored: the router checks
+    /// tokens itself against [`RouterConfig::tokens`].
+    pub connection: GatewayConfig<'static>,
+    /// Accepted tokens. Empty: anyone may connect.
+    pub tokens: Vec<TokenSpec>,
+    /// Calls per second a node accepts, if limited.
+    pub rate_limit: Option<RateLimit>,
+    /// Deadline of calls made without one (a controller's `tools.call` without `deadline_ms`,
+    /// a local call with `None`). Every call has a deadline, so every call completes.
+    pub default_deadline: Duration,
+    /// Connections open at once, at most: [`super::Router::open`] refuses beyond.
+    pub max_connections: usize,
+    /// Bytes queued for one connection, at most. A peer that does not read its frames while
+    /// more pile up is cut off (its calls fail with `-32009 disconnected`), so a slow reader
+    /// cannot grow the gateway's memory.
+    pub max_queued: usize,
+}
+
+impl RouterConfig {
+    /// Defaults: [`GatewayConfig::new`]`(name)`, no tokens, no rate limit, 30 s default
+    /// deadline, 1024 connections, 16 frames of the maximum size queued per connection.
+    pub fn new(name: &str) -> Self {
+        let connection = GatewayConfig::new(name);
+        RouterConfig {
+            max_queued: 16 * connection.max_frame as usize,
+            connection,
+            tokens: Vec::new(),
+            rate_limit: None,
+            default_deadline: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// A token the router accepts, and what it allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// The secret, compared in constant time.
+    pub token: String,
+    /// May connect as a node.
+    pub node: bool,
+    /// May connect as a controller.
+    pub controller: bool,
+    /// Tools a controller with this token may call.
+    pub acl: Acl,
+}
+
+impl TokenSpec {
+    /// A token for every role and every tool.
+    pub fn any(token: impl Into<String>) -> Self {
+        TokenSpec {
+            token: token.into(),
+            node: true,
+            controller: true,
+            acl: Acl::default(),
+        }
+    }
+}
+
+/// What a token may call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acl {
+    /// Patterns of tools the token may call: `node/tool`, or `tool` (on any node); `*` matches
+    /// any run of characters. Empty: every tool.
+    pub allow: Vec<String>,
+    /// Patterns of tools the token may not call (checked after `allow`).
+    pub deny: Vec<String>,
+}
+
+impl Acl {
+    /// True if `tool` on `node` may be called.
+    pub fn permits(&self, node: &str, tool: &str) -> bool {
+        let matches = |p: &String| match p.split_once('/') {
+            Some((n, t)) => glob(n, node) && glob(t, tool),
+            None => glob(p, tool),
+        };
+        (self.allow.is_empty() || self.allow.iter().any(matches)) && !self.deny.iter().any(matches)
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself. Iterative, so a pattern
+/// with many stars costs O(pattern × text) at worst, never exponential time.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Calls per second a node accepts: a token bucket refilled on the time the runtime passes in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained calls per second.
+    pub per_second: f64,
+    /// Calls allowed in a burst.
+    pub burst: u32,
+}
+
+/// One node's bucket.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Bucket {
+    tokens: f64,
+    last: crate::Instant,
+}
+
+impl Bucket {
+    pub(super) fn full(limit: Option<RateLimit>, now: crate::Instant) -> Self {
+        Bucket {
+            tokens: limit.map_or(0.0, |l| f64::from(l.burst)),
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub(super) fn take(&mut self, limit: RateLimit, now: crate::Instant) -> bool {
+        let elapsed = now.saturating_since(self.last).as_millis() as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst));
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn glob_matches_stars_anywhere() {
+        assert!(glob("*", ""));
+        assert!(glob("read_*", "read_sensor"));
+        assert!(!glob("read_*", "write_led"));
+        assert!(glob("*_sensor", "read_sensor"));
+        assert!(glob("r*d*r", "read_sensor"));
+        assert!(!glob("r*d*x", "read_sensor"));
+        assert!(glob("exact", "exact"));
+        assert!(!glob("exact", "exactly"));
+        // Many stars against a long text stays polynomial.
+        let long = "a".repeat(2000);
+        assert!(!glob(&("*a".repeat(50) + "b"), &long));
+    }
+
+    #[test]
+    fn acl_allow_then_deny() {
+        let acl = Acl {
+            allow: vec!["dev-*/read_*".into(), "echo".into()],
+            deny: vec!["dev-2/*".into()],
+        };
+        assert!(acl.permits("dev-1", "read_sensor"));
+        assert!(acl.permits("box", "echo"));
+        assert!(!acl.permits("dev-1", "set_led"));
+        assert!(!acl.permits("dev-2", "read_sensor"));
+        assert!(Acl::default().permits("any", "thing"));
+    }
+
+    #[test]
+    fn bucket_refills_on_injected_time() {
+        let limit = RateLimit {
+            per_second: 2.0,
+            burst: 2,
+        };
+        let t0 = crate::Instant(1000);
+        let mut b = Bucket::full(Some(limit), t0);
+        assert!(b.take(limit, t0));
+        assert!(b.take(limit, t0));
+        assert!(!b.take(limit, t0));
+        assert!(!b.take(limit, crate::Instant(1400)));
+        assert!(b.take(limit, crate::Instant(1500)));
+    }
+}

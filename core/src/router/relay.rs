@@ -1,0 +1,704 @@
+//! What the router does with each connection's events: handshakes, registrations, calls and
+//! their results, progress, asks and cancels, relayed between nodes, controllers and the
+//! local API.
+
+use super::*;
+
+impl<S: Schemas> Router<S> {
+    /// Acts on one event of connection `conn`'s state machine. `compiled` holds the schemas
+    /// compiled while a `register` frame was checked.
+    pub(super) fn on_conn_event(
+        &mut self,
+        conn: ConnId,
+        ev: gateway::Event<'_>,
+        compiled: &mut Vec<(String, S::Compiled)>,
+    ) {
+        use gateway::Event as E;
+        let idx = conn.index;
+        match ev {
+            E::Hello { role, id, token } => self.on_hello(conn, role, id, token),
+            E::Registered { tools, accepted } => {
+                let Some(node) = self.node_name(conn) else {
+                    return;
+                };
+                let Some(rec) = self.nodes.get_mut(&node) else {
+                    return;
+                };
+                for (i, t) in tools.iter().enumerate() {
+                    if !accepted.contains(i) {
+                        continue;
+                    }
+                    let name = t.name.raw();
+                    let Some(pos) = compiled.iter().position(|(n, _)| n == name) else {
+                        continue;
+                    };
+                    let (name, k) = compiled.swap_remove(pos);
+                    self.tool_index
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(node.clone());
+                    rec.tools.insert(
+                        name,
+                        ToolRec {
+                            description: t.description.to_string(),
+                            input_schema: t.input_schema.as_str().to_owned(),
+                            output_schema: t.output_schema.map(|o| o.as_str().to_owned()),
+                            annotations: t.annotations,
+                            compiled: k,
+                        },
+                    );
+                }
+                self.tools_changed(node);
+            }
+            E::Unregistered { names } => {
+                let Some(node) = self.node_name(conn) else {
+                    return;
+                };
+                let Some(rec) = self.nodes.get_mut(&node) else {
+                    return;
+                };
+                for n in names.iter() {
+                    if let Some(name) = n.as_plain()
+                        && rec.tools.remove(name).is_some()
+                    {
+                        unindex(&mut self.tool_index, name, &node);
+                    }
+                }
+                self.tools_changed(node);
+            }
+            E::CallDone { call, result } => self.complete(idx, call, result),
+            E::Progress {
+                call,
+                progress,
+                total,
+                message,
+                partial,
+            } => self.relay_progress(idx, call, progress, total, message, partial),
+            E::Ask {
+                ask,
+                call,
+                kind,
+                prompt,
+                schema,
+            } => self.relay_ask(conn, ask, call, kind, prompt, schema),
+            E::Request { id, request } => self.on_controller_request(conn, id, request),
+            E::CancelRequest { id } => {
+                if let Some(&key) = self.by_request.get(&(idx, ReqKey::of(&id))) {
+                    self.cancel_call(key, "cancelled by the caller");
+                }
+            }
+            E::Response { id, result } => self.on_ask_answer(conn, id, result),
+            E::Closed(_) => self.on_closed(conn),
+        }
+    }
+
+    fn node_name(&self, conn: ConnId) -> Option<String> {
+        self.node_of(conn).map(ToOwned::to_owned)
+    }
+
+    fn on_hello(&mut self, conn: ConnId, role: Role, id: Str<'_>, token: Option<Str<'_>>) {
+        let idx = conn.index;
+        let principal = if self.config.tokens.is_empty() {
+            Some(None)
+        } else {
+            token
+                .and_then(|t| t.as_plain())
+                .and_then(|t| {
+                    self.config
+                        .tokens
+                        .iter()
+                        .position(|s| ct_eq(s.token.as_bytes(), t.as_bytes()))
+                })
+                .filter(|&i| {
+                    let s = &self.config.tokens[i];
+                    match role {
+                        Role::Node => s.node,
+                        Role::Controller => s.controller,
+                    }
+                })
+                .map(Some)
+        };
+        let Router {
+            entries, scratch, ..
+        } = self;
+        let Some(slot) = entries[idx as usize].slot.as_mut() else {
+            return;
+        };
+        let Some(principal) = principal else {
+            let r = slot
+                .conn
+                .refuse(ErrorCode::Unauthorized, "missing or wrong token", scratch);
+            let _ = self.send_result(idx, r);
+            return;
+        };
+        let r = slot.conn.accept(self.now, scratch);
+        if self.send_result(idx, r).is_err() {
+            return;
+        }
+        match role {
+            Role::Controller => {
+                if let Some(slot) = self.entries[idx as usize].slot.as_mut() {
+                    slot.peer = Peer::Controller { principal };
+                }
+                self.controllers.insert(idx);
+            }
+            Role::Node => {
+                let node = id.raw().to_owned();
+                if let Some(slot) = self.entries[idx as usize].slot.as_mut() {
+                    slot.peer = Peer::Node(node.clone());
+                }
+                let fresh = NodeRec {
+                    conn,
+                    tools: BTreeMap::new(),
+                    bucket: Bucket::full(self.config.rate_limit, self.now),
+                };
+                if let Some(old) = self.nodes.insert(node.clone(), fresh) {
+                    // The same id again: the newer connection wins, the older one is told so.
+                    for name in old.tools.keys() {
+                        unindex(&mut self.tool_index, name, &node);
+                    }
+                    if let Some(slot) = self.slot_mut(old.conn) {
+                        slot.conn.shutdown(GoodbyeReason::Replaced);
+                        self.mark_dirty(old.conn.index);
+                    }
+                    self.events
+                        .push_back(Event::NodeDown { node: node.clone() });
+                }
+                self.events.push_back(Event::NodeUp { node: node.clone() });
+                self.notify_controllers(&node);
+            }
+        }
+    }
+
+    fn tools_changed(&mut self, node: String) {
+        self.notify_controllers(&node);
+        self.events.push_back(Event::ToolsChanged { node });
+    }
+
+    /// `tools.changed` to every controller.
+    fn notify_controllers(&mut self, node: &str) {
+        let ctrls: Vec<u32> = self.controllers.iter().copied().collect();
+        for idx in ctrls {
+            let Router {
+                entries, scratch, ..
+            } = self;
+            let Some(slot) = entries[idx as usize].slot.as_mut() else {
+                continue;
+            };
+            let n = Notification::ToolsChanged(ToolsChanged {
+                node: Str::new(node),
+            });
+            let r = slot.conn.notify(&n, scratch);
+            let _ = self.send_result(idx, r);
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        let idx = conn.index;
+        let Some(slot) = self.entries[idx as usize].slot.as_mut() else {
+            return;
+        };
+        match core::mem::replace(&mut slot.peer, Peer::Unknown) {
+            Peer::Unknown => {}
+            Peer::Node(node) => {
+                if self.nodes.get(&node).is_some_and(|r| r.conn == conn) {
+                    if let Some(rec) = self.nodes.remove(&node) {
+                        for name in rec.tools.keys() {
+                            unindex(&mut self.tool_index, name, &node);
+                        }
+                    }
+                    self.notify_controllers(&node);
+                    self.events.push_back(Event::NodeDown { node });
+                }
+            }
+            Peer::Controller { .. } => {
+                self.controllers.remove(&idx);
+                // Its calls have nobody to answer: cancel them on their nodes.
+                let keys: Vec<u64> = self
+                    .by_request
+                    .range((idx, ReqKey::Num(0))..)
+                    .take_while(|((i, _), _)| *i == idx)
+                    .map(|(_, &k)| k)
+                    .collect();
+                for key in keys {
+                    self.cancel_call(key, "the caller left");
+                }
+                let asks: Vec<(u32, u64)> = self
+                    .ctrl_asks
+                    .range((idx, 0)..(idx + 1, 0))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in asks {
+                    self.ctrl_asks.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Routes a call to a node. The caller's ACL is checked by the caller of this function.
+    pub(super) fn dispatch(
+        &mut self,
+        now: Instant,
+        node: &str,
+        tool: &str,
+        arguments: Json<'_>,
+        deadline: Option<Duration>,
+        origin: Origin,
+    ) -> Result<u64, Failure> {
+        let Some(rec) = self.nodes.get_mut(node) else {
+            return Err(Failure::new(
+                ErrorCode::NodeNotFound,
+                format!("no node `{node}` is connected"),
+            ));
+        };
+        let Some(t) = rec.tools.get(tool) else {
+            return Err(Failure::new(
+                ErrorCode::ToolNotFound,
+                format!("node `{node}` has no tool `{tool}`"),
+            ));
+        };
+        if let Some(limit) = self.config.rate_limit
+            && !rec.bucket.take(limit, now)
+        {
+            return Err(Failure::new(
+                ErrorCode::RateLimited,
+                format!("node `{node}` is over its rate limit"),
+            ));
+        }
+        self.schemas.check(&t.compiled, arguments)?;
+        let node_conn = rec.conn;
+        let deadline = deadline.unwrap_or(self.config.default_deadline);
+        let Router {
+            entries, scratch, ..
+        } = self;
+        let slot = live(entries, node_conn);
+        let Some(slot) = slot else {
+            return Err(Failure::new(
+                ErrorCode::Disconnected,
+                format!("node `{node}` disconnected"),
+            ));
+        };
+        let (exec, n) = slot
+            .conn
+            .call(now, tool, arguments, Some(deadline), scratch)
+            .map_err(|e| {
+                let code = e.code();
+                let mut f = Failure::new(code, e.to_string());
+                if let gateway::CallError::FrameTooLarge { needed } = e {
+                    f.data = Some(format!("{{\"needed\":{needed}}}"));
+                }
+                f
+            })?;
+        self.send_scratch(node_conn.index, n);
+        let key = self.next_key;
+        self.next_key += 1;
+        self.calls.insert(
+            key,
+            CallRec {
+                node_conn,
+                exec,
+                origin,
+                node: node.to_owned(),
+                tool: tool.to_owned(),
+                started: now,
+                ask: None,
+            },
+        );
+        self.by_exec.insert((node_conn.index, exec.0), key);
+        Ok(key)
+    }
+
+    /// A call's node answered, or its state machine failed it (deadline, disconnect).
+    fn complete(&mut self, node_idx: u32, exec: CallId, result: Result<Json<'_>, ErrorObject<'_>>) {
+        let Some(key) = self.by_exec.remove(&(node_idx, exec.0)) else {
+            return;
+        };
+        let Some(rec) = self.calls.remove(&key) else {
+            return;
+        };
+        if let Some(open) = &rec.ask {
+            self.close_ask(&rec, open);
+        }
+        let mut outcome = result.as_ref().map(|_| ()).map_err(|e| e.code);
+        match rec.origin {
+            Origin::Local => {
+                let result = result
+                    .map(|j| j.as_str().to_owned())
+                    .map_err(|e| Failure::from_object(&e));
+                self.events.push_back(Event::Done {
+                    key: CallKey(key),
+                    result,
+                });
+            }
+            Origin::Controller { conn, ref id } => {
+                self.by_request
+                    .remove(&(conn.index, ReqKey::of(&id.as_id())));
+                if let Err(code) = self.respond_controller(conn, id, result) {
+                    outcome = Err(code);
+                }
+            }
+        }
+        self.events.push_back(Event::Finished {
+            node: rec.node,
+            tool: rec.tool,
+            duration: self.now.saturating_since(rec.started),
+            outcome,
+        });
+    }
+
+    /// Answers a controller's `tools.call`. A result too large for its frame limit becomes
+    /// `-32008` (returned, for the call's outcome).
+    fn respond_controller(
+        &mut self,
+        conn: ConnId,
+        id: &OwnedId,
+        result: Result<Json<'_>, ErrorObject<'_>>,
+    ) -> Result<(), i32> {
+        let Router {
+            entries, scratch, ..
+        } = self;
+        let Some(slot) = live(entries, conn) else {
+            return Ok(());
+        };
+        let r = match &result {
+            Ok(v) => slot.conn.respond(id.as_id(), v, scratch),
+            Err(e) => slot.conn.respond_error(id.as_id(), e, scratch),
+        };
+        match r {
+            Ok(n) => {
+                self.send_scratch(conn.index, n);
+                Ok(())
+            }
+            Err(_) => {
+                let e = ErrorObject::new(
+                    ErrorCode::FrameTooLarge,
+                    "result exceeds the caller's frame limit",
+                );
+                let r = slot.conn.respond_error(id.as_id(), &e, scratch);
+                let _ = self.send_result(conn.index, r);
+                Err(ErrorCode::FrameTooLarge.code())
+            }
+        }
+    }
+
+    /// Stops a call whose caller gave up: the node gets `cancel`, nobody gets an answer.
+    pub(super) fn cancel_call(&mut self, key: u64, _why: &str) {
+        let Some(rec) = self.calls.remove(&key) else {
+            return;
+        };
+        self.by_exec.remove(&(rec.node_conn.index, rec.exec.0));
+        if let Origin::Controller { conn, id } = &rec.origin {
+            self.by_request
+                .remove(&(conn.index, ReqKey::of(&id.as_id())));
+        }
+        if let Some(open) = &rec.ask {
+            self.close_ask(&rec, open);
+        }
+        if let Some(slot) = self.slot_mut(rec.node_conn) {
+            slot.conn.cancel(rec.exec);
+            self.mark_dirty(rec.node_conn.index);
+        }
+        self.events.push_back(Event::Finished {
+            node: rec.node,
+            tool: rec.tool,
+            duration: self.now.saturating_since(rec.started),
+            outcome: Err(ErrorCode::Cancelled.code()),
+        });
+    }
+
+    /// An ask whose call ended: the node's question is declined, a forwarded one forgotten.
+    fn close_ask(&mut self, rec: &CallRec, open: &OpenAsk) {
+        if let (Some(rid), Origin::Controller { conn, .. }) = (open.forwarded, &rec.origin) {
+            self.ctrl_asks.remove(&(conn.index, rid));
+        }
+        let e = ErrorObject::new(ErrorCode::AskDeclined, "the call ended");
+        self.answer_node(rec.node_conn, &open.ask, Err(e));
+    }
+
+    pub(super) fn answer_node(
+        &mut self,
+        node_conn: ConnId,
+        ask: &AskId,
+        answer: Result<Json<'_>, ErrorObject<'_>>,
+    ) {
+        let Router {
+            entries, scratch, ..
+        } = self;
+        let Some(slot) = live(entries, node_conn) else {
+            return;
+        };
+        if slot.conn.state() == State::Closed {
+            return;
+        }
+        let r = slot.conn.answer(ask, answer, scratch);
+        if self.send_result(node_conn.index, r).is_err() {
+            // An answer too large for the node: decline instead.
+            let Some(slot) = self.entries[node_conn.index as usize].slot.as_mut() else {
+                return;
+            };
+            let e = ErrorObject::new(ErrorCode::AskDeclined, "the answer does not fit a frame");
+            let r = slot.conn.answer(ask, Err(e), &mut self.scratch);
+            let _ = self.send_result(node_conn.index, r);
+        }
+    }
+
+    fn relay_progress(
+        &mut self,
+        node_idx: u32,
+        exec: CallId,
+        progress: u64,
+        total: Option<u64>,
+        message: Option<Str<'_>>,
+        partial: Option<Json<'_>>,
+    ) {
+        let Some(&key) = self.by_exec.get(&(node_idx, exec.0)) else {
+            return;
+        };
+        let Some(rec) = self.calls.get(&key) else {
+            return;
+        };
+        match &rec.origin {
+            Origin::Local => self.events.push_back(Event::Progress {
+                key: CallKey(key),
+                progress,
+                total,
+                message: message.map(|m| m.to_string()),
+                partial: partial.map(|p| p.as_str().to_owned()),
+            }),
+            Origin::Controller { conn, id } => {
+                let (conn, id) = (*conn, id.clone());
+                let Router {
+                    entries, scratch, ..
+                } = self;
+                let Some(slot) = entries[conn.index as usize].slot.as_mut() else {
+                    return;
+                };
+                let frame = |partial| {
+                    Notification::Progress(Progress {
+                        id: id.as_id(),
+                        progress,
+                        total,
+                        message,
+                        partial,
+                    })
+                };
+                // Partial output that does not fit the controller's frame is dropped; the
+                // report itself still goes.
+                let r = match slot.conn.notify(&frame(partial), scratch) {
+                    Err(_) if partial.is_some() => slot.conn.notify(&frame(None), scratch),
+                    r => r,
+                };
+                if self.send_result(conn.index, r).is_err() {
+                    self.stats.dropped_progress += 1;
+                }
+            }
+        }
+    }
+
+    fn relay_ask(
+        &mut self,
+        node_conn: ConnId,
+        ask: AskId,
+        exec: CallId,
+        kind: AskKind,
+        prompt: Str<'_>,
+        schema: Option<Json<'_>>,
+    ) {
+        let decline = |this: &mut Self, ask: &AskId, why: &str| {
+            let e = ErrorObject::new(ErrorCode::AskDeclined, why);
+            this.answer_node(node_conn, ask, Err(e));
+        };
+        let Some(&key) = self.by_exec.get(&(node_conn.index, exec.0)) else {
+            return decline(self, &ask, "no such call in flight");
+        };
+        let seq = self.next_ask;
+        self.next_ask += 1;
+        let Some(rec) = self.calls.get_mut(&key) else {
+            return decline(self, &ask, "no such call in flight");
+        };
+        if rec.ask.is_some() {
+            return decline(self, &ask, "one ask per call at a time");
+        }
+        match &rec.origin {
+            Origin::Local => {
+                rec.ask = Some(OpenAsk {
+                    ask,
+                    seq,
+                    forwarded: None,
+                });
+                self.events.push_back(Event::Ask {
+                    ask: AskKey { call: key, seq },
+                    key: CallKey(key),
+                    kind,
+                    prompt: prompt.to_string(),
+                    schema: schema.map(|s| s.as_str().to_owned()),
+                });
+            }
+            Origin::Controller { conn, id } => {
+                let conn = *conn;
+                let req = Request::Ask(Ask {
+                    call: id.as_id(),
+                    kind,
+                    prompt,
+                    schema,
+                });
+                let Router {
+                    entries, scratch, ..
+                } = self;
+                let r = match entries[conn.index as usize].slot.as_mut() {
+                    Some(slot) => slot.conn.request(&req, scratch),
+                    None => Err(gateway::CallError::NotReady),
+                };
+                match r {
+                    Ok((rid, n)) => {
+                        self.send_scratch(conn.index, n);
+                        self.ctrl_asks.insert((conn.index, rid), key);
+                        if let Some(rec) = self.calls.get_mut(&key) {
+                            rec.ask = Some(OpenAsk {
+                                ask,
+                                seq,
+                                forwarded: Some(rid),
+                            });
+                        }
+                    }
+                    Err(_) => decline(self, &ask, "the caller cannot be asked now"),
+                }
+            }
+        }
+    }
+
+    /// A controller answered a forwarded ask.
+    fn on_ask_answer(
+        &mut self,
+        conn: ConnId,
+        rid: u64,
+        result: Result<crate::Payload<'_>, ErrorObject<'_>>,
+    ) {
+        let Some(key) = self.ctrl_asks.remove(&(conn.index, rid)) else {
+            self.stats.late_answers += 1;
+            return;
+        };
+        let Some(rec) = self.calls.get_mut(&key) else {
+            self.stats.late_answers += 1;
+            return;
+        };
+        let Some(open) = rec.ask.take() else {
+            return;
+        };
+        let node_conn = rec.node_conn;
+        let limits = self.config.connection.limits;
+        match result {
+            Ok(p) => match p.decode::<Json<'_>>(&limits) {
+                Ok(v) => self.answer_node(node_conn, &open.ask, Ok(v)),
+                Err(_) => {
+                    let e = ErrorObject::new(ErrorCode::AskDeclined, "unreadable answer");
+                    self.answer_node(node_conn, &open.ask, Err(e))
+                }
+            },
+            Err(e) => self.answer_node(node_conn, &open.ask, Err(e)),
+        }
+    }
+
+    fn on_controller_request(&mut self, conn: ConnId, id: Id<'_>, request: Request<'_>) {
+        match request {
+            Request::ListNodes(q) => self.list_nodes(conn, id, q),
+            Request::ListTools(q) => self.list_tools(conn, id, q),
+            Request::Resolve(r) => {
+                let nodes: Vec<Str<'_>> = match r.tool.as_plain() {
+                    Some(t) => self
+                        .tool_index
+                        .get(t)
+                        .into_iter()
+                        .flatten()
+                        .map(|n| Str::new(n))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let body = Resolved {
+                    nodes: List::from_slice(&nodes),
+                };
+                let Router {
+                    entries, scratch, ..
+                } = self;
+                if let Some(slot) = entries[conn.index as usize].slot.as_mut() {
+                    let r = slot.conn.respond(id, &body, scratch);
+                    let _ = self.send_result(conn.index, r);
+                }
+            }
+            Request::Call(c) => {
+                if let Err(f) = self.controller_call(conn, id, c) {
+                    self.respond_error(conn, id, &f);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn controller_call(
+        &mut self,
+        conn: ConnId,
+        id: Id<'_>,
+        c: crate::frame::Call<'_>,
+    ) -> Result<(), Failure> {
+        let Some(owned) = OwnedId::from_id(&id) else {
+            return Err(Failure::new(
+                ErrorCode::InvalidRequest,
+                "a string id of a tools.call may have at most 64 bytes",
+            ));
+        };
+        let req_key = ReqKey::of(&id);
+        if self.by_request.contains_key(&(conn.index, req_key.clone())) {
+            return Err(Failure::new(
+                ErrorCode::InvalidRequest,
+                "a call with this id is already in flight",
+            ));
+        }
+        // Names are matched as written: one spelled with escapes matches nothing.
+        let (Some(node), Some(tool)) = (c.node.as_plain(), c.tool.as_plain()) else {
+            return Err(Failure::new(
+                ErrorCode::NodeNotFound,
+                "node and tool names are matched as written, without escapes",
+            ));
+        };
+        let principal = match self.slot(conn).map(|s| &s.peer) {
+            Some(Peer::Controller { principal }) => *principal,
+            _ => None,
+        };
+        if let Some(i) = principal
+            && !self.config.tokens[i].acl.permits(node, tool)
+        {
+            return Err(not_permitted(node, tool));
+        }
+        let deadline = c.deadline_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+        let origin = Origin::Controller { conn, id: owned };
+        let key = self.dispatch(self.now, node, tool, c.arguments, deadline, origin)?;
+        self.by_request.insert((conn.index, req_key), key);
+        Ok(())
+    }
+
+    pub(super) fn respond_error(&mut self, conn: ConnId, id: Id<'_>, f: &Failure) {
+        let Router {
+            entries, scratch, ..
+        } = self;
+        if let Some(slot) = entries[conn.index as usize].slot.as_mut() {
+            let r = slot.conn.respond_error(id, &f.as_object(), scratch);
+            let _ = self.send_result(conn.index, r);
+        }
+    }
+}
+
+pub(super) fn not_permitted(node: &str, tool: &str) -> Failure {
+    Failure::new(
+        ErrorCode::Unauthorized,
+        format!("this token may not call {node}/{tool}"),
+    )
+}
+
+fn unindex(index: &mut BTreeMap<String, BTreeSet<String>>, tool: &str, node: &str) {
+    if let Some(nodes) = index.get_mut(tool) {
+        nodes.remove(node);
+        if nodes.is_empty() {
+            index.remove(tool);
+        }
+    }
+}
