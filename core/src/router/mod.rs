@@ -26,12 +26,13 @@
 //! let now = Instant(0);
 //! let node = router.open(now).unwrap();
 //! // A node says hello (JSON-RPC text here; the first frame's encoding is sniffed).
-//! router.handle_frame(node, now, br#"{"jsonrpc":"2.0","id":1,"method":"hello","params":{"role":"node","id":"dev-1","min_version":1,"max_version":1}}"#);
+//! router.handle_frame(node, now, br#"{"jsonrpc":"2.0","id":1,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true,"postcard":false},"max_frame":1024,"max_in_flight":4}}"#);
 //! assert_eq!(router.poll_ready(), Some(node));
 //! let mut out = toolwire_core::router::Outbox::new();
 //! router.poll_transmit(node, &mut out);
-//! let welcome = out.iter().next().unwrap();
-//! assert!(welcome.starts_with(br#"{"jsonrpc":"2.0","id":1,"result":{"version":1"#));
+//! let welcome = std::str::from_utf8(out.iter().next().unwrap()).unwrap();
+//! assert!(welcome.starts_with(r#"{"jsonrpc":"2.0","id":1,"result":{"#), "{welcome}");
+//! assert!(welcome.contains(r#""encoding":"json""#));
 //! ```
 //!
 //! **Storage.** The router allocates (maps keyed by node and tool names, one boxed connection
