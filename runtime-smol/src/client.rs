@@ -183,7 +183,7 @@ impl Client {
                     )
                 })?;
             let mut reply = vec![0u8; 256];
-            let h = core.handle_frame(clock.now(), &f, &mut reply);
+            let h = core.handle_frame(clock.now(), f, &mut reply);
             match h.event {
                 Some(ControllerEvent::Ready) => break,
                 Some(ControllerEvent::Closed(r)) => {

@@ -107,7 +107,12 @@ impl Endpoint {
 /// Receives whole frames.
 pub enum FrameReader {
     /// WebSocket messages.
-    Ws(WebSocketReceiver<BoxIo>),
+    Ws {
+        /// The read half.
+        rx: WebSocketReceiver<BoxIo>,
+        /// The message last returned (its bytes are lent out by [`FrameReader::next`]).
+        last: Option<Message>,
+    },
     /// COBS frames.
     Stream {
         /// The read half.
@@ -120,6 +125,8 @@ pub enum FrameReader {
         pos: usize,
         /// End of valid bytes in `buf`.
         len: usize,
+        /// The frame last returned.
+        frame: Vec<u8>,
     },
 }
 
@@ -137,16 +144,25 @@ pub enum FrameWriter {
 }
 
 impl FrameReader {
-    /// The next frame; `Ok(None)` when the peer closed. Oversized or malformed stream frames
-    /// are skipped (the deframer resynchronises) and logged.
-    pub async fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// The next frame, lent until the next call; `Ok(None)` when the peer closed. Oversized or
+    /// malformed stream frames are skipped (the deframer resynchronises) and logged.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no bytes, so a connection
+    /// loop can wait for a frame and for other work at once.
+    pub async fn next(&mut self) -> io::Result<Option<&[u8]>> {
         match self {
-            FrameReader::Ws(ws) => loop {
-                match ws.next().await {
+            FrameReader::Ws { rx, last } => loop {
+                match rx.next().await {
                     None => return Ok(None),
                     Some(Err(e)) => return Err(io::Error::other(e)),
-                    Some(Ok(Message::Text(t))) => return Ok(Some(t.as_bytes().to_vec())),
-                    Some(Ok(Message::Binary(b))) => return Ok(Some(b.to_vec())),
+                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                        let m = last.insert(m);
+                        return Ok(Some(match m {
+                            Message::Text(t) => t.as_bytes(),
+                            Message::Binary(b) => b,
+                            _ => unreachable!(),
+                        }));
+                    }
                     Some(Ok(Message::Close(_))) => return Ok(None),
                     Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
                 }
@@ -157,21 +173,31 @@ impl FrameReader {
                 buf,
                 pos,
                 len,
+                frame,
             } => loop {
                 while *pos < *len {
                     let (used, out) = deframer.push(&buf[*pos..*len]);
                     *pos += used;
                     match out {
-                        Deframed::Frame(f) => return Ok(Some(f.to_vec())),
+                        Deframed::Frame(f) => {
+                            // Copied once into a buffer that keeps its capacity: the deframer's
+                            // own buffer cannot be lent out of this loop.
+                            frame.clear();
+                            frame.extend_from_slice(f);
+                            return Ok(Some(frame));
+                        }
                         Deframed::Error(e) => tracing::debug!("dropped bytes on stream: {e}"),
                         Deframed::NeedMore => {}
                     }
                 }
+                // Consistent before the await, so that a cancelled read loses nothing.
                 *pos = 0;
-                *len = io.read(buf).await?;
-                if *len == 0 {
+                *len = 0;
+                let n = io.read(buf).await?;
+                if n == 0 {
                     return Ok(None);
                 }
+                *len = n;
             },
         }
     }
@@ -180,16 +206,24 @@ impl FrameReader {
 impl FrameWriter {
     /// Sends frames with one flush.
     pub async fn send(&mut self, frames: &[Vec<u8>]) -> io::Result<()> {
+        self.send_all(frames.iter().map(Vec::as_slice)).await
+    }
+
+    /// Sends frames, in order, with one flush.
+    pub async fn send_all<'f>(
+        &mut self,
+        frames: impl IntoIterator<Item = &'f [u8]>,
+    ) -> io::Result<()> {
         match self {
             FrameWriter::Ws(ws) => {
                 for f in frames {
                     let msg = match codec::sniff(f) {
                         Encoding::Json => Message::Text(
-                            String::from_utf8(f.clone())
+                            std::str::from_utf8(f)
                                 .map_err(|_| io::Error::other("JSON frame is not UTF-8"))?
                                 .into(),
                         ),
-                        Encoding::Postcard => Message::Binary(f.clone().into()),
+                        Encoding::Postcard => Message::Binary(f.to_vec().into()),
                     };
                     ws.feed(msg).await.map_err(io::Error::other)?;
                 }
@@ -230,7 +264,13 @@ fn ws_config(max_frame: usize) -> WebSocketConfig {
 
 fn split_ws(ws: WebSocketStream<BoxIo>) -> (FrameReader, FrameWriter) {
     let (sink, stream) = ws.split();
-    (FrameReader::Ws(stream), FrameWriter::Ws(sink))
+    (
+        FrameReader::Ws {
+            rx: stream,
+            last: None,
+        },
+        FrameWriter::Ws(sink),
+    )
 }
 
 /// Frames over a byte stream.
@@ -243,6 +283,7 @@ pub fn stream(io: BoxIo, max_frame: usize) -> (FrameReader, FrameWriter) {
             buf: vec![0u8; 16 * 1024],
             pos: 0,
             len: 0,
+            frame: Vec::new(),
         },
         FrameWriter::Stream {
             io: w,
@@ -325,7 +366,7 @@ pub(crate) fn spawn_reader(mut reader: FrameReader) -> (smol::Task<()>, Receiver
     let task = smol::spawn(async move {
         loop {
             let f = match reader.next().await {
-                Ok(f) => f,
+                Ok(f) => f.map(<[u8]>::to_vec),
                 Err(e) => {
                     tracing::debug!("read: {e}");
                     None

@@ -1,0 +1,102 @@
+//! One task per connection, owning its socket: frames read are handed to the router in place,
+//! frames the router queued for this connection are written in one batch, and a wake-up from
+//! another connection's task (a result routed here, say) interrupts the read.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::channel::bounded;
+use smol::future::FutureExt;
+use toolwire_core::router::Outbox;
+
+use super::{Gateway, Inner};
+use crate::transport::{FrameReader, FrameWriter};
+
+enum Woke<'f> {
+    Frame(io::Result<Option<&'f [u8]>>),
+    Wake,
+}
+
+impl Gateway {
+    pub(super) async fn run_connection(
+        self,
+        mut reader: FrameReader,
+        mut writer: FrameWriter,
+        peer: String,
+    ) {
+        let inner: &Arc<Inner> = &self.inner;
+        let (wake_tx, wake_rx) = bounded::<()>(1);
+        let conn = {
+            let mut s = inner.lock();
+            let now = inner.clock.now();
+            let conn = match s.router.open(now) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("{peer}: {e}");
+                    return;
+                }
+            };
+            let i = conn.index();
+            if s.wakers.len() <= i {
+                s.wakers.resize_with(i + 1, || None);
+            }
+            s.wakers[i] = Some(wake_tx);
+            inner.pump(&mut s, Some(conn));
+            conn
+        };
+        let mut out = Outbox::new();
+        loop {
+            let closing = {
+                let mut s = inner.lock();
+                s.router.poll_transmit(conn, &mut out);
+                s.router.is_closing(conn)
+            };
+            if !out.is_empty() {
+                if let Err(e) = writer.send_all(out.iter()).await {
+                    tracing::debug!("{peer}: write failed: {e}");
+                    break;
+                }
+                out.clear();
+            }
+            if closing {
+                break;
+            }
+            let woke = async { Woke::Frame(reader.next().await) }
+                .or(async {
+                    let _ = wake_rx.recv().await;
+                    Woke::Wake
+                })
+                .await;
+            match woke {
+                Woke::Frame(Ok(Some(frame))) => {
+                    let mut s = inner.lock();
+                    let now = inner.clock.now();
+                    s.router.handle_frame(conn, now, frame);
+                    inner.pump(&mut s, Some(conn));
+                }
+                Woke::Frame(Ok(None)) => break,
+                Woke::Frame(Err(e)) => {
+                    tracing::debug!("{peer}: read failed: {e}");
+                    break;
+                }
+                Woke::Wake => {}
+            }
+        }
+        // Bounded: a peer that stopped reading must not hold the task.
+        let _ = async {
+            writer.close().await;
+        }
+        .or(async {
+            smol::Timer::after(Duration::from_secs(1)).await;
+        })
+        .await;
+        let mut s = inner.lock();
+        s.router.close(conn, inner.clock.now());
+        if let Some(w) = s.wakers.get_mut(conn.index()) {
+            *w = None;
+        }
+        inner.pump(&mut s, None);
+        tracing::debug!("{peer}: connection closed");
+    }
+}

@@ -1,0 +1,842 @@
+//! The gateway: accepts nodes and controllers over WebSocket and TCP (TLS optional) and calls
+//! their tools.
+//!
+//! Everything that spans connections (the registry of nodes and tools, routing a controller's
+//! call to a node and its result back, progress, asks and cancels, listings, tokens, ACLs and
+//! rate limits) is `toolwire_core::router::Router`'s, behind one mutex. What is left here:
+//! listeners, sockets, TLS and WebSocket framing ([`connection`]: one task per connection that
+//! owns its socket), JSON Schema compilation ([`schemas`]), one timer task, and the async API.
+//!
+//! ```no_run
+//! use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
+//! use toolwire_smol::gateway::CallOptions;
+//!
+//! smol::block_on(async {
+//!     let gw = Gateway::new(GatewayConfig::default());
+//!     let _ws = gw.listen(&Endpoint::parse("ws://127.0.0.1:7700").unwrap(), None).await.unwrap();
+//!     if gw.wait_for_node("dev-1", std::time::Duration::from_secs(10)).await {
+//!         let r = gw
+//!             .call("dev-1", "read_sensor", &serde_json::json!({"channel": 2}), CallOptions::default())
+//!             .await;
+//!         println!("{r:?}");
+//!     }
+//! });
+//! ```
+
+mod connection;
+mod schemas;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use futures_rustls::rustls::{ClientConfig, ServerConfig};
+use serde_json::Value;
+use smol::Task;
+use smol::channel::{Receiver, Sender, bounded};
+use smol::future::FutureExt;
+use smol::net::TcpListener;
+use toolwire_core::frame::{Annotations, AskKind, GoodbyeReason};
+use toolwire_core::router::{self, AskKey, CallKey, ConnId, Failure, Router, RouterConfig};
+use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
+
+pub use toolwire_core::router::{Acl, RateLimit, TokenSpec};
+
+use crate::clock::Clock;
+use crate::transport::{self, Endpoint, Framing};
+use schemas::JsonSchemas;
+
+/// Gateway settings.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Name sent in the welcome.
+    pub name: String,
+    /// Accepted tokens. Empty: no authentication, allowed only on loopback addresses unless
+    /// `allow_open_public` is set.
+    pub tokens: Vec<TokenSpec>,
+    /// Allow listening on a non-loopback address without tokens.
+    pub allow_open_public: bool,
+    /// Largest frame accepted.
+    pub max_frame: u32,
+    /// Calls in flight per node.
+    pub max_in_flight: u16,
+    /// Ping interval (a peer silent for three is gone).
+    pub heartbeat: Duration,
+    /// Time from connect to hello.
+    pub handshake_timeout: Duration,
+    /// Per-node rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Timeout of calls made without one.
+    pub default_timeout: Duration,
+    /// Connections at once, at most (a flood beyond is closed at accept).
+    pub max_connections: usize,
+    /// Encodings accepted.
+    pub encodings: toolwire_core::frame::Encodings,
+    /// Encoding chosen when a peer accepts both.
+    pub prefer: toolwire_core::Encoding,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            name: "toolwire".into(),
+            tokens: vec![],
+            allow_open_public: false,
+            max_frame: 64 * 1024,
+            max_in_flight: 32,
+            heartbeat: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            rate_limit: None,
+            default_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            encodings: toolwire_core::frame::Encodings::BOTH,
+            prefer: toolwire_core::Encoding::Postcard,
+        }
+    }
+}
+
+/// An error from a call: a protocol [`ErrorCode`] or a tool's own code, with a message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallError {
+    /// The code.
+    pub code: i32,
+    /// One line for humans.
+    pub message: String,
+    /// Details.
+    pub data: Option<Value>,
+}
+
+impl CallError {
+    /// An error with a known code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CallError {
+            code: code.code(),
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// The known code, if it is one.
+    pub fn known(&self) -> Option<ErrorCode> {
+        ErrorCode::from_code(self.code)
+    }
+}
+
+impl From<Failure> for CallError {
+    fn from(f: Failure) -> Self {
+        CallError {
+            code: f.code,
+            data: f.data.and_then(|d| serde_json::from_str(&d).ok()),
+            message: f.message,
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.known() {
+            Some(c) => write!(f, "{} ({}): {}", c.message(), self.code, self.message),
+            None => write!(f, "error {}: {}", self.code, self.message),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Progress of a running call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Work done.
+    pub progress: u64,
+    /// Total work.
+    pub total: Option<u64>,
+    /// Status text.
+    pub message: Option<String>,
+    /// Partial output.
+    pub partial: Option<Value>,
+}
+
+/// A question from a running tool. Answer it with [`AskRequest::answer`] or
+/// [`AskRequest::decline`]; dropping it declines.
+#[derive(Debug)]
+pub struct AskRequest {
+    /// Permission (answer `true`/`false`) or input.
+    pub kind: AskKind,
+    /// The question.
+    pub prompt: String,
+    /// Schema of the expected answer.
+    pub schema: Option<Value>,
+    reply: AskReply,
+}
+
+#[derive(Debug)]
+enum AskReply {
+    /// Answered through a channel (a controller client relaying the gateway's ask).
+    Channel(Sender<Result<Value, CallError>>),
+    /// Answered into this gateway's router.
+    Router(Weak<Inner>, AskKey),
+    /// Answered already.
+    Done,
+}
+
+impl AskRequest {
+    /// Answers.
+    pub fn answer(mut self, value: Value) {
+        self.reply(Ok(value));
+    }
+
+    /// Declines (`-32013`).
+    pub fn decline(mut self, why: &str) {
+        self.reply(Err(CallError::new(ErrorCode::AskDeclined, why)));
+    }
+
+    fn reply(&mut self, answer: Result<Value, CallError>) {
+        match std::mem::replace(&mut self.reply, AskReply::Done) {
+            AskReply::Channel(tx) => {
+                let _ = tx.try_send(answer);
+            }
+            AskReply::Router(gw, ask) => {
+                let Some(inner) = gw.upgrade() else { return };
+                let text = answer.as_ref().ok().map(Value::to_string);
+                let r = match (&answer, &text) {
+                    (Ok(_), Some(t)) => Ok(Json::trusted(t.as_bytes())),
+                    (Err(e), _) => Err(ErrorObject {
+                        code: e.code,
+                        message: Str::new(&e.message),
+                        data: None,
+                    }),
+                    _ => return,
+                };
+                let mut s = inner.lock();
+                s.router.answer(inner.clock.now(), ask, r);
+                inner.pump(&mut s, None);
+            }
+            AskReply::Done => {}
+        }
+    }
+}
+
+impl Drop for AskRequest {
+    fn drop(&mut self) {
+        if matches!(self.reply, AskReply::Router(..)) {
+            self.reply(Err(CallError::new(
+                ErrorCode::AskDeclined,
+                "nobody answered",
+            )));
+        }
+    }
+}
+
+/// Makes an [`AskRequest`] whose answer goes to `reply` (for runtimes that relay asks).
+pub(crate) fn ask_request(
+    kind: AskKind,
+    prompt: String,
+    schema: Option<Value>,
+    reply: Sender<Result<Value, CallError>>,
+) -> AskRequest {
+    AskRequest {
+        kind,
+        prompt,
+        schema,
+        reply: AskReply::Channel(reply),
+    }
+}
+
+/// Options of one call.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// Time to wait (the gateway's default if `None`).
+    pub timeout: Option<Duration>,
+    /// Receives progress reports.
+    pub progress: Option<Sender<Progress>>,
+    /// Receives the tool's questions; without it they are declined.
+    pub asks: Option<Sender<AskRequest>>,
+    /// The token the call is made under (its ACL applies); `None`: the application itself.
+    pub principal: Option<Arc<TokenSpec>>,
+}
+
+/// A node as listed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSummary {
+    /// Node id.
+    pub id: String,
+    /// Tools registered.
+    pub tools: usize,
+    /// Calls in flight.
+    pub in_flight: usize,
+    /// The encoding agreed with it.
+    pub encoding: toolwire_core::Encoding,
+}
+
+/// A registered tool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolInfo {
+    /// The node offering it.
+    pub node: String,
+    /// Tool name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub input_schema: Value,
+    /// JSON Schema of the result.
+    pub output_schema: Option<Value>,
+    /// Behaviour hints.
+    pub annotations: Annotations,
+}
+
+/// Something that happened, for observers ([`Gateway::events`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum GatewayEvent {
+    /// A node finished its handshake.
+    NodeConnected(String),
+    /// A node's connection ended.
+    NodeDisconnected(String),
+    /// A node's tools changed.
+    ToolsChanged(String),
+    /// A call ended.
+    CallFinished {
+        /// Node.
+        node: String,
+        /// Tool.
+        tool: String,
+        /// From dispatch to completion.
+        duration: Duration,
+        /// `Ok` or the error code.
+        outcome: Result<(), i32>,
+    },
+}
+
+/// The gateway. Cheap to clone; every clone is the same gateway.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+/// A listening socket; dropping it stops accepting (connections already made go on).
+pub struct Listener {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    task: Task<()>,
+}
+
+impl Listener {
+    /// Stops accepting and waits until the socket is closed (dropping a `Listener` closes it
+    /// soon, but not before the next connection could still be accepted).
+    pub async fn close(self) {
+        self.task.cancel().await;
+    }
+}
+
+/// A local call waiting for its result.
+struct Waiter {
+    done: Sender<Result<String, CallError>>,
+    progress: Option<Sender<Progress>>,
+    asks: Option<Sender<AskRequest>>,
+}
+
+/// What the mutex guards: the router and the runtime's per-connection and per-call state.
+pub(crate) struct Shared {
+    router: Router<JsonSchemas>,
+    /// Wakes a connection's task, by [`ConnId::index`].
+    wakers: Vec<Option<Sender<()>>>,
+    waiters: HashMap<CallKey, Waiter>,
+    subscribers: Vec<Sender<GatewayEvent>>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<toolwire_core::Instant>,
+}
+
+pub(crate) struct Inner {
+    cfg: GatewayConfig,
+    clock: Clock,
+    state: Mutex<Shared>,
+    /// Tells the timer task that the router's next deadline moved.
+    timer_wake: Sender<()>,
+    _timer: Task<()>,
+    /// Sockets accepted and not yet closed (including those still in TLS/WebSocket setup).
+    sockets: AtomicUsize,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("name", &self.cfg.name)
+            .finish()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After every router input: wakes the connections with frames to send (except `me`, whose
+    /// task looks anyway), hands events to waiters and subscribers, re-arms the timer.
+    fn pump(self: &Arc<Self>, s: &mut Shared, me: Option<ConnId>) {
+        while let Some(c) = s.router.poll_ready() {
+            if Some(c) != me
+                && let Some(Some(w)) = s.wakers.get(c.index())
+            {
+                let _ = w.try_send(());
+            }
+        }
+        while let Some(ev) = s.router.poll_event() {
+            self.on_event(s, ev);
+        }
+        let next = s.router.poll_timeout();
+        if next != s.armed {
+            s.armed = next;
+            let _ = self.timer_wake.try_send(());
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, s: &mut Shared, ev: router::Event) {
+        use router::Event as E;
+        let observed = match ev {
+            E::Done { key, result } => {
+                if let Some(w) = s.waiters.remove(&key) {
+                    let _ = w.done.try_send(result.map_err(CallError::from));
+                }
+                return;
+            }
+            E::Progress {
+                key,
+                progress,
+                total,
+                message,
+                partial,
+            } => {
+                if let Some(tx) = s.waiters.get(&key).and_then(|w| w.progress.as_ref()) {
+                    let _ = tx.try_send(Progress {
+                        progress,
+                        total,
+                        message,
+                        partial: partial.and_then(|p| serde_json::from_str(&p).ok()),
+                    });
+                }
+                return;
+            }
+            E::Ask {
+                ask,
+                key,
+                kind,
+                prompt,
+                schema,
+            } => {
+                let req = AskRequest {
+                    kind,
+                    prompt,
+                    schema: schema.and_then(|p| serde_json::from_str(&p).ok()),
+                    reply: AskReply::Router(Arc::downgrade(self), ask),
+                };
+                let sent = match s.waiters.get(&key).and_then(|w| w.asks.as_ref()) {
+                    Some(tx) => tx
+                        .try_send(req)
+                        .map_err(|e| (e.into_inner(), "nobody to ask")),
+                    None => Err((req, "the caller takes no questions")),
+                };
+                if let Err((mut req, why)) = sent {
+                    // Answered here, under the lock we hold: not through `reply`.
+                    req.reply = AskReply::Done;
+                    let e = ErrorObject::new(ErrorCode::AskDeclined, why);
+                    s.router.answer(self.clock.now(), ask, Err(e));
+                }
+                return;
+            }
+            E::NodeUp { node } => {
+                tracing::info!("node {node} connected");
+                GatewayEvent::NodeConnected(node)
+            }
+            E::NodeDown { node } => {
+                tracing::info!("node {node} disconnected");
+                GatewayEvent::NodeDisconnected(node)
+            }
+            E::ToolsChanged { node } => GatewayEvent::ToolsChanged(node),
+            E::Finished {
+                node,
+                tool,
+                duration,
+                outcome,
+            } => GatewayEvent::CallFinished {
+                node,
+                tool,
+                duration: Duration::from_millis(duration.as_millis()),
+                outcome,
+            },
+            _ => return,
+        };
+        s.subscribers.retain(|tx| !tx.is_closed());
+        for tx in &s.subscribers {
+            let _ = tx.try_send(observed.clone());
+        }
+    }
+}
+
+/// Counts a socket for as long as it lives.
+struct SocketCount<'a>(&'a AtomicUsize);
+
+impl<'a> SocketCount<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        SocketCount(n)
+    }
+}
+
+impl Drop for SocketCount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The router's deadlines: sleeps until the next one (or until it moves), then lets the
+/// router handle it. Holds the gateway weakly, so dropping the gateway ends it.
+fn spawn_timer(gw: Weak<Inner>, wake: Receiver<()>) -> Task<()> {
+    smol::spawn(async move {
+        loop {
+            let deadline = {
+                let Some(inner) = gw.upgrade() else { return };
+                let mut s = inner.lock();
+                s.armed = s.router.poll_timeout();
+                s.armed.map(|t| inner.clock.instant(t))
+            };
+            let fired = async { wake.recv().await.map(|()| false) }
+                .or(async {
+                    match deadline {
+                        Some(t) => {
+                            smol::Timer::at(t).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                    Ok(true)
+                })
+                .await;
+            match fired {
+                Err(_) => return,
+                Ok(false) => {}
+                Ok(true) => {
+                    let Some(inner) = gw.upgrade() else { return };
+                    let mut s = inner.lock();
+                    s.router.handle_timeout(inner.clock.now());
+                    inner.pump(&mut s, None);
+                }
+            }
+        }
+    })
+}
+
+/// Cancels a local call when its future is dropped before it completes.
+struct CancelOnDrop<'g> {
+    inner: &'g Arc<Inner>,
+    key: CallKey,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut s = self.inner.lock();
+            s.waiters.remove(&self.key);
+            s.router.cancel(self.inner.clock.now(), self.key);
+            self.inner.pump(&mut s, None);
+        }
+    }
+}
+
+fn core_duration(d: Duration) -> toolwire_core::Duration {
+    toolwire_core::Duration::from_millis(d.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
+impl Gateway {
+    /// A gateway with no listener yet.
+    pub fn new(cfg: GatewayConfig) -> Self {
+        let mut rc = RouterConfig::new(&cfg.name);
+        rc.connection.encodings = cfg.encodings;
+        rc.connection.prefer = cfg.prefer;
+        rc.connection.max_frame = cfg.max_frame;
+        rc.connection.max_in_flight = cfg.max_in_flight;
+        rc.connection.heartbeat = core_duration(cfg.heartbeat);
+        rc.connection.handshake_timeout = core_duration(cfg.handshake_timeout);
+        rc.tokens = cfg.tokens.clone();
+        rc.rate_limit = cfg.rate_limit;
+        rc.default_deadline = core_duration(cfg.default_timeout);
+        rc.max_connections = cfg.max_connections;
+        rc.max_queued = 16 * cfg.max_frame as usize;
+        let (timer_wake, timer_rx) = bounded(1);
+        let inner = Arc::new_cyclic(|weak| Inner {
+            clock: Clock::new(),
+            state: Mutex::new(Shared {
+                router: Router::new(rc, JsonSchemas),
+                wakers: Vec::new(),
+                waiters: HashMap::new(),
+                subscribers: Vec::new(),
+                armed: None,
+            }),
+            timer_wake,
+            _timer: spawn_timer(weak.clone(), timer_rx),
+            sockets: AtomicUsize::new(0),
+            cfg,
+        });
+        Gateway { inner }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.cfg
+    }
+
+    /// Listens on `endpoint` (`ws://` or `tcp://` with an address to bind; `wss://`/`tls://`
+    /// need `tls`). Refuses a non-loopback address without tokens unless `allow_open_public`.
+    pub async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> io::Result<Listener> {
+        if endpoint.tls && tls.is_none() {
+            return Err(io::Error::other(format!(
+                "{}: TLS endpoint but no certificate given",
+                endpoint.url()
+            )));
+        }
+        let listener = TcpListener::bind(&endpoint.authority).await?;
+        let addr = listener.local_addr()?;
+        if !transport::is_loopback(&addr)
+            && self.inner.cfg.tokens.is_empty()
+            && !self.inner.cfg.allow_open_public
+        {
+            return Err(io::Error::other(format!(
+                "refusing to listen on {addr} without a token: set one (--token), or allow it explicitly"
+            )));
+        }
+        let framing = endpoint.framing;
+        let tls = if endpoint.tls { tls } else { None };
+        let gw = self.clone();
+        let task = smol::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        smol::Timer::after(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if gw.inner.sockets.load(Ordering::Relaxed) >= gw.inner.cfg.max_connections {
+                    tracing::warn!(
+                        "connection from {peer} refused: {} connections open",
+                        gw.inner.cfg.max_connections
+                    );
+                    drop(tcp);
+                    continue;
+                }
+                let gw = gw.clone();
+                let tls = tls.clone();
+                smol::spawn(async move {
+                    let inner = gw.inner.clone();
+                    let _socket = SocketCount::new(&inner.sockets);
+                    let setup = async {
+                        let io = transport::accept_io(tcp, tls.as_ref()).await?;
+                        match framing {
+                            Framing::Stream => {
+                                Ok(transport::stream(io, gw.inner.cfg.max_frame as usize))
+                            }
+                            Framing::WebSocket => {
+                                transport::ws_accept(io, gw.inner.cfg.max_frame as usize).await
+                            }
+                        }
+                    };
+                    let timeout = gw.inner.cfg.handshake_timeout;
+                    let r = setup
+                        .or(async {
+                            smol::Timer::after(timeout).await;
+                            Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "TLS/WebSocket handshake timed out",
+                            ))
+                        })
+                        .await;
+                    match r {
+                        Ok((reader, writer)) => {
+                            gw.run_connection(reader, writer, peer.to_string()).await
+                        }
+                        Err(e) => tracing::debug!("{peer}: {e}"),
+                    }
+                })
+                .detach();
+            }
+        });
+        Ok(Listener { addr, task })
+    }
+
+    /// Dials a node that listens (a device, a serial line bridged to TCP) and serves it until
+    /// the connection ends. Returns once connected; the task runs the connection.
+    pub async fn dial(
+        &self,
+        endpoint: &Endpoint,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> io::Result<Task<()>> {
+        let (reader, writer) =
+            transport::connect(endpoint, tls, self.inner.cfg.max_frame as usize).await?;
+        let gw = self.clone();
+        let peer = endpoint.url();
+        Ok(smol::spawn(async move {
+            gw.run_connection(reader, writer, peer).await
+        }))
+    }
+
+    /// Subscribes to events. Slow subscribers lose events rather than slow the gateway down
+    /// (the channel holds 1024).
+    pub fn events(&self) -> Receiver<GatewayEvent> {
+        let (tx, rx) = bounded(1024);
+        self.inner.lock().subscribers.push(tx);
+        rx
+    }
+
+    /// Connected nodes, by id.
+    pub fn nodes(&self) -> Vec<NodeSummary> {
+        self.inner
+            .lock()
+            .router
+            .nodes()
+            .map(|n| NodeSummary {
+                id: n.id.to_owned(),
+                tools: n.tools,
+                in_flight: n.in_flight,
+                encoding: n.encoding,
+            })
+            .collect()
+    }
+
+    /// Registered tools, by node then name, optionally only those whose name starts with
+    /// `prefix` or of one node.
+    pub fn tools(&self, prefix: Option<&str>, node: Option<&str>) -> Vec<Arc<ToolInfo>> {
+        self.inner
+            .lock()
+            .router
+            .tools(prefix, node)
+            .map(|t| {
+                Arc::new(ToolInfo {
+                    node: t.node.to_owned(),
+                    name: t.name.to_owned(),
+                    description: t.description.to_owned(),
+                    input_schema: serde_json::from_str(t.input_schema).unwrap_or(Value::Null),
+                    output_schema: t.output_schema.and_then(|o| serde_json::from_str(o).ok()),
+                    annotations: t.annotations,
+                })
+            })
+            .collect()
+    }
+
+    /// Nodes offering `tool`.
+    pub fn resolve(&self, tool: &str) -> Vec<String> {
+        self.inner
+            .lock()
+            .router
+            .resolve(tool)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until `node` is connected with at least one tool, up to `timeout`.
+    pub async fn wait_for_node(&self, node: &str, timeout: Duration) -> bool {
+        let events = self.events();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.nodes().iter().any(|n| n.id == node && n.tools > 0) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = events
+                .recv()
+                .or(async {
+                    smol::Timer::after(left).await;
+                    Err(smol::channel::RecvError)
+                })
+                .await;
+        }
+    }
+
+    /// Calls `tool` on `node` with `args` (a JSON object). The arguments are checked against
+    /// the tool's schema first. Dropping the returned future before it completes cancels the
+    /// call on the node.
+    pub async fn call(
+        &self,
+        node: &str,
+        tool: &str,
+        args: &Value,
+        opts: CallOptions,
+    ) -> Result<Value, CallError> {
+        let text = serde_json::to_string(args)
+            .map_err(|e| CallError::new(ErrorCode::InvalidParams, e.to_string()))?;
+        let raw = self.call_raw(node, tool, &text, opts).await?;
+        serde_json::from_str(&raw)
+            .map_err(|e| CallError::new(ErrorCode::InternalError, e.to_string()))
+    }
+
+    /// [`Gateway::call`] with arguments and result as JSON text.
+    pub async fn call_raw(
+        &self,
+        node: &str,
+        tool: &str,
+        args: &str,
+        opts: CallOptions,
+    ) -> Result<String, CallError> {
+        let arguments = Json::parse(args.as_bytes()).map_err(|e| {
+            CallError::new(
+                ErrorCode::InvalidParams,
+                format!("arguments are not JSON: {e}"),
+            )
+        })?;
+        let (done, done_rx) = bounded(1);
+        let key = {
+            let inner = &self.inner;
+            let mut s = inner.lock();
+            let r = s.router.call(
+                inner.clock.now(),
+                node,
+                tool,
+                arguments,
+                opts.timeout.map(core_duration),
+                opts.principal.as_ref().map(|p| &p.acl),
+            );
+            let key = r?;
+            s.waiters.insert(
+                key,
+                Waiter {
+                    done,
+                    progress: opts.progress,
+                    asks: opts.asks,
+                },
+            );
+            inner.pump(&mut s, None);
+            key
+        };
+        let mut guard = CancelOnDrop {
+            inner: &self.inner,
+            key,
+            armed: true,
+        };
+        let r = done_rx.recv().await.unwrap_or_else(|_| {
+            Err(CallError::new(
+                ErrorCode::Disconnected,
+                format!("node `{node}` disconnected"),
+            ))
+        });
+        guard.armed = false;
+        r
+    }
+
+    /// Closes every node and controller connection with a goodbye. (Listeners keep
+    /// accepting until dropped or [`Listener::close`]d.)
+    pub fn shutdown(&self) {
+        let mut s = self.inner.lock();
+        s.router
+            .shutdown(self.inner.clock.now(), GoodbyeReason::Shutdown);
+        self.inner.pump(&mut s, None);
+    }
+}
