@@ -31,7 +31,7 @@
 //!
 //! let gateway = Endpoint::parse("ws://127.0.0.1:7700").map_err(std::io::Error::other)?;
 //! let client = Client::connect(&gateway, ClientOptions::default()).await?;
-//! toolwire_smol::mcp::serve_stdio(client).await
+//! toolwire::mcp::serve_stdio(client).await
 //! # }
 //! ```
 //!
@@ -52,9 +52,8 @@ use smol::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
 use toolwire_core::frame::Annotations;
-
-use crate::client::{Client, ClientCallOptions, ClientEvent, ToolSummary};
-use crate::gateway::{CallError, Progress};
+use toolwire_smol::client::{Client, ClientCallOptions, ClientEvent, ToolSummary};
+use toolwire_smol::gateway::{CallError, Progress};
 
 /// The MCP protocol versions the bridge speaks, newest first. A client asking for one of these
 /// gets it; any other request is answered with the first.
