@@ -104,7 +104,7 @@ pub enum CloseReason {
     Timeout,
     /// The gateway broke the protocol (an answer that cannot be read during the handshake).
     ProtocolError,
-    /// [`Node::close`] was called.
+    /// [`Node::shutdown`] was called.
     Local,
 }
 

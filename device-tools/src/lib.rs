@@ -1,5 +1,6 @@
 //! The demo device's tools, written once and run unchanged by the QEMU firmware (through
-//! `toolwire-embassy`) and by the host demo's simulated device (through `toolwire-smol`).
+//! `toolwire-embassy`) and by the host demo's simulated device (`toolwire::device`, a host node
+//! of `toolwire-smol`).
 //!
 //! Tools are plain async functions over two small traits: [`Board`] (the hardware: a
 //! temperature sensor with four channels, four LEDs, a clock) and [`Context`] (what the runtime

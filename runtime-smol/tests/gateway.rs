@@ -499,7 +499,7 @@ fn nodes_survive_a_gateway_restart() {
         let mut opts = NodeOptions::new("dev");
         opts.backoff_initial = Duration::from_millis(50);
         opts.backoff_max = Duration::from_millis(200);
-        let node = HostNode::new(opts).tools(toolwire_smol::device::tools(Default::default()));
+        let node = HostNode::new(opts).tools(common::device::tools());
         let ep2 = ep.clone();
         let _task = smol::spawn(async move { node.run(&ep2, Some(stx)).await });
         assert!(gw1.wait_for_node("dev", Duration::from_secs(5)).await);

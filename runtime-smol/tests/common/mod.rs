@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod device;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -38,10 +40,7 @@ pub fn spawn_node(url: &str, node: HostNode) -> Task<()> {
 
 /// Runs the simulated demo device.
 pub fn spawn_device(url: &str, opts: NodeOptions) -> Task<()> {
-    spawn_node(
-        url,
-        HostNode::new(opts).tools(toolwire_smol::device::tools(Default::default())),
-    )
+    spawn_node(url, HostNode::new(opts).tools(device::tools()))
 }
 
 /// Receives within `d`.

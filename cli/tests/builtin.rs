@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
+use toolwire::builtin::{fs_tools, shell_tool};
 use toolwire_core::ErrorCode;
 use toolwire_smol::GatewayConfig;
-use toolwire_smol::builtin::{fs_tools, shell_tool};
 use toolwire_smol::gateway::CallOptions;
 use toolwire_smol::node::{HostNode, NodeOptions};
 
@@ -125,7 +125,7 @@ fn shell_runs_only_allowed_programs_with_limits() {
         assert_eq!(r["truncated"], true);
         assert_eq!(
             r["stdout"].as_str().unwrap().len(),
-            toolwire_smol::builtin::MAX_OUTPUT
+            toolwire::builtin::MAX_OUTPUT
         );
     });
 }

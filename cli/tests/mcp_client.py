@@ -1,6 +1,6 @@
 """Drives `toolwire mcp` with the official MCP Python SDK as a real MCP client over stdio.
 
-Run by runtime-smol/tests/mcp.rs, which starts a gateway with nodes `dev-a`, `dev-b` (simulated
+Run by cli/tests/mcp.rs, which starts a gateway with nodes `dev-a`, `dev-b` (simulated
 devices) and `lab` (57 tools, one of which always fails), then runs:
 
     mcp_client.py TOOLWIRE_BINARY GATEWAY_URL

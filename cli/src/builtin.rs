@@ -12,8 +12,7 @@ use smol::future::FutureExt;
 use smol::io::AsyncReadExt;
 use toolwire_core::ErrorCode;
 use toolwire_core::frame::Annotations;
-
-use crate::node::{Tool, ToolError};
+use toolwire_smol::node::{Tool, ToolError};
 
 /// Largest file `fs_read` returns, and largest content `fs_write` accepts.
 pub const MAX_FILE: usize = 1 << 20;

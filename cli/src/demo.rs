@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use smol::channel::bounded;
 
-use crate::client::{Client, ClientCallOptions, ClientOptions};
-use crate::node::{HostNode, NodeOptions};
-use crate::{Endpoint, Gateway, GatewayConfig};
+use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
+use toolwire_smol::node::{HostNode, NodeOptions};
+use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
 
 fn show(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()

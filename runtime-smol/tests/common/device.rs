@@ -1,5 +1,6 @@
-//! The demo device's tools (crate `toolwire-device-tools`, the same code the QEMU firmware
-//! runs) served by a host node: a simulated device.
+//! The simulated demo device as a test fixture: the tools of `toolwire-device-tools` (the code
+//! the firmware runs) served by a host node. The `toolwire` crate has the same adapter for its
+//! demo (`toolwire::device`); this copy keeps the library's tests free of its CLI crate.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -7,35 +8,13 @@ use std::time::Instant;
 use serde_json::Value;
 use toolwire_core::{ErrorCode, Json};
 use toolwire_device_tools::{Board, Context, SimBoard, TOOLS};
-
-use crate::node::{Tool, ToolContext, ToolError};
+use toolwire_smol::node::{Tool, ToolContext, ToolError};
 
 /// A simulated board shared by the calls of one simulated device.
 #[derive(Clone)]
-pub struct SharedBoard {
+struct SharedBoard {
     board: Arc<Mutex<SimBoard>>,
     boot: Instant,
-}
-
-impl SharedBoard {
-    /// A board that boots now.
-    pub fn new() -> Self {
-        SharedBoard {
-            board: Arc::new(Mutex::new(SimBoard::default())),
-            boot: Instant::now(),
-        }
-    }
-
-    /// The LED register (bit i = LED i).
-    pub fn leds(&self) -> u8 {
-        self.board.lock().unwrap().leds
-    }
-}
-
-impl Default for SharedBoard {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Board for SharedBoard {
@@ -65,8 +44,12 @@ impl Context for HostContext {
     }
 }
 
-/// The device's tools as host-node tools over `board`.
-pub fn tools(board: SharedBoard) -> Vec<Tool> {
+/// The device's tools as host-node tools over a fresh simulated board.
+pub fn tools() -> Vec<Tool> {
+    let board = SharedBoard {
+        board: Arc::new(Mutex::new(SimBoard::default())),
+        boot: Instant::now(),
+    };
     TOOLS
         .iter()
         .enumerate()

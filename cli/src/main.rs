@@ -162,7 +162,7 @@ fn main() -> ExitCode {
             Command::Tools(a) => tools(a).await,
             Command::Call(a) => call(a).await,
             Command::Mcp(a) => mcp(a).await,
-            Command::Demo => toolwire_smol::demo::run().await,
+            Command::Demo => toolwire::demo::run().await,
         }
     });
     match r {
@@ -271,15 +271,15 @@ async fn node(a: NodeArgs) -> Res {
     let mut node = HostNode::new(opts);
     if let Some(root) = &a.fs_root {
         node = node.tools(
-            toolwire_smol::builtin::fs_tools(root)
+            toolwire::builtin::fs_tools(root)
                 .map_err(|e| format!("--fs-root {}: {e}", root.display()))?,
         );
     }
     if !a.shell_allow.is_empty() {
-        node = node.tool(toolwire_smol::builtin::shell_tool(a.shell_allow.clone()));
+        node = node.tool(toolwire::builtin::shell_tool(a.shell_allow.clone()));
     }
     if a.demo_tools {
-        node = node.tools(toolwire_smol::device::tools(Default::default()));
+        node = node.tools(toolwire::device::tools(Default::default()));
     }
     let ep = endpoint(&a.connect.gateway)?;
     match node.run(&ep, None).await {
@@ -349,7 +349,7 @@ async fn call(a: CallArgs) -> Res {
 
 async fn mcp(a: McpArgs) -> Res {
     let client = connect(&a.connect).await?;
-    toolwire_smol::mcp::serve_stdio(client)
+    toolwire::mcp::serve_stdio(client)
         .await
         .map_err(|e| e.to_string())
 }

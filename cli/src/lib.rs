@@ -1,0 +1,15 @@
+//! # toolwire
+//!
+//! The `toolwire` command line and what it runs beyond the library `toolwire-smol`: the
+//! [`mcp`] bridge (an MCP server on stdio over a gateway's tools), the opt-in [`builtin`] host
+//! tools (a confined filesystem, an allow-listed shell), the simulated [`device`] (the demo
+//! device's tools from `toolwire-device-tools` on a host node) and the [`demo`].
+//!
+//! A program that only embeds a gateway or a node depends on `toolwire-smol` alone.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod builtin;
+pub mod demo;
+pub mod device;
+pub mod mcp;

@@ -1,0 +1,266 @@
+//! `tools/list`: snapshots of every node's tools under their MCP names, and pages through a
+//! snapshot by cursors.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use toolwire_core::frame::Annotations;
+use toolwire_smol::client::ToolSummary;
+
+use super::Bridge;
+use super::names::qualified_names;
+use super::protocol::{INTERNAL_ERROR, RpcError, Version};
+
+/// Listing snapshots whose cursors stay valid.
+const SNAPSHOTS: usize = 8;
+
+/// The last few listing snapshots (cursors point into them); the newest routes calls.
+#[derive(Default)]
+pub(super) struct Catalogs {
+    next_generation: u64,
+    recent: VecDeque<Arc<Catalog>>,
+}
+
+/// One snapshot of every node's tools under their MCP names.
+pub(super) struct Catalog {
+    generation: u64,
+    /// Sorted by (node, tool).
+    tools: Vec<Listed>,
+    by_name: HashMap<String, usize>,
+}
+
+pub(super) struct Listed {
+    pub(super) name: String,
+    pub(super) summary: ToolSummary,
+}
+
+impl Catalog {
+    fn new(generation: u64, mut tools: Vec<ToolSummary>) -> Catalog {
+        tools.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+        tools.dedup_by(|a, b| a.node == b.node && a.name == b.name);
+        let pairs: Vec<(&str, &str)> = tools
+            .iter()
+            .map(|t| (t.node.as_str(), t.name.as_str()))
+            .collect();
+        let names = qualified_names(&pairs);
+        let tools: Vec<Listed> = names
+            .into_iter()
+            .zip(tools)
+            .map(|(name, summary)| Listed { name, summary })
+            .collect();
+        let by_name = tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Catalog {
+            generation,
+            tools,
+            by_name,
+        }
+    }
+
+    pub(super) fn find(&self, name: &str) -> Option<&Listed> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+}
+
+/// A cursor names a snapshot and an offset in it; clients treat it as opaque.
+fn encode_cursor(generation: u64, offset: usize) -> String {
+    format!("{generation:x}-{offset:x}")
+}
+
+fn decode_cursor(s: &str) -> Option<(u64, usize)> {
+    let (g, o) = s.split_once('-')?;
+    Some((
+        u64::from_str_radix(g, 16).ok()?,
+        usize::from_str_radix(o, 16).ok()?,
+    ))
+}
+
+impl Bridge {
+    /// A fresh snapshot from the gateway, kept for its cursors.
+    pub(super) async fn refresh(&self) -> Result<Arc<Catalog>, RpcError> {
+        let tools = self
+            .client
+            .tools(None, None)
+            .await
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("listing tools: {e}")))?;
+        let mut c = self.catalogs.lock().unwrap();
+        let catalog = Arc::new(Catalog::new(c.next_generation, tools));
+        c.next_generation += 1;
+        c.recent.push_back(catalog.clone());
+        while c.recent.len() > SNAPSHOTS {
+            c.recent.pop_front();
+        }
+        Ok(catalog)
+    }
+
+    pub(super) fn latest(&self) -> Option<Arc<Catalog>> {
+        self.catalogs.lock().unwrap().recent.back().cloned()
+    }
+
+    pub(super) async fn list_tools(&self, params: &Value) -> Result<Value, RpcError> {
+        let (catalog, offset) = match params.get("cursor") {
+            None | Some(Value::Null) => (self.refresh().await?, 0),
+            Some(Value::String(s)) => {
+                let bad =
+                    || RpcError::params("invalid or expired cursor; list again from the start");
+                let (generation, offset) = decode_cursor(s).ok_or_else(bad)?;
+                let c = self.catalogs.lock().unwrap();
+                let catalog = c
+                    .recent
+                    .iter()
+                    .find(|c| c.generation == generation)
+                    .cloned()
+                    .ok_or_else(bad)?;
+                if offset > catalog.tools.len() {
+                    return Err(bad());
+                }
+                (catalog, offset)
+            }
+            Some(_) => return Err(RpcError::params("`cursor` must be a string")),
+        };
+        let version = self.version();
+        let size = self.opts.page_size.max(1);
+        let end = (offset + size).min(catalog.tools.len());
+        let tools: Vec<Value> = catalog.tools[offset..end]
+            .iter()
+            .map(|t| tool_json(t, version))
+            .collect();
+        let mut r = json!({ "tools": tools });
+        if end < catalog.tools.len() {
+            r["nextCursor"] = json!(encode_cursor(catalog.generation, end));
+        }
+        Ok(r)
+    }
+}
+
+/// A tool as MCP lists it, in `version`'s vocabulary.
+fn tool_json(t: &Listed, version: Version) -> Value {
+    let s = &t.summary;
+    let mut input = match &s.input_schema {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    // MCP requires an object schema; arguments are always an object anyway.
+    input
+        .entry("type")
+        .or_insert_with(|| Value::String("object".into()));
+    let mut tool = json!({
+        "name": t.name,
+        "description": s.description,
+        "inputSchema": input,
+    });
+    let title = format!("{} on {}", s.name, s.node);
+    if version.has_structured() {
+        tool["title"] = json!(title);
+        // MCP output schemas describe `structuredContent`, which is always an object.
+        if let Some(o) = &s.output_schema
+            && o.get("type").and_then(Value::as_str) == Some("object")
+        {
+            tool["outputSchema"] = o.clone();
+        }
+    }
+    if version.has_annotations() {
+        let mut a = json!({ "title": title });
+        // Our flags default to false, so all-false means "nothing declared": leave MCP's
+        // cautious defaults (not read-only, destructive, not idempotent) in place.
+        let h = s.annotations;
+        if h != Annotations::NONE {
+            a["readOnlyHint"] = json!(h.read_only);
+            if !h.read_only {
+                a["destructiveHint"] = json!(h.destructive);
+            }
+            a["idempotentHint"] = json!(h.idempotent);
+        }
+        tool["annotations"] = a;
+    }
+    tool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(node: &str, name: &str, annotations: Annotations) -> ToolSummary {
+        ToolSummary {
+            node: node.into(),
+            name: name.into(),
+            description: "d".into(),
+            input_schema: json!({"properties": {}}),
+            output_schema: Some(json!({"type": "object"})),
+            annotations,
+        }
+    }
+
+    #[test]
+    fn catalog_is_sorted_and_routes_by_name() {
+        let c = Catalog::new(
+            3,
+            vec![
+                summary("b", "t", Annotations::NONE),
+                summary("a", "t", Annotations::NONE),
+                summary("a", "t", Annotations::NONE),
+            ],
+        );
+        let names: Vec<&str> = c.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a__t", "b__t"]);
+        assert_eq!(c.find("b__t").unwrap().summary.node, "b");
+        assert!(c.find("b.t").is_none());
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(decode_cursor(&encode_cursor(17, 50)), Some((17, 50)));
+        assert_eq!(decode_cursor("nope"), None);
+        assert_eq!(decode_cursor("1-zz"), None);
+    }
+
+    #[test]
+    fn tools_follow_the_negotiated_version() {
+        let ro = Annotations {
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+        };
+        let t = Listed {
+            name: "dev__read".into(),
+            summary: summary("dev", "read", ro),
+        };
+        let j = tool_json(&t, Version::V2025_11_25);
+        assert_eq!(j["name"], "dev__read");
+        assert_eq!(j["title"], "read on dev");
+        assert_eq!(j["inputSchema"]["type"], "object");
+        assert_eq!(j["outputSchema"], json!({"type": "object"}));
+        assert_eq!(
+            j["annotations"],
+            json!({"title": "read on dev", "readOnlyHint": true, "idempotentHint": true})
+        );
+        let j = tool_json(&t, Version::V2025_03_26);
+        assert!(j.get("title").is_none() && j.get("outputSchema").is_none());
+        assert_eq!(j["annotations"]["readOnlyHint"], true);
+        let j = tool_json(&t, Version::V2024_11_05);
+        assert!(j.get("annotations").is_none());
+
+        let w = Annotations {
+            read_only: false,
+            destructive: true,
+            idempotent: false,
+        };
+        let t = Listed {
+            name: "dev__wipe".into(),
+            summary: summary("dev", "wipe", w),
+        };
+        let a = &tool_json(&t, Version::LATEST)["annotations"];
+        assert_eq!(a["readOnlyHint"], false);
+        assert_eq!(a["destructiveHint"], true);
+        let t = Listed {
+            name: "dev__x".into(),
+            summary: summary("dev", "x", Annotations::NONE),
+        };
+        let a = &tool_json(&t, Version::LATEST)["annotations"];
+        assert!(a.get("destructiveHint").is_none() && a.get("readOnlyHint").is_none());
+    }
+}

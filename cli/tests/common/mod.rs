@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use smol::Task;
+use toolwire_smol::node::{HostNode, NodeOptions};
+use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
+
+/// A gateway listening on WebSocket and TCP on ephemeral loopback ports.
+pub async fn gateway(cfg: GatewayConfig) -> (Gateway, String, String) {
+    let gw = Gateway::new(cfg);
+    let ws = gw
+        .listen(&Endpoint::parse("ws://127.0.0.1:0").unwrap(), None)
+        .await
+        .unwrap();
+    let tcp = gw
+        .listen(&Endpoint::parse("tcp://127.0.0.1:0").unwrap(), None)
+        .await
+        .unwrap();
+    let urls = (format!("ws://{}", ws.addr), format!("tcp://{}", tcp.addr));
+    // Keep the listeners for the test's lifetime.
+    Box::leak(Box::new((ws, tcp)));
+    (gw, urls.0, urls.1)
+}
+
+/// Runs a host node (reconnecting) in the background.
+pub fn spawn_node(url: &str, node: HostNode) -> Task<()> {
+    let ep = Endpoint::parse(url).unwrap();
+    smol::spawn(async move {
+        node.run(&ep, None).await;
+    })
+}
+
+/// Runs the simulated demo device.
+pub fn spawn_device(url: &str, opts: NodeOptions) -> Task<()> {
+    spawn_node(
+        url,
+        HostNode::new(opts).tools(toolwire::device::tools(Default::default())),
+    )
+}
+
+/// Polls `f` every 10 ms until true or `d` passes.
+pub async fn wait_until(d: Duration, f: impl Fn() -> bool) -> bool {
+    let end = std::time::Instant::now() + d;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        smol::Timer::after(Duration::from_millis(10)).await;
+    }
+    f()
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills (and reaps) a child process when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
