@@ -67,7 +67,9 @@ impl<S: Schemas> Router<S> {
             };
             slot.conn.respond(id, &body, scratch)
         });
-        let _ = self.send_result(conn.index, r);
+        if self.send_result(conn.index, r).is_err() {
+            self.too_large(conn, id);
+        }
     }
 
     pub(super) fn list_tools(&mut self, conn: ConnId, id: Id<'_>, q: ListTools<'_>) {
@@ -137,7 +139,19 @@ impl<S: Schemas> Router<S> {
             };
             slot.conn.respond(id, &body, scratch)
         });
-        let _ = self.send_result(conn.index, r);
+        if self.send_result(conn.index, r).is_err() {
+            self.too_large(conn, id);
+        }
+    }
+
+    /// A page of one item (or a `tools.resolve` answer) that does not fit the controller's
+    /// frame: the request is still answered.
+    pub(super) fn too_large(&mut self, conn: ConnId, id: Id<'_>) {
+        let f = Failure::new(
+            ErrorCode::FrameTooLarge,
+            "the answer exceeds the caller's frame limit",
+        );
+        self.respond_error(conn, id, &f);
     }
 
     fn bad_cursor(&mut self, conn: ConnId, id: Id<'_>) {

@@ -57,11 +57,12 @@ impl<S: Schemas> Router<S> {
                 let Some(rec) = self.nodes.get_mut(&node) else {
                     return;
                 };
+                // Unescaped, as the connection compares them (`Str::eq_str`): a name spelled
+                // with escapes withdraws the tool from both tables, not from one.
                 for n in names.iter() {
-                    if let Some(name) = n.as_plain()
-                        && rec.tools.remove(name).is_some()
-                    {
-                        unindex(&mut self.tool_index, name, &node);
+                    let name = n.to_string();
+                    if rec.tools.remove(&name).is_some() {
+                        unindex(&mut self.tool_index, &name, &node);
                     }
                 }
                 self.tools_changed(node);
@@ -622,7 +623,9 @@ impl<S: Schemas> Router<S> {
                 } = self;
                 if let Some(slot) = entries[conn.index as usize].slot.as_mut() {
                     let r = slot.conn.respond(id, &body, scratch);
-                    let _ = self.send_result(conn.index, r);
+                    if self.send_result(conn.index, r).is_err() {
+                        self.too_large(conn, id);
+                    }
                 }
             }
             Request::Call(c) => {
