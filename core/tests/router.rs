@@ -1,0 +1,1759 @@
+//! A router, a controller core and node cores wired together in memory with a fake clock.
+//!
+//! No sockets: frames move between queues, and time moves only when a test advances it, to the
+//! next deadline any side asked for. Nodes and controllers may speak different encodings; the
+//! scenarios that depend on it run in every combination.
+
+use std::collections::VecDeque;
+
+use toolwire_core::codec::{self, Limits, Message};
+use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
+use toolwire_core::frame::*;
+use toolwire_core::node::{self, CallHandle, Node, NodeConfig, NodeEvent};
+use toolwire_core::router::{
+    Acl, ConnId, Event, Failure, OpenError, Outbox, RateLimit, Router, RouterConfig, Schemas,
+    TokenSpec,
+};
+use toolwire_core::{Duration, ErrorCode, Id, Instant, Json, List, OwnedId, Str};
+
+/// Calls one node runs at once.
+const N: usize = 4;
+
+const SCHEMA: &[u8] = br#"{"type":"object","properties":{"x":{"type":"integer"}}}"#;
+
+const ALL: [Encoding; 2] = [Encoding::Json, Encoding::Postcard];
+
+/// (node, controller) encodings: both alike, and both mixed.
+const MIXES: [(Encoding, Encoding); 4] = [
+    (Encoding::Json, Encoding::Json),
+    (Encoding::Postcard, Encoding::Postcard),
+    (Encoding::Postcard, Encoding::Json),
+    (Encoding::Json, Encoding::Postcard),
+];
+
+fn only(enc: Encoding) -> Encodings {
+    Encodings {
+        json: enc == Encoding::Json,
+        postcard: enc == Encoding::Postcard,
+    }
+}
+
+fn leak_str(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+fn tool_defs(names: &[&str], schema: &'static [u8]) -> &'static [ToolDef<'static>] {
+    let defs: Vec<ToolDef<'static>> = names
+        .iter()
+        .map(|n| ToolDef {
+            name: Str::new(leak_str(n)),
+            description: Str::new("test tool"),
+            input_schema: Json::trusted(schema),
+            output_schema: None,
+            annotations: Annotations::NONE,
+        })
+        .collect();
+    Box::leak(defs.into_boxed_slice())
+}
+
+/// A schema engine for tests: refuses schemas that mention `x-refuse`, and arguments with a
+/// top-level key `bad`. Counts compilations (each tool is compiled once, when registered).
+#[derive(Default)]
+struct TestSchemas {
+    compiled: usize,
+}
+
+impl Schemas for TestSchemas {
+    type Compiled = usize;
+    fn compile(&mut self, tool: &ToolDef<'_>) -> Result<usize, RejectReason> {
+        if tool.input_schema.as_str().contains("x-refuse") {
+            return Err(RejectReason::BadSchema);
+        }
+        self.compiled += 1;
+        Ok(self.compiled)
+    }
+    fn check(&self, _schema: &usize, arguments: Json<'_>) -> Result<(), Failure> {
+        let v: serde_json::Value = serde_json::from_str(arguments.as_str()).expect("JSON");
+        if v.get("bad").is_some() {
+            return Err(
+                Failure::new(ErrorCode::InvalidArguments, "`bad` is not allowed")
+                    .with_data(r#"{"path":"/bad"}"#),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum NodeEv {
+    Ready(usize),
+    Execute(CallHandle, String, String),
+    Cancel(CallHandle),
+    Answer(CallHandle, Result<String, i32>),
+    Closed(node::CloseReason),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum CtrlEv {
+    Ready,
+    /// A response: its id and the frame it came in (decode it with [`Trio::result`]).
+    Response(u64, Result<(), i32>),
+    Progress(u64, u64, Option<String>),
+    Ask(OwnedId, u64, String),
+    ToolsChanged(String),
+    Closed(node::CloseReason),
+}
+
+struct NodePeer {
+    conn: ConnId,
+    core: Node<'static, N>,
+    tools: Vec<&'static str>,
+    inbox: VecDeque<Vec<u8>>,
+    /// Its transport is open (the router has not closed it, the test has not dropped it).
+    linked: bool,
+    events: Vec<NodeEv>,
+}
+
+struct Trio<S: Schemas> {
+    now: Instant,
+    router: Router<S>,
+    controller: Controller<'static>,
+    ctrl: ConnId,
+    ctrl_linked: bool,
+    ctrl_inbox: VecDeque<Vec<u8>>,
+    /// Every frame the router sent the controller, in order.
+    ctrl_frames: Vec<Vec<u8>>,
+    /// Response frames by request id.
+    responses: Vec<(u64, Vec<u8>)>,
+    ctrl_events: Vec<CtrlEv>,
+    ctrl_errors: usize,
+    nodes: Vec<NodePeer>,
+    node_errors: usize,
+    to_router: VecDeque<(ConnId, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+fn standard_config() -> RouterConfig {
+    let mut cfg = RouterConfig::new("gw");
+    cfg.connection.heartbeat = Duration::from_secs(5);
+    cfg
+}
+
+impl Trio<toolwire_core::router::AcceptAll> {
+    fn standard(ctrl_enc: Encoding) -> Self {
+        Trio::new(
+            standard_config(),
+            toolwire_core::router::AcceptAll,
+            ctrl_enc,
+            None,
+        )
+    }
+}
+
+impl<S: Schemas> Trio<S> {
+    fn new(cfg: RouterConfig, schemas: S, ctrl_enc: Encoding, token: Option<&str>) -> Self {
+        let mut cc = ControllerConfig::new("cli");
+        cc.encodings = only(ctrl_enc);
+        cc.hello_encoding = ctrl_enc;
+        cc.token = token.map(leak_str);
+        Self::with_controller(cfg, schemas, cc)
+    }
+
+    fn with_controller(cfg: RouterConfig, schemas: S, cc: ControllerConfig<'static>) -> Self {
+        let now = Instant(1_000);
+        let mut router = Router::new(cfg, schemas);
+        let ctrl = router.open(now).expect("open");
+        let mut t = Trio {
+            now,
+            router,
+            controller: Controller::new(cc, now),
+            ctrl,
+            ctrl_linked: true,
+            ctrl_inbox: VecDeque::new(),
+            ctrl_frames: vec![],
+            responses: vec![],
+            ctrl_events: vec![],
+            ctrl_errors: 0,
+            nodes: vec![],
+            node_errors: 0,
+            to_router: VecDeque::new(),
+            events: vec![],
+        };
+        t.drive();
+        t
+    }
+
+    /// Connects a node offering `tools` (with [`SCHEMA`]); returns its index in `nodes`.
+    fn add_node(&mut self, id: &str, tools: &[&str], enc: Encoding) -> usize {
+        let n = self.add_node_with(id, tool_defs(tools, SCHEMA), enc, None);
+        assert_eq!(
+            self.nodes[n].events,
+            vec![NodeEv::Ready(0)],
+            "{id} registered"
+        );
+        self.nodes[n].events.clear();
+        n
+    }
+
+    fn add_node_with(
+        &mut self,
+        id: &str,
+        tools: &'static [ToolDef<'static>],
+        enc: Encoding,
+        token: Option<&str>,
+    ) -> usize {
+        let mut nc = NodeConfig::new(leak_str(id), tools);
+        nc.encodings = only(enc);
+        nc.hello_encoding = enc;
+        nc.token = token.map(leak_str);
+        nc.max_frame = 8192;
+        let conn = self.router.open(self.now).expect("open");
+        self.nodes.push(NodePeer {
+            conn,
+            core: Node::new(nc, self.now),
+            tools: tools.iter().map(|t| t.name.raw()).collect(),
+            inbox: VecDeque::new(),
+            linked: true,
+            events: vec![],
+        });
+        self.drive();
+        self.nodes.len() - 1
+    }
+
+    /// Moves frames and events between every side until nothing moves (bounded).
+    fn drive(&mut self) {
+        let mut buf = vec![0u8; 1 << 16];
+        for _ in 0..10_000 {
+            let mut moved = false;
+            // What the peers queued on their own.
+            if self.ctrl_linked {
+                while let Some(r) = self.controller.poll_transmit(&mut buf) {
+                    let n = r.expect("controller encode");
+                    self.to_router.push_back((self.ctrl, buf[..n].to_vec()));
+                    moved = true;
+                }
+                while let Some(e) = self.controller.poll_event() {
+                    self.record_ctrl(e, &[]);
+                    moved = true;
+                }
+            }
+            for p in self.nodes.iter_mut().filter(|p| p.linked) {
+                while let Some(r) = p.core.poll_transmit(&mut buf) {
+                    let n = r.expect("node encode");
+                    self.to_router.push_back((p.conn, buf[..n].to_vec()));
+                    moved = true;
+                }
+                while let Some(e) = p.core.poll_event() {
+                    p.events.push(node_ev(&p.tools, e));
+                    moved = true;
+                }
+            }
+            // What the router sends; a connection it is done with is closed once its frames
+            // are on their way.
+            while let Some(conn) = self.router.poll_ready() {
+                let mut out = Outbox::new();
+                let n = self.router.poll_transmit(conn, &mut out);
+                assert_eq!(n, out.len());
+                let closing = self.router.is_closing(conn);
+                for f in out.iter() {
+                    self.deliver(conn, f.to_vec());
+                }
+                if closing {
+                    // The peer still reads what was sent; what it sends later meets a stale
+                    // handle.
+                    self.router.close(conn, self.now);
+                }
+                moved = true;
+            }
+            while let Some(e) = self.router.poll_event() {
+                self.events.push(e);
+                moved = true;
+            }
+            // One frame per queue per round, so that frames interleave.
+            if let Some((conn, f)) = self.to_router.pop_front() {
+                self.router.handle_frame(conn, self.now, &f);
+                moved = true;
+            }
+            if let Some(f) = self.ctrl_inbox.pop_front() {
+                if self.ctrl_linked {
+                    let mut reply = vec![0u8; 1 << 16];
+                    let h = self.controller.handle_frame(self.now, &f, &mut reply);
+                    if h.error.is_some() {
+                        self.ctrl_errors += 1;
+                    }
+                    if h.reply > 0 {
+                        self.to_router
+                            .push_back((self.ctrl, reply[..h.reply].to_vec()));
+                    }
+                    if let Some(e) = h.event {
+                        self.record_ctrl(e, &f);
+                    }
+                }
+                moved = true;
+            }
+            for p in self.nodes.iter_mut() {
+                let Some(f) = p.inbox.pop_front() else {
+                    continue;
+                };
+                moved = true;
+                if !p.linked {
+                    continue;
+                }
+                let mut reply = vec![0u8; 1 << 16];
+                let h = p.core.handle_frame(self.now, &f, &mut reply);
+                if h.error.is_some() {
+                    self.node_errors += 1;
+                }
+                if h.reply > 0 {
+                    self.to_router
+                        .push_back((p.conn, reply[..h.reply].to_vec()));
+                }
+                if let Some(e) = h.event {
+                    p.events.push(node_ev(&p.tools, e));
+                }
+            }
+            // A peer whose core closed closes its transport once what it sent is delivered.
+            let pending_from =
+                |c: ConnId, q: &VecDeque<(ConnId, Vec<u8>)>| q.iter().any(|(from, _)| *from == c);
+            if self.ctrl_linked
+                && self.controller.is_closed()
+                && !pending_from(self.ctrl, &self.to_router)
+            {
+                self.router.close(self.ctrl, self.now);
+                self.ctrl_linked = false;
+                moved = true;
+            }
+            for i in 0..self.nodes.len() {
+                let p = &self.nodes[i];
+                if p.linked
+                    && p.core.state() == node::NodeState::Closed
+                    && !pending_from(p.conn, &self.to_router)
+                {
+                    let conn = p.conn;
+                    self.router.close(conn, self.now);
+                    self.nodes[i].linked = false;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("trio did not settle");
+    }
+
+    fn deliver(&mut self, conn: ConnId, f: Vec<u8>) {
+        if conn == self.ctrl {
+            // Every frame the router emits decodes.
+            codec::decode(&f, self.controller.encoding(), &Limits::default())
+                .unwrap_or_else(|e| panic!("router sent an undecodable frame: {e:?}"));
+            self.ctrl_frames.push(f.clone());
+            self.ctrl_inbox.push_back(f);
+        } else if let Some(p) = self.nodes.iter_mut().find(|p| p.conn == conn) {
+            codec::decode(&f, p.core.encoding(), &Limits::default())
+                .unwrap_or_else(|e| panic!("router sent an undecodable frame: {e:?}"));
+            p.inbox.push_back(f);
+        } else {
+            panic!("frame for an unknown connection");
+        }
+    }
+
+    fn record_ctrl(&mut self, e: ControllerEvent<'_>, frame: &[u8]) {
+        let ev = match e {
+            ControllerEvent::Ready => CtrlEv::Ready,
+            ControllerEvent::Response { id, result } => {
+                self.responses.push((id, frame.to_vec()));
+                CtrlEv::Response(id, result.map(|_| ()).map_err(|e| e.code))
+            }
+            ControllerEvent::Progress {
+                call,
+                progress,
+                message,
+                ..
+            } => CtrlEv::Progress(call, progress, message.map(|m| m.to_string())),
+            ControllerEvent::Ask {
+                ask, call, prompt, ..
+            } => CtrlEv::Ask(ask, call, prompt.to_string()),
+            ControllerEvent::ToolsChanged { node } => CtrlEv::ToolsChanged(node.to_string()),
+            ControllerEvent::Closed(r) => CtrlEv::Closed(r),
+            other => panic!("unexpected controller event {other:?}"),
+        };
+        self.ctrl_events.push(ev);
+    }
+
+    /// Advances the clock deadline by deadline until `by` has passed, driving at each.
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        for _ in 0..10_000 {
+            let mut next = self.router.poll_timeout();
+            let mut consider = |t: Option<Instant>| {
+                next = match (next, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            if self.ctrl_linked {
+                consider(self.controller.poll_timeout());
+            }
+            for p in self.nodes.iter().filter(|p| p.linked) {
+                consider(p.core.poll_timeout());
+            }
+            match next.filter(|t| *t <= until) {
+                Some(t) => {
+                    self.now = self.now.max(t);
+                    self.router.handle_timeout(self.now);
+                    assert!(
+                        self.router.poll_timeout().is_none_or(|t| t > self.now),
+                        "a deadline due now survived handle_timeout"
+                    );
+                    if self.ctrl_linked {
+                        self.controller.handle_timeout(self.now);
+                    }
+                    for p in self.nodes.iter_mut().filter(|p| p.linked) {
+                        p.core.handle_timeout(self.now);
+                    }
+                    self.drive();
+                }
+                None => {
+                    self.now = until;
+                    return;
+                }
+            }
+        }
+        panic!("timers did not settle");
+    }
+
+    // ----- the controller's side
+
+    fn ctrl_ready(&self) -> bool {
+        self.controller.is_ready()
+    }
+
+    fn request(&mut self, r: &Request<'_>) -> u64 {
+        let mut out = vec![0u8; 1 << 16];
+        let (id, n) = self.controller.request(r, &mut out).expect("request");
+        self.to_router.push_back((self.ctrl, out[..n].to_vec()));
+        self.drive();
+        id
+    }
+
+    fn call(&mut self, node: &str, tool: &str, args: &str, deadline_ms: Option<u32>) -> u64 {
+        self.request(&Request::Call(Call {
+            node: Str::new(node),
+            tool: Str::new(tool),
+            arguments: Json::parse(args.as_bytes()).unwrap(),
+            deadline_ms,
+        }))
+    }
+
+    fn cancel(&mut self, id: u64) {
+        let mut out = vec![0u8; 512];
+        let n = self.controller.cancel(id, &mut out).unwrap();
+        self.to_router.push_back((self.ctrl, out[..n].to_vec()));
+        self.drive();
+    }
+
+    fn answer(&mut self, ask: &OwnedId, answer: Result<&str, ErrorObject<'_>>) {
+        let mut out = vec![0u8; 512];
+        let n = match answer {
+            Ok(v) => {
+                let v = Json::parse(v.as_bytes()).unwrap();
+                self.controller.answer(ask, Ok(&v), &mut out)
+            }
+            Err(e) => self.controller.answer::<Json<'_>>(ask, Err(&e), &mut out),
+        }
+        .unwrap();
+        self.to_router.push_back((self.ctrl, out[..n].to_vec()));
+        self.drive();
+    }
+
+    /// Sends a raw frame as the controller.
+    fn send_raw(&mut self, frame: Vec<u8>) {
+        self.to_router.push_back((self.ctrl, frame));
+        self.drive();
+    }
+
+    /// The response frame to request `id`; panics unless exactly one came.
+    fn response_frame(&self, id: u64) -> &[u8] {
+        let mut it = self.responses.iter().filter(|(i, _)| *i == id);
+        let (_, f) = it.next().unwrap_or_else(|| panic!("no response to {id}"));
+        assert!(it.next().is_none(), "two responses to {id}");
+        f
+    }
+
+    fn no_response(&self, id: u64) -> bool {
+        self.responses.iter().all(|(i, _)| *i != id)
+    }
+
+    /// The result of request `id` as JSON text, or its error code.
+    fn result(&self, id: u64) -> Result<String, i32> {
+        let f = self.response_frame(id);
+        match decode_response(f, self.controller.encoding()) {
+            Ok(p) => Ok(p
+                .decode::<Json<'_>>(&Limits::default())
+                .expect("a JSON result")
+                .as_str()
+                .to_owned()),
+            Err(e) => Err(e.code),
+        }
+    }
+
+    fn error_of(&self, id: u64) -> (i32, String, Option<String>) {
+        let f = self.response_frame(id);
+        match decode_response(f, self.controller.encoding()) {
+            Ok(_) => panic!("expected an error for {id}"),
+            Err(e) => (
+                e.code,
+                e.message.to_string(),
+                e.data.map(|d| d.as_str().to_owned()),
+            ),
+        }
+    }
+
+    fn list_nodes(
+        &mut self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> (Vec<String>, Option<String>) {
+        let id = self.request(&Request::ListNodes(ListNodes {
+            cursor: cursor.map(Str::new),
+            limit,
+        }));
+        let f = self.response_frame(id);
+        let p = decode_response(f, self.controller.encoding()).expect("a page");
+        let page = p.decode::<NodesPage<'_>>(&Limits::default()).unwrap();
+        (
+            page.nodes.iter().map(|n| n.id.to_string()).collect(),
+            page.next_cursor.map(|c| c.to_string()),
+        )
+    }
+
+    fn list_tools(
+        &mut self,
+        prefix: Option<&str>,
+        node: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<String>, Option<String>), i32> {
+        let id = self.request(&Request::ListTools(ListTools {
+            prefix: prefix.map(Str::new),
+            node: node.map(Str::new),
+            cursor: cursor.map(Str::new),
+            limit,
+        }));
+        let f = self.response_frame(id);
+        let p = decode_response(f, self.controller.encoding()).map_err(|e| e.code)?;
+        let page = p.decode::<ToolsPage<'_>>(&Limits::default()).unwrap();
+        Ok((
+            page.tools
+                .iter()
+                .map(|t| format!("{}/{}", t.node, t.tool.name))
+                .collect(),
+            page.next_cursor.map(|c| c.to_string()),
+        ))
+    }
+
+    fn resolve(&mut self, tool: &str) -> Vec<String> {
+        let id = self.request(&Request::Resolve(Resolve {
+            tool: Str::new(tool),
+        }));
+        let f = self.response_frame(id);
+        let p = decode_response(f, self.controller.encoding()).expect("resolved");
+        let r = p.decode::<Resolved<'_>>(&Limits::default()).unwrap();
+        r.nodes.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn take_ctrl(&mut self, pred: impl Fn(&CtrlEv) -> bool) -> Vec<CtrlEv> {
+        let (take, keep) = self.ctrl_events.drain(..).partition(|e| pred(e));
+        self.ctrl_events = keep;
+        take
+    }
+
+    // ----- the nodes' side
+
+    fn take_execute(&mut self, node: usize) -> (CallHandle, String, String) {
+        let evs = &mut self.nodes[node].events;
+        let i = evs
+            .iter()
+            .position(|e| matches!(e, NodeEv::Execute(..)))
+            .expect("an execute event");
+        match evs.remove(i) {
+            NodeEv::Execute(c, t, a) => (c, t, a),
+            _ => unreachable!(),
+        }
+    }
+
+    fn finish(&mut self, node: usize, call: CallHandle, result: Result<&str, ErrorObject<'_>>) {
+        let mut out = vec![0u8; 1 << 16];
+        let r = result.map(|s| Json::parse(s.as_bytes()).unwrap());
+        let p = &mut self.nodes[node];
+        let n = p.core.finish(call, r, &mut out).expect("finish");
+        self.to_router.push_back((p.conn, out[..n].to_vec()));
+        self.drive();
+    }
+
+    fn progress(&mut self, node: usize, call: CallHandle, step: u64) {
+        let mut out = vec![0u8; 512];
+        let p = &mut self.nodes[node];
+        let n = p
+            .core
+            .progress(call, step, Some(3), Some("working"), None, &mut out)
+            .unwrap();
+        self.to_router.push_back((p.conn, out[..n].to_vec()));
+        self.drive();
+    }
+
+    fn ask(&mut self, node: usize, call: CallHandle, prompt: &str) {
+        let mut out = vec![0u8; 512];
+        let p = &mut self.nodes[node];
+        let n = p
+            .core
+            .ask(call, AskKind::Permission, prompt, None, &mut out)
+            .unwrap();
+        self.to_router.push_back((p.conn, out[..n].to_vec()));
+        self.drive();
+    }
+
+    /// The node's transport drops (the router sees its connection end).
+    fn drop_node(&mut self, node: usize) {
+        let conn = self.nodes[node].conn;
+        self.nodes[node].linked = false;
+        self.router.close(conn, self.now);
+        self.drive();
+    }
+
+    fn dones(&self) -> Vec<(toolwire_core::router::CallKey, Result<String, i32>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Done { key, result } => Some((*key, result.clone().map_err(|f| f.code))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What every scenario ends with: nothing in flight, no frame either side refused.
+    fn check_clean(&self) {
+        assert_eq!(self.router.in_flight(), 0, "calls left in flight");
+        assert_eq!(self.ctrl_errors, 0, "the controller refused a frame");
+        assert_eq!(self.node_errors, 0, "a node refused a frame");
+    }
+}
+
+fn decode_response(f: &[u8], enc: Encoding) -> Result<codec::Payload<'_>, ErrorObject<'_>> {
+    match codec::decode(f, enc, &Limits::default()).expect("decodes") {
+        Message::Response { result, .. } => result,
+        other => panic!("not a response: {other:?}"),
+    }
+}
+
+fn node_ev(tools: &[&str], e: NodeEvent<'_>) -> NodeEv {
+    match e {
+        NodeEvent::Ready { rejected } => NodeEv::Ready(rejected.len()),
+        NodeEvent::Execute { call, tool, args } => {
+            NodeEv::Execute(call, tools[tool].to_owned(), args.as_str().to_owned())
+        }
+        NodeEvent::Cancel { call } => NodeEv::Cancel(call),
+        NodeEvent::Answer { call, answer } => NodeEv::Answer(
+            call,
+            answer.map(|j| j.as_str().to_owned()).map_err(|e| e.code),
+        ),
+        NodeEvent::Closed(r) => NodeEv::Closed(r),
+        other => panic!("unexpected node event {other:?}"),
+    }
+}
+
+fn code(c: ErrorCode) -> i32 {
+    c.code()
+}
+
+// ----- routing
+
+#[test]
+fn controller_call_routes_to_the_right_node_and_back() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let a = t.add_node("dev-a", &["echo"], node_enc);
+        let b = t.add_node("dev-b", &["echo", "only_b"], node_enc);
+        assert!(t.ctrl_ready());
+        let id = t.call("dev-b", "echo", r#"{"x":41}"#, Some(1000));
+        assert!(t.nodes[a].events.is_empty(), "the other node got nothing");
+        let (call, tool, args) = t.take_execute(b);
+        assert_eq!((tool.as_str(), args.as_str()), ("echo", r#"{"x":41}"#));
+        assert_eq!(t.router.in_flight(), 1);
+        assert!(t.no_response(id));
+        t.finish(b, call, Ok(r#"{"y":42}"#));
+        assert_eq!(t.result(id), Ok(r#"{"y":42}"#.to_owned()));
+        // A tool's own error reaches the controller with its code.
+        let id2 = t.call("dev-a", "echo", "{}", None);
+        let (call, ..) = t.take_execute(a);
+        t.finish(
+            a,
+            call,
+            Err(ErrorObject {
+                code: 7,
+                message: Str::new("sensor offline"),
+                data: Some(Json::trusted(br#"{"bus":"i2c0"}"#)),
+            }),
+        );
+        assert_eq!(
+            t.error_of(id2),
+            (7, "sensor offline".into(), Some(r#"{"bus":"i2c0"}"#.into()))
+        );
+        // Unknown nodes and tools are answered at the gateway.
+        let id3 = t.call("dev-z", "echo", "{}", None);
+        assert_eq!(t.result(id3), Err(code(ErrorCode::NodeNotFound)));
+        let id4 = t.call("dev-a", "only_b", "{}", None);
+        assert_eq!(t.result(id4), Err(code(ErrorCode::ToolNotFound)));
+        let finished: Vec<_> = t
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Finished {
+                    node,
+                    tool,
+                    outcome,
+                    ..
+                } => Some((node.as_str(), tool.as_str(), *outcome)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            finished,
+            vec![("dev-b", "echo", Ok(())), ("dev-a", "echo", Err(7))]
+        );
+        t.check_clean();
+    }
+}
+
+#[test]
+fn local_call_completes_exactly_once() {
+    for enc in ALL {
+        let mut t = Trio::standard(Encoding::Json);
+        let n = t.add_node("dev-1", &["echo"], enc);
+        let key = t
+            .router
+            .call(
+                t.now,
+                "dev-1",
+                "echo",
+                Json::trusted(br#"{"x":1}"#),
+                None,
+                None,
+            )
+            .unwrap();
+        t.drive();
+        let (call, _, args) = t.take_execute(n);
+        assert_eq!(args, r#"{"x":1}"#);
+        assert!(t.dones().is_empty());
+        t.finish(n, call, Ok("[1,2]"));
+        assert_eq!(t.dones(), vec![(key, Ok("[1,2]".to_owned()))]);
+        // Nothing more comes, even after every deadline.
+        t.advance(Duration::from_secs(60));
+        assert_eq!(t.dones().len(), 1);
+        // Errors before dispatch are returned, not evented.
+        let e = t
+            .router
+            .call(t.now, "dev-1", "echo", Json::trusted(b"[1]"), None, None)
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::InvalidParams));
+        let e = t
+            .router
+            .call(t.now, "nope", "echo", Json::EMPTY_OBJECT, None, None)
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::NodeNotFound));
+        let e = t
+            .router
+            .call(t.now, "dev-1", "nope", Json::EMPTY_OBJECT, None, None)
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::ToolNotFound));
+        let acl = Acl {
+            allow: vec!["other".into()],
+            deny: vec![],
+        };
+        let e = t
+            .router
+            .call(t.now, "dev-1", "echo", Json::EMPTY_OBJECT, None, Some(&acl))
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::Unauthorized));
+        t.drive();
+        assert_eq!(t.dones().len(), 1);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn resolve_follows_the_tool_index() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        t.add_node("dev-b", &["temp", "led"], node_enc);
+        let a = t.add_node("dev-a", &["temp"], node_enc);
+        assert_eq!(t.resolve("temp"), vec!["dev-a", "dev-b"]);
+        assert_eq!(t.resolve("led"), vec!["dev-b"]);
+        assert!(t.resolve("nope").is_empty());
+        assert_eq!(
+            t.router.resolve("temp").collect::<Vec<_>>(),
+            ["dev-a", "dev-b"]
+        );
+        t.drop_node(a);
+        assert_eq!(t.resolve("temp"), vec!["dev-b"]);
+        t.check_clean();
+    }
+}
+
+// ----- listings
+
+#[test]
+fn nodes_list_pages_to_the_end() {
+    for ctrl_enc in ALL {
+        let mut t = Trio::standard(ctrl_enc);
+        let ids = ["n0", "n1", "n2", "n3", "n4", "n5", "n6"];
+        for id in ids {
+            t.add_node(id, &["echo"], Encoding::Postcard);
+        }
+        // Whole pages in order, every node once.
+        let mut seen = vec![];
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let (page, next) = t.list_nodes(cursor.as_deref(), Some(2));
+            assert!(page.len() <= 2);
+            seen.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        // The last page has no cursor; a limit that covers everything gives none.
+        assert_eq!(t.list_nodes(None, Some(7)).1, None);
+        assert_eq!(t.list_nodes(None, None).0.len(), 7);
+
+        // A node leaving between pages: the listing goes on after the cursor.
+        let (page, next) = t.list_nodes(None, Some(3));
+        assert_eq!(page, ["n0", "n1", "n2"]);
+        let n2 = t
+            .nodes
+            .iter()
+            .position(|p| t.router.node_of(p.conn) == Some("n2"));
+        t.drop_node(n2.unwrap());
+        let (page, next) = t.list_nodes(next.as_deref(), Some(3));
+        assert_eq!(page, ["n3", "n4", "n5"]);
+        let (page, next) = t.list_nodes(next.as_deref(), Some(3));
+        assert_eq!((page, next), (vec!["n6".to_owned()], None));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn tools_list_pages_to_the_end() {
+    for ctrl_enc in ALL {
+        let mut t = Trio::standard(ctrl_enc);
+        t.add_node("a", &["t1", "t2", "t3"], Encoding::Json);
+        let b = t.add_node("b", &["t1", "t2"], Encoding::Postcard);
+        t.add_node("c", &["t1", "t2", "t3"], Encoding::Json);
+        let all = [
+            "a/t1", "a/t2", "a/t3", "b/t1", "b/t2", "c/t1", "c/t2", "c/t3",
+        ];
+        for limit in [1, 2, 3, 5, 8, 100] {
+            let mut seen = vec![];
+            let mut cursor: Option<String> = None;
+            for _ in 0..20 {
+                let (page, next) = t
+                    .list_tools(None, None, cursor.as_deref(), Some(limit))
+                    .unwrap();
+                assert!(page.len() <= limit as usize);
+                seen.extend(page);
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, all, "limit {limit}");
+        }
+        // The node holding the cursor leaves between pages.
+        let (page, next) = t.list_tools(None, None, None, Some(4)).unwrap();
+        assert_eq!(page, ["a/t1", "a/t2", "a/t3", "b/t1"]);
+        t.drop_node(b);
+        let (page, next) = t.list_tools(None, None, next.as_deref(), Some(4)).unwrap();
+        assert_eq!(
+            (page, next),
+            (vec!["c/t1".into(), "c/t2".into(), "c/t3".into()], None)
+        );
+        t.check_clean();
+    }
+}
+
+#[test]
+fn garbage_cursor_is_invalid_params() {
+    for ctrl_enc in ALL {
+        let mut t = Trio::standard(ctrl_enc);
+        t.add_node("a", &["t1"], Encoding::Json);
+        for bad in ["", "no-slash", "a/", "/t1", "a/b/c", "\u{e9}/x", "a b/c"] {
+            assert_eq!(
+                t.list_tools(None, None, Some(bad), None),
+                Err(code(ErrorCode::InvalidParams)),
+                "tools cursor {bad:?}"
+            );
+        }
+        for bad in ["", "a/b", "sp ace", "\u{e9}"] {
+            let id = t.request(&Request::ListNodes(ListNodes {
+                cursor: Some(Str::new(bad)),
+                limit: None,
+            }));
+            assert_eq!(t.result(id), Err(code(ErrorCode::InvalidParams)), "{bad:?}");
+        }
+        // A well-formed cursor naming nothing known is fine: it lists what comes after it.
+        assert_eq!(
+            t.list_tools(None, None, Some("0/zzz"), None),
+            Ok((vec!["a/t1".into()], None))
+        );
+        t.check_clean();
+    }
+}
+
+#[test]
+fn tools_list_filters_by_prefix_and_node() {
+    for ctrl_enc in ALL {
+        let mut t = Trio::standard(ctrl_enc);
+        t.add_node("a", &["read_temp", "read_hum", "set_led"], Encoding::Json);
+        t.add_node("b", &["read_temp", "reboot"], Encoding::Postcard);
+        let tools = |t: &mut Trio<_>, p, n| t.list_tools(p, n, None, None).unwrap().0;
+        assert_eq!(
+            tools(&mut t, Some("read_"), None),
+            ["a/read_hum", "a/read_temp", "b/read_temp"]
+        );
+        assert_eq!(tools(&mut t, None, Some("b")), ["b/read_temp", "b/reboot"]);
+        assert_eq!(
+            tools(&mut t, Some("re"), Some("b")),
+            ["b/read_temp", "b/reboot"]
+        );
+        assert!(tools(&mut t, None, Some("zzz")).is_empty());
+        assert!(tools(&mut t, Some("x"), None).is_empty());
+        // Paging with a filter.
+        let (page, next) = t.list_tools(Some("read_"), None, None, Some(2)).unwrap();
+        assert_eq!(page, ["a/read_hum", "a/read_temp"]);
+        let (page, next) = t
+            .list_tools(Some("read_"), None, next.as_deref(), Some(2))
+            .unwrap();
+        assert_eq!((page, next), (vec!["b/read_temp".into()], None));
+        let (page, next) = t.list_tools(None, Some("a"), None, Some(1)).unwrap();
+        assert_eq!(page, ["a/read_hum"]);
+        let (page, _) = t
+            .list_tools(None, Some("a"), next.as_deref(), Some(5))
+            .unwrap();
+        assert_eq!(page, ["a/read_temp", "a/set_led"]);
+        t.check_clean();
+    }
+}
+
+// ----- tokens, ACLs, rate limits
+
+fn token_config() -> RouterConfig {
+    let mut cfg = standard_config();
+    cfg.tokens = vec![
+        TokenSpec {
+            token: "node-secret".into(),
+            node: true,
+            controller: false,
+            acl: Acl::default(),
+        },
+        TokenSpec {
+            token: "reader".into(),
+            node: false,
+            controller: true,
+            acl: Acl {
+                allow: vec!["read_*".into()],
+                deny: vec!["dev-2/*".into()],
+            },
+        },
+    ];
+    cfg
+}
+
+#[test]
+fn acl_limits_a_controller_token() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::new(
+            token_config(),
+            toolwire_core::router::AcceptAll,
+            ctrl_enc,
+            Some("reader"),
+        );
+        assert!(t.ctrl_ready());
+        let tools = tool_defs(&["read_temp", "set_led"], SCHEMA);
+        let n1 = t.add_node_with("dev-1", tools, node_enc, Some("node-secret"));
+        t.add_node_with("dev-2", tools, node_enc, Some("node-secret"));
+        let denied = t.call("dev-1", "set_led", "{}", None);
+        assert_eq!(t.result(denied), Err(code(ErrorCode::Unauthorized)));
+        let denied = t.call("dev-2", "read_temp", "{}", None);
+        assert_eq!(t.result(denied), Err(code(ErrorCode::Unauthorized)));
+        let ok = t.call("dev-1", "read_temp", "{}", None);
+        let (call, tool, _) = t.take_execute(n1);
+        assert_eq!(tool, "read_temp");
+        t.finish(n1, call, Ok("21.5"));
+        assert_eq!(t.result(ok), Ok("21.5".into()));
+        assert!(
+            t.nodes
+                .iter()
+                .all(|p| p.events.iter().all(|e| !matches!(e, NodeEv::Execute(..))))
+        );
+        t.check_clean();
+    }
+}
+
+#[test]
+fn wrong_or_missing_token_is_refused() {
+    for enc in ALL {
+        for token in [None, Some("guess"), Some("node-secret")] {
+            // A controller with no token, a wrong one, or a node-only one.
+            let t = Trio::new(token_config(), toolwire_core::router::AcceptAll, enc, token);
+            assert!(!t.ctrl_ready());
+            assert_eq!(
+                t.ctrl_events,
+                vec![CtrlEv::Closed(node::CloseReason::Refused(code(
+                    ErrorCode::Unauthorized
+                )))],
+                "{token:?}"
+            );
+            assert!(!t.router.is_open(t.ctrl), "the connection is closed");
+        }
+        // A node likewise; a controller-only token is no node token.
+        let mut t = Trio::new(
+            token_config(),
+            toolwire_core::router::AcceptAll,
+            enc,
+            Some("reader"),
+        );
+        let tools = tool_defs(&["echo"], SCHEMA);
+        for token in [None, Some("guess"), Some("reader")] {
+            let n = t.add_node_with("dev-1", tools, enc, token);
+            assert_eq!(
+                t.nodes[n].events,
+                vec![NodeEv::Closed(node::CloseReason::Refused(code(
+                    ErrorCode::Unauthorized
+                )))]
+            );
+            assert!(!t.router.is_open(t.nodes[n].conn));
+        }
+        assert_eq!(t.router.nodes().count(), 0);
+        assert_eq!(t.router.connections(), 1);
+        let n = t.add_node_with("dev-1", tools, enc, Some("node-secret"));
+        assert_eq!(t.nodes[n].events, vec![NodeEv::Ready(0)]);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn rate_limit_on_injected_time() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.rate_limit = Some(RateLimit {
+            per_second: 2.0,
+            burst: 3,
+        });
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let n = t.add_node("dev-1", &["echo"], node_enc);
+        let other = t.add_node("dev-2", &["echo"], node_enc);
+        let mut ids = vec![];
+        for _ in 0..3 {
+            let id = t.call("dev-1", "echo", "{}", None);
+            let (call, ..) = t.take_execute(n);
+            t.finish(n, call, Ok("1"));
+            ids.push(id);
+        }
+        for id in ids {
+            assert_eq!(t.result(id), Ok("1".into()));
+        }
+        let limited = t.call("dev-1", "echo", "{}", None);
+        assert_eq!(t.result(limited), Err(code(ErrorCode::RateLimited)));
+        // Local calls draw from the same bucket.
+        let e = t
+            .router
+            .call(t.now, "dev-1", "echo", Json::EMPTY_OBJECT, None, None)
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::RateLimited));
+        // Another node has its own bucket.
+        let id = t.call("dev-2", "echo", "{}", None);
+        let (call, ..) = t.take_execute(other);
+        t.finish(other, call, Ok("2"));
+        assert_eq!(t.result(id), Ok("2".into()));
+        // Half a second refills one token (2 per second), not two.
+        t.advance(Duration::from_millis(499));
+        let limited = t.call("dev-1", "echo", "{}", None);
+        assert_eq!(t.result(limited), Err(code(ErrorCode::RateLimited)));
+        t.advance(Duration::from_millis(1));
+        let id = t.call("dev-1", "echo", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("3"));
+        assert_eq!(t.result(id), Ok("3".into()));
+        let limited = t.call("dev-1", "echo", "{}", None);
+        assert_eq!(t.result(limited), Err(code(ErrorCode::RateLimited)));
+        t.check_clean();
+    }
+}
+
+// ----- progress, asks, cancels
+
+#[test]
+fn progress_is_relayed_to_the_caller() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["long"], node_enc);
+        t.ctrl_events.clear();
+        let id = t.call("dev-1", "long", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        for step in 1..=3 {
+            t.progress(n, call, step);
+        }
+        t.finish(n, call, Ok("true"));
+        assert_eq!(
+            t.ctrl_events,
+            vec![
+                CtrlEv::Progress(id, 1, Some("working".into())),
+                CtrlEv::Progress(id, 2, Some("working".into())),
+                CtrlEv::Progress(id, 3, Some("working".into())),
+                CtrlEv::Response(id, Ok(())),
+            ]
+        );
+        // And to the local API.
+        let key = t
+            .router
+            .call(t.now, "dev-1", "long", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        let (call, ..) = t.take_execute(n);
+        t.progress(n, call, 1);
+        t.finish(n, call, Ok("false"));
+        let local: Vec<_> = t
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Progress { .. } | Event::Done { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(
+            local,
+            vec![
+                Event::Progress {
+                    key,
+                    progress: 1,
+                    total: Some(3),
+                    message: Some("working".into()),
+                    partial: None
+                },
+                Event::Done {
+                    key,
+                    result: Ok("false".into())
+                }
+            ]
+        );
+        t.check_clean();
+    }
+}
+
+#[test]
+fn ask_is_relayed_to_the_controller_and_answered() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["valve"], node_enc);
+        t.ctrl_events.clear();
+        let id = t.call("dev-1", "valve", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.ask(n, call, "Open the valve?");
+        let asks = t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..)));
+        let [CtrlEv::Ask(ask, for_call, prompt)] = &asks[..] else {
+            panic!("expected one ask, got {asks:?}");
+        };
+        assert_eq!((*for_call, prompt.as_str()), (id, "Open the valve?"));
+        t.answer(ask, Ok("true"));
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Ok("true".into()))]
+        );
+        t.nodes[n].events.clear();
+        // A second ask, declined by the controller.
+        t.ask(n, call, "Really?");
+        let asks = t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..)));
+        let [CtrlEv::Ask(ask, ..)] = &asks[..] else {
+            panic!("expected one ask");
+        };
+        t.answer(ask, Err(ErrorObject::new(ErrorCode::AskDeclined, "no")));
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Err(code(ErrorCode::AskDeclined)))]
+        );
+        t.finish(n, call, Ok(r#""opened""#));
+        assert_eq!(t.result(id), Ok(r#""opened""#.into()));
+        // An answer after the call ended is dropped and counted.
+        let id = t.call("dev-1", "valve", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.ask(n, call, "Late?");
+        let asks = t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..)));
+        let [CtrlEv::Ask(ask, ..)] = &asks[..] else {
+            panic!("expected one ask");
+        };
+        t.finish(n, call, Ok("1"));
+        assert_eq!(t.result(id), Ok("1".into()));
+        t.answer(ask, Ok("true"));
+        assert_eq!(t.router.stats().late_answers, 1);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn local_ask_is_answered_through_the_router() {
+    for enc in ALL {
+        let mut t = Trio::standard(Encoding::Json);
+        let n = t.add_node("dev-1", &["valve"], enc);
+        let key = t
+            .router
+            .call(t.now, "dev-1", "valve", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        let (call, ..) = t.take_execute(n);
+        t.ask(n, call, "Open?");
+        let ask = t
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::Ask {
+                    ask,
+                    key: k,
+                    prompt,
+                    ..
+                } if *k == key && prompt == "Open?" => Some(*ask),
+                _ => None,
+            })
+            .expect("an ask event");
+        t.router
+            .answer(t.now, ask, Ok(Json::trusted(br#"{"ok":true}"#)));
+        t.drive();
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Ok(r#"{"ok":true}"#.into()))]
+        );
+        // The same ask answered twice: the second is ignored.
+        t.router.answer(t.now, ask, Ok(Json::trusted(b"false")));
+        t.drive();
+        assert_eq!(t.nodes[n].events.len(), 1);
+        t.finish(n, call, Ok("1"));
+        assert_eq!(t.dones(), vec![(key, Ok("1".into()))]);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn controller_cancel_reaches_the_node_and_gets_no_answer() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["slow"], node_enc);
+        let id = t.call("dev-1", "slow", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.cancel(id);
+        assert_eq!(t.nodes[n].events, vec![NodeEv::Cancel(call)]);
+        assert_eq!(t.router.in_flight(), 0);
+        // Nothing answers it, not even when every deadline passes.
+        t.advance(Duration::from_secs(60));
+        assert!(t.no_response(id));
+        // A cancel for a call that is not pending does nothing.
+        t.cancel(999);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn local_cancel_means_no_done() {
+    for enc in ALL {
+        let mut t = Trio::standard(Encoding::Json);
+        let n = t.add_node("dev-1", &["slow"], enc);
+        let key = t
+            .router
+            .call(t.now, "dev-1", "slow", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        let (call, ..) = t.take_execute(n);
+        assert!(t.router.cancel(t.now, key));
+        assert!(!t.router.cancel(t.now, key));
+        t.drive();
+        assert_eq!(t.nodes[n].events, vec![NodeEv::Cancel(call)]);
+        t.advance(Duration::from_secs(60));
+        assert!(t.dones().is_empty());
+        t.check_clean();
+    }
+}
+
+// ----- deadlines and departures
+
+#[test]
+fn deadlines_fail_the_call_and_cancel_it_on_the_node() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.default_deadline = Duration::from_secs(2);
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let n = t.add_node("dev-1", &["slow"], node_enc);
+        // The controller's own deadline.
+        let id = t.call("dev-1", "slow", "{}", Some(300));
+        let (call, ..) = t.take_execute(n);
+        t.advance(Duration::from_millis(299));
+        assert!(t.no_response(id));
+        t.advance(Duration::from_millis(1));
+        assert_eq!(t.result(id), Err(code(ErrorCode::Timeout)));
+        assert_eq!(t.nodes[n].events, vec![NodeEv::Cancel(call)]);
+        t.nodes[n].events.clear();
+        // The default deadline, for the controller and locally.
+        let id = t.call("dev-1", "slow", "{}", None);
+        let key = t
+            .router
+            .call(t.now, "dev-1", "slow", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        let (c1, ..) = t.take_execute(n);
+        let (c2, ..) = t.take_execute(n);
+        t.advance(Duration::from_millis(1999));
+        assert!(t.no_response(id));
+        assert!(t.dones().is_empty());
+        t.advance(Duration::from_millis(1));
+        assert_eq!(t.result(id), Err(code(ErrorCode::Timeout)));
+        assert_eq!(t.dones(), vec![(key, Err(code(ErrorCode::Timeout)))]);
+        let mut cancels = t.nodes[n].events.clone();
+        cancels.sort_by_key(|e| format!("{e:?}"));
+        let mut want = vec![NodeEv::Cancel(c1), NodeEv::Cancel(c2)];
+        want.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(cancels, want);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn node_lost_mid_call() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["slow"], node_enc);
+        let id = t.call("dev-1", "slow", "{}", None);
+        let key = t
+            .router
+            .call(t.now, "dev-1", "slow", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        t.events.clear();
+        t.drop_node(n);
+        assert_eq!(t.result(id), Err(code(ErrorCode::Disconnected)));
+        assert_eq!(t.dones(), vec![(key, Err(code(ErrorCode::Disconnected)))]);
+        assert!(t.events.contains(&Event::NodeDown {
+            node: "dev-1".into()
+        }));
+        assert!(!t.router.is_open(t.nodes[n].conn));
+        assert_eq!(t.router.nodes().count(), 0);
+        let again = t.call("dev-1", "slow", "{}", None);
+        assert_eq!(t.result(again), Err(code(ErrorCode::NodeNotFound)));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn controller_leaving_cancels_its_calls() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["slow", "ask"], node_enc);
+        t.call("dev-1", "slow", "{}", None);
+        t.call("dev-1", "ask", "{}", None);
+        let (c1, ..) = t.take_execute(n);
+        let (c2, ..) = t.take_execute(n);
+        t.ask(n, c2, "Still there?");
+        assert_eq!(t.router.in_flight(), 2);
+        t.router.close(t.ctrl, t.now);
+        t.ctrl_linked = false;
+        t.drive();
+        assert_eq!(t.router.in_flight(), 0);
+        let evs = &t.nodes[n].events;
+        assert!(evs.contains(&NodeEv::Cancel(c1)), "{evs:?}");
+        assert!(evs.contains(&NodeEv::Cancel(c2)), "{evs:?}");
+        t.check_clean();
+    }
+}
+
+#[test]
+fn long_string_call_id_is_answered_invalid_request() {
+    for ctrl_enc in ALL {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["echo"], Encoding::Postcard);
+        let long = "i".repeat(65);
+        let call = Request::Call(Call {
+            node: Str::new("dev-1"),
+            tool: Str::new("echo"),
+            arguments: Json::EMPTY_OBJECT,
+            deadline_ms: None,
+        });
+        let mut out = vec![0u8; 512];
+        let n_bytes =
+            codec::encode_request(ctrl_enc, Id::Str(Str::new(&long)), &call, &mut out).unwrap();
+        let before = t.ctrl_frames.len();
+        t.send_raw(out[..n_bytes].to_vec());
+        // The controller core keeps only numeric ids: read the answer off the wire.
+        assert_eq!(t.ctrl_frames.len(), before + 1);
+        let f = &t.ctrl_frames[before];
+        match codec::decode(f, ctrl_enc, &Limits::default()).unwrap() {
+            Message::Response { id, result: Err(e) } => {
+                assert_eq!(id, Id::Str(Str::new(&long)));
+                assert_eq!(e.code, code(ErrorCode::InvalidRequest));
+            }
+            other => panic!("expected an error response, got {other:?}"),
+        }
+        assert!(
+            t.nodes[n]
+                .events
+                .iter()
+                .all(|e| !matches!(e, NodeEv::Execute(..)))
+        );
+        // 64 bytes is fine.
+        let ok = "i".repeat(64);
+        let n_bytes =
+            codec::encode_request(ctrl_enc, Id::Str(Str::new(&ok)), &call, &mut out).unwrap();
+        t.send_raw(out[..n_bytes].to_vec());
+        let (h, ..) = t.take_execute(n);
+        t.finish(n, h, Ok("5"));
+        let f = t.ctrl_frames.last().unwrap();
+        match codec::decode(f, ctrl_enc, &Limits::default()).unwrap() {
+            Message::Response { id, result: Ok(_) } => assert_eq!(id, Id::Str(Str::new(&ok))),
+            other => panic!("expected a result, got {other:?}"),
+        }
+        // The two string-id answers were not the controller's own ids.
+        t.ctrl_errors = 0;
+        t.check_clean();
+    }
+}
+
+#[test]
+fn same_node_id_replaces_the_older_connection() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let old = t.add_node("dev-1", &["slow", "old_only"], node_enc);
+        let id = t.call("dev-1", "slow", "{}", None);
+        t.take_execute(old);
+        t.events.clear();
+        let new = t.add_node("dev-1", &["slow"], node_enc);
+        assert_eq!(t.result(id), Err(code(ErrorCode::Disconnected)));
+        assert_eq!(
+            t.nodes[old].events,
+            vec![NodeEv::Closed(node::CloseReason::Goodbye(
+                GoodbyeReason::Replaced
+            ))]
+        );
+        assert!(!t.router.is_open(t.nodes[old].conn));
+        assert!(t.router.is_open(t.nodes[new].conn));
+        let down = t
+            .events
+            .iter()
+            .position(|e| {
+                *e == Event::NodeDown {
+                    node: "dev-1".into(),
+                }
+            })
+            .expect("NodeDown");
+        let up = t
+            .events
+            .iter()
+            .position(|e| {
+                *e == Event::NodeUp {
+                    node: "dev-1".into(),
+                }
+            })
+            .expect("NodeUp");
+        assert!(down < up);
+        // The old connection leaving does not take the new one's entry with it.
+        assert_eq!(
+            t.router.nodes().map(|v| v.id).collect::<Vec<_>>(),
+            ["dev-1"]
+        );
+        assert_eq!(t.resolve("old_only"), Vec::<String>::new());
+        assert_eq!(t.resolve("slow"), vec!["dev-1"]);
+        let id = t.call("dev-1", "slow", "{}", None);
+        let (call, ..) = t.take_execute(new);
+        t.finish(new, call, Ok("\"new\""));
+        assert_eq!(t.result(id), Ok("\"new\"".into()));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn tools_changed_reaches_controllers() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        t.ctrl_events.clear();
+        let n = t.add_node("dev-1", &["echo"], node_enc);
+        let changed = |t: &mut Trio<_>| {
+            t.take_ctrl(|e| matches!(e, CtrlEv::ToolsChanged(_)))
+                .into_iter()
+                .map(|e| match e {
+                    CtrlEv::ToolsChanged(n) => n,
+                    _ => unreachable!(),
+                })
+                .collect::<Vec<_>>()
+        };
+        // Connect, then register.
+        assert_eq!(changed(&mut t), ["dev-1", "dev-1"]);
+        // Withdrawing a tool.
+        let mut out = vec![0u8; 256];
+        let names = [Str::new("echo")];
+        let req = Request::Unregister(Unregister {
+            names: List::from_slice(&names),
+        });
+        let len = codec::encode_request(node_enc, Id::Num(77), &req, &mut out).unwrap();
+        t.to_router
+            .push_back((t.nodes[n].conn, out[..len].to_vec()));
+        t.drive();
+        t.node_errors = 0; // the node core does not expect an answer to id 77
+        assert_eq!(changed(&mut t), ["dev-1"]);
+        assert_eq!(t.resolve("echo"), Vec::<String>::new());
+        // Leaving.
+        t.drop_node(n);
+        assert_eq!(changed(&mut t), ["dev-1"]);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn result_too_big_for_the_controller_is_frame_too_large() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.connection.max_frame = 16 * 1024;
+        let mut cc = ControllerConfig::new("cli");
+        cc.encodings = only(ctrl_enc);
+        cc.hello_encoding = ctrl_enc;
+        cc.max_frame = 512;
+        let mut t = Trio::with_controller(cfg, toolwire_core::router::AcceptAll, cc);
+        let n = t.add_node("dev-1", &["big"], node_enc);
+        let id = t.call("dev-1", "big", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        let big = format!("\"{}\"", "x".repeat(2000));
+        t.finish(n, call, Ok(&big));
+        assert_eq!(t.result(id), Err(code(ErrorCode::FrameTooLarge)));
+        assert!(t.events.iter().any(|e| matches!(
+            e,
+            Event::Finished { outcome: Err(c), .. } if *c == code(ErrorCode::FrameTooLarge)
+        )));
+        // A result that fits still goes through.
+        let id = t.call("dev-1", "big", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("\"small\""));
+        assert_eq!(t.result(id), Ok("\"small\"".into()));
+        assert!(t.ctrl_frames.iter().all(|f| f.len() <= 512));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn connection_limit() {
+    let mut cfg = standard_config();
+    cfg.max_connections = 3;
+    let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, Encoding::Json, None);
+    let a = t.add_node("a", &["echo"], Encoding::Json);
+    t.add_node("b", &["echo"], Encoding::Json);
+    assert_eq!(t.router.connections(), 3);
+    assert_eq!(t.router.open(t.now), Err(OpenError::Full));
+    // A slot freed is usable again, and the old handle stays stale.
+    let old = t.nodes[a].conn;
+    t.drop_node(a);
+    assert_eq!(t.router.connections(), 2);
+    let c = t.add_node("c", &["echo"], Encoding::Postcard);
+    assert_ne!(t.nodes[c].conn, old);
+    assert_eq!(t.nodes[c].conn.index(), old.index());
+    assert!(!t.router.is_open(old));
+    assert_eq!(t.router.node_of(t.nodes[c].conn), Some("c"));
+    assert_eq!(t.router.open(t.now), Err(OpenError::Full));
+    t.check_clean();
+}
+
+#[test]
+fn schema_engine_refuses_schemas_and_arguments() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::new(standard_config(), TestSchemas::default(), ctrl_enc, None);
+        let mut defs = tool_defs(&["strict"], SCHEMA).to_vec();
+        defs.push(ToolDef {
+            name: Str::new("refused"),
+            description: Str::new(""),
+            input_schema: Json::trusted(br#"{"type":"object","x-refuse":true}"#),
+            output_schema: None,
+            annotations: Annotations::NONE,
+        });
+        let defs: &'static [ToolDef<'static>] = Box::leak(defs.into_boxed_slice());
+        let n = t.add_node_with("dev-1", defs, node_enc, None);
+        assert_eq!(t.nodes[n].events, vec![NodeEv::Ready(1)]);
+        t.nodes[n].events.clear();
+        assert_eq!(t.router.schemas().compiled, 1);
+        assert_eq!(t.resolve("refused"), Vec::<String>::new());
+        // Arguments the schema refuses never reach the node.
+        let id = t.call("dev-1", "strict", r#"{"bad":1}"#, None);
+        assert_eq!(
+            t.error_of(id),
+            (
+                code(ErrorCode::InvalidArguments),
+                "`bad` is not allowed".into(),
+                Some(r#"{"path":"/bad"}"#.into())
+            )
+        );
+        let e = t
+            .router
+            .call(
+                t.now,
+                "dev-1",
+                "strict",
+                Json::trusted(br#"{"bad":true}"#),
+                None,
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.known(), Some(ErrorCode::InvalidArguments));
+        assert!(t.nodes[n].events.is_empty());
+        // Arguments it accepts do.
+        let id = t.call("dev-1", "strict", r#"{"good":{"bad":1}}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("0"));
+        assert_eq!(t.result(id), Ok("0".into()));
+        assert_eq!(t.router.schemas().compiled, 1, "compiled once, at register");
+        t.check_clean();
+    }
+}
+
+#[test]
+fn shutdown_says_goodbye_and_fails_calls() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["slow"], node_enc);
+        let id = t.call("dev-1", "slow", "{}", None);
+        let key = t
+            .router
+            .call(t.now, "dev-1", "slow", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        t.router.shutdown(t.now, GoodbyeReason::Shutdown);
+        t.drive();
+        assert_eq!(t.result(id), Err(code(ErrorCode::Disconnected)));
+        assert_eq!(t.dones(), vec![(key, Err(code(ErrorCode::Disconnected)))]);
+        assert!(
+            t.nodes[n]
+                .events
+                .contains(&NodeEv::Closed(node::CloseReason::Goodbye(
+                    GoodbyeReason::Shutdown
+                )))
+        );
+        assert!(
+            t.ctrl_events
+                .contains(&CtrlEv::Closed(node::CloseReason::Goodbye(
+                    GoodbyeReason::Shutdown
+                )))
+        );
+        assert_eq!(t.router.connections(), 0);
+        assert_eq!(t.router.poll_timeout(), None);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn heartbeats_keep_everyone_connected() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["slow"], node_enc);
+        let id = t.call("dev-1", "slow", "{}", Some(120_000));
+        t.advance(Duration::from_secs(60));
+        assert!(t.router.is_open(t.ctrl) && t.router.is_open(t.nodes[n].conn));
+        assert!(t.no_response(id));
+        // A node gone silent is dropped within three intervals; its call fails.
+        t.nodes[n].linked = false;
+        t.advance(Duration::from_secs(15));
+        assert_eq!(t.result(id), Err(code(ErrorCode::Disconnected)));
+        assert!(!t.router.is_open(t.nodes[n].conn));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn listings_that_cannot_fit_the_controller_are_answered() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cc = ControllerConfig::new("cli");
+        cc.encodings = only(ctrl_enc);
+        cc.hello_encoding = ctrl_enc;
+        cc.max_frame = 300;
+        let mut t = Trio::with_controller(standard_config(), toolwire_core::router::AcceptAll, cc);
+        let long = leak_str(&"d".repeat(400));
+        let defs: &'static [ToolDef<'static>] = Box::leak(
+            vec![ToolDef {
+                name: Str::new("wordy"),
+                description: Str::new(long),
+                input_schema: Json::trusted(SCHEMA),
+                output_schema: None,
+                annotations: Annotations::NONE,
+            }]
+            .into_boxed_slice(),
+        );
+        t.add_node_with("dev-wordy", defs, node_enc, None);
+        for i in 0..20 {
+            t.add_node(&format!("node-with-a-long-id-{i:02}"), &["wordy"], node_enc);
+        }
+        // Not even one tool fits a page: the request is still answered.
+        let r = t.list_tools(None, Some("dev-wordy"), None, None);
+        assert_eq!(r, Err(code(ErrorCode::FrameTooLarge)));
+        // 21 node ids do not fit one frame either.
+        let id = t.request(&Request::Resolve(Resolve {
+            tool: Str::new("wordy"),
+        }));
+        assert_eq!(t.result(id), Err(code(ErrorCode::FrameTooLarge)));
+        // nodes.list shrinks its pages to fit and still lists everyone.
+        let mut seen = 0;
+        let mut cursor: Option<String> = None;
+        for _ in 0..30 {
+            let (page, next) = t.list_nodes(cursor.as_deref(), None);
+            assert!(!page.is_empty());
+            seen += page.len();
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 21);
+        assert!(t.ctrl_frames.iter().all(|f| f.len() <= 300));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn unregister_with_escaped_names_withdraws_the_tool() {
+    let mut t = Trio::standard(Encoding::Json);
+    let n = t.add_node("dev-1", &["echo", "keep"], Encoding::Json);
+    let frame =
+        br#"{"jsonrpc":"2.0","id":77,"method":"unregister","params":{"names":["ec\u0068o"]}}"#;
+    t.to_router.push_back((t.nodes[n].conn, frame.to_vec()));
+    t.drive();
+    t.node_errors = 0; // the node core does not expect an answer to id 77
+    assert_eq!(t.resolve("echo"), Vec::<String>::new());
+    assert_eq!(
+        t.list_tools(None, None, None, None).unwrap().0,
+        ["dev-1/keep"]
+    );
+    assert_eq!(t.router.nodes().next().unwrap().tools, 1);
+    t.check_clean();
+}
+
+#[test]
+fn a_call_id_already_in_flight_is_refused() {
+    for ctrl_enc in ALL {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["slow"], Encoding::Postcard);
+        let call = Request::Call(Call {
+            node: Str::new("dev-1"),
+            tool: Str::new("slow"),
+            arguments: Json::EMPTY_OBJECT,
+            deadline_ms: None,
+        });
+        let mut out = vec![0u8; 512];
+        let len = codec::encode_request(ctrl_enc, Id::Num(500), &call, &mut out).unwrap();
+        t.send_raw(out[..len].to_vec());
+        t.send_raw(out[..len].to_vec());
+        assert_eq!(t.result(500), Err(code(ErrorCode::InvalidRequest)));
+        t.responses.clear();
+        let (h, ..) = t.take_execute(n);
+        assert!(t.nodes[n].events.is_empty(), "dispatched once");
+        t.finish(n, h, Ok("1"));
+        assert_eq!(t.result(500), Ok("1".into()));
+        t.check_clean();
+    }
+}
