@@ -27,6 +27,9 @@ for fw in firmware/*/; do (cd "$fw" && cargo fmt --check); done
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "docs build without warnings (broken or private intra-doc links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 step "tests (unit, integration, loopback sockets, QEMU, network namespace, Python interop)"
 counted cargo test --workspace --locked
 
