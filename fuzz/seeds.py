@@ -723,3 +723,170 @@ write("roundtrip", "register", rt_register())
 write("roundtrip", "progress", rt_progress())
 write("roundtrip", "tools-page", rt_tools_page())
 write("roundtrip", "error-null-id", rt_error())
+
+# ------------------------------------------------------------------------------------------
+# Seeds: router_sm
+
+RT = ["Open", "Close", "Raw", "NodeHello", "CtrlHello", "Register", "Unregister", "NodeResult",
+      "NodeProgress", "NodeAsk", "CtrlCall", "CtrlCancel", "CtrlList", "CtrlAnswer", "Ping",
+      "LocalCall", "LocalCancel", "LocalAnswer", "Advance", "AdvanceToDeadline", "Shutdown"]
+
+
+def rt_action(a, name):
+    a.bool(True)  # another element of `actions`
+    a.variant(RT.index(name), len(RT))
+
+
+def rt_config(a, heartbeat, deadline, rate, tokens, max_connections, max_frame):
+    a.u16(heartbeat)
+    a.u16(deadline)
+    a.opt(rate, lambda r: (a.u8(r[0]), a.u8(r[1])))
+    a.bool(tokens)
+    a.u8(max_connections)
+    a.u16(max_frame)
+
+
+def rt_node_hello(a, conn, node, postcard, token, max_in_flight=2):
+    # node: n0, n1, n-2; token: node-secret, ctl-secret, wrong, none (3)
+    rt_action(a, "NodeHello")
+    a.u8(conn)
+    a.u8(node)
+    a.bool(postcard)
+    a.u8(token)
+    a.u8(max_in_flight)
+
+
+def rt_ctrl_hello(a, conn, postcard, token, max_frame=4096):
+    rt_action(a, "CtrlHello")
+    a.u8(conn)
+    a.bool(postcard)
+    a.u8(token)
+    a.u16(max_frame)
+
+
+def rt_register(a, conn, tools):
+    # tools: [(name, schema)]; names t0, t1, t.2, "bad name"; schemas {}, object, x-refuse
+    rt_action(a, "Register")
+    a.u8(conn)
+    a.vec(tools, lambda t: (a.u8(t[0]), a.u8(t[1])))
+
+
+def rt_ctrl_call(a, conn, id_, node, tool, args, deadline):
+    rt_action(a, "CtrlCall")
+    a.u8(conn)
+    a.u16(id_)
+    a.u8(node)
+    a.u8(tool)
+    members(a, args)
+    a.opt(deadline, a.u16)
+
+
+def rt_node_result(a, conn, to, value):
+    rt_action(a, "NodeResult")
+    a.u8(conn)
+    a.u8(to)
+    a.bool(True)
+    tree(a, value)
+
+
+def rt_local_call(a, node, tool, args, deadline):
+    rt_action(a, "LocalCall")
+    a.u8(node)
+    a.u8(tool)
+    members(a, args)
+    a.opt(deadline, a.u16)
+
+
+def rt_seed_json():
+    a = Arb()
+    rt_config(a, 1000, 500, None, False, 6, 4096)
+    rt_action(a, "Open")
+    rt_action(a, "Open")
+    rt_node_hello(a, 0, 0, False, 3)
+    rt_register(a, 0, [(0, 0), (1, 1), (3, 0), (2, 2)])
+    rt_ctrl_hello(a, 1, False, 3)
+    rt_ctrl_call(a, 1, 5, 0, 0, {"x": 1}, 300)
+    rt_action(a, "NodeProgress")
+    a.u8(0)
+    a.u8(0)
+    a.u64(1)
+    a.opt(None, None)
+    rt_node_result(a, 0, 0, 42)
+    rt_ctrl_call(a, 1, 6, 0, 1, {}, 100)
+    rt_action(a, "AdvanceToDeadline")
+    rt_local_call(a, 0, 0, {}, None)
+    rt_action(a, "LocalCancel")
+    a.u8(0)
+    rt_local_call(a, 0, 1, {}, 50)
+    rt_action(a, "Advance")
+    a.u16(3000)
+    return a.done()
+
+
+def rt_seed_mixed():
+    # A postcard node and a JSON controller with tokens: an ask relayed and answered,
+    # listings, a cancel, the controller leaving mid-call.
+    a = Arb()
+    rt_config(a, 0, 2000, (2, 3), True, 6, 2048)
+    rt_action(a, "Open")
+    rt_action(a, "Open")
+    rt_node_hello(a, 0, 1, True, 0)
+    rt_register(a, 0, [(0, 1), (1, 1)])
+    rt_ctrl_hello(a, 1, False, 1)
+    rt_ctrl_call(a, 1, 9, 1, 0, {}, None)
+    rt_action(a, "NodeAsk")
+    a.u8(0)
+    a.u8(0)
+    a.u16(3)
+    a.string("Which?")
+    rt_action(a, "CtrlAnswer")
+    a.u8(1)
+    a.u8(0)
+    a.bool(True)
+    tree(a, True)
+    for kind in range(3):
+        rt_action(a, "CtrlList")
+        a.u8(1)
+        a.u16(20 + kind)
+        a.u8(kind)
+        a.opt(None, None)
+        a.opt(1, a.u8)
+        a.opt(None, None)
+    rt_action(a, "CtrlCancel")
+    a.u8(1)
+    a.u16(9)
+    rt_ctrl_call(a, 1, 10, 1, 1, {}, None)
+    rt_action(a, "Close")
+    a.u8(1)
+    return a.done()
+
+
+def rt_seed_replace():
+    # The same node id twice, a local call with an ask answered locally, then shutdown.
+    a = Arb()
+    rt_config(a, 100, 1000, None, False, 6, 4096)
+    rt_action(a, "Open")
+    rt_action(a, "Open")
+    rt_node_hello(a, 0, 2, False, 3)
+    rt_register(a, 0, [(0, 0)])
+    rt_local_call(a, 2, 0, {}, None)
+    rt_action(a, "NodeAsk")
+    a.u8(0)
+    a.u8(0)
+    a.u16(1)
+    a.string("ok?")
+    rt_action(a, "LocalAnswer")
+    a.u8(0)
+    a.opt(None, None)
+    rt_node_hello(a, 1, 2, True, 3)
+    rt_register(a, 1, [(0, 0)])
+    rt_local_call(a, 2, 0, {}, None)
+    rt_action(a, "Advance")
+    a.u16(250)
+    rt_action(a, "Shutdown")
+    return a.done()
+
+
+write("router_sm", "json-session", rt_seed_json())
+write("router_sm", "postcard-node-json-controller", rt_seed_mixed())
+write("router_sm", "replace-ask-shutdown", rt_seed_replace())
