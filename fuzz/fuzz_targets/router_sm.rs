@@ -508,8 +508,12 @@ impl Harness {
                 let r = match kind % 3 {
                     0 => Request::ListNodes(ListNodes { cursor, limit }),
                     1 => Request::ListTools(ListTools {
-                        prefix: filter.filter(|f| f % 2 == 0).map(|f| Str::new(pick(&TOOLS, f))),
-                        node: filter.filter(|f| f % 2 == 1).map(|f| Str::new(pick(&NODES, f))),
+                        prefix: filter
+                            .filter(|f| f % 2 == 0)
+                            .map(|f| Str::new(pick(&TOOLS, f))),
+                        node: filter
+                            .filter(|f| f % 2 == 1)
+                            .map(|f| Str::new(pick(&NODES, f))),
                         cursor,
                         limit,
                     }),
@@ -545,7 +549,10 @@ impl Harness {
                     None,
                 );
                 if let Ok(key) = r {
-                    assert!(self.locals.insert(key, Local::default()).is_none(), "key reused");
+                    assert!(
+                        self.locals.insert(key, Local::default()).is_none(),
+                        "key reused"
+                    );
                     self.keys.push(key);
                 }
             }
