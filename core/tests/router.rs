@@ -902,7 +902,8 @@ fn garbage_cursor_is_invalid_params() {
             }));
             assert_eq!(t.result(id), Err(code(ErrorCode::InvalidParams)), "{bad:?}");
         }
-        // A well-formed cursor naming nothing known is fine: it lists what comes after it.
+        // A well-formed cursor naming no current item lists what comes after it: it cannot be
+        // told from one this gateway made for an item that has left since.
         assert_eq!(
             t.list_tools(None, None, Some("0/zzz"), None),
             Ok((vec!["a/t1".into()], None))
