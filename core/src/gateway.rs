@@ -1112,6 +1112,19 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         Ok((id, n))
     }
 
+    /// Stops waiting for the response to a [`Connection::request`] (the ask it forwarded ended
+    /// with its call): its slot is free again, and a late response is dropped and counted.
+    /// False if it was not outstanding.
+    pub fn forget_request(&mut self, id: u64) -> bool {
+        match self.requests.iter().position(|r| *r == id) {
+            Some(i) => {
+                self.requests.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Closes with a `goodbye` (sent by the next [`Connection::poll_transmit`]); pending calls
     /// fail with `Disconnected`.
     pub fn shutdown(&mut self, reason: GoodbyeReason) {

@@ -411,6 +411,11 @@ impl<S: Schemas> Router<S> {
     fn close_ask(&mut self, rec: &CallRec, open: &OpenAsk) {
         if let (Some(rid), Origin::Controller { conn, .. }) = (open.forwarded, &rec.origin) {
             self.ctrl_asks.remove(&(conn.index, rid));
+            // Frees the controller connection's request slot: unanswered asks must not use
+            // them all up.
+            if let Some(slot) = self.slot_mut(*conn) {
+                slot.conn.forget_request(rid);
+            }
         }
         let e = ErrorObject::new(ErrorCode::AskDeclined, "the call ended");
         self.answer_node(rec.node_conn, &open.ask, Err(e));
