@@ -1791,3 +1791,26 @@ fn unanswered_asks_do_not_use_up_the_controllers_request_slots() {
     }
     t.check_clean();
 }
+
+/// Only calls that reach the node spend its rate: arguments the schema refuses do not.
+#[test]
+fn refused_arguments_do_not_spend_the_rate_limit() {
+    let mut cfg = standard_config();
+    cfg.rate_limit = Some(RateLimit {
+        per_second: 0.001,
+        burst: 1,
+    });
+    let mut t = Trio::new(cfg, TestSchemas::default(), Encoding::Json, None);
+    let n = t.add_node("dev-1", &["echo"], Encoding::Json);
+    for _ in 0..3 {
+        let bad = t.call("dev-1", "echo", r#"{"bad":1}"#, None);
+        assert_eq!(t.result(bad), Err(code(ErrorCode::InvalidArguments)));
+    }
+    let id = t.call("dev-1", "echo", "{}", None);
+    let (call, ..) = t.take_execute(n);
+    t.finish(n, call, Ok("1"));
+    assert_eq!(t.result(id), Ok("1".into()));
+    let limited = t.call("dev-1", "echo", "{}", None);
+    assert_eq!(t.result(limited), Err(code(ErrorCode::RateLimited)));
+    t.check_clean();
+}

@@ -149,6 +149,11 @@ impl Bucket {
         self.tokens -= 1.0;
         true
     }
+
+    /// Gives back a token taken for a call that was not made.
+    pub(super) fn refund(&mut self) {
+        self.tokens += 1.0;
+    }
 }
 
 #[cfg(test)]

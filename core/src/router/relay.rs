@@ -258,6 +258,9 @@ impl<S: Schemas> Router<S> {
                 format!("node `{node}` has no tool `{tool}`"),
             ));
         };
+        // Only calls that reach the node spend the node's rate: arguments are checked first,
+        // and a token taken for a call the connection refuses (busy, too large) is given back.
+        self.schemas.check(&t.compiled, arguments)?;
         if let Some(limit) = self.config.rate_limit
             && !rec.bucket.take(limit, now)
         {
@@ -266,7 +269,6 @@ impl<S: Schemas> Router<S> {
                 format!("node `{node}` is over its rate limit"),
             ));
         }
-        self.schemas.check(&t.compiled, arguments)?;
         let node_conn = rec.conn;
         let deadline = deadline.unwrap_or(self.config.default_deadline);
         let Router {
@@ -279,17 +281,22 @@ impl<S: Schemas> Router<S> {
                 format!("node `{node}` disconnected"),
             ));
         };
-        let (exec, n) = slot
+        let (exec, n) = match slot
             .conn
             .call(now, tool, arguments, Some(deadline), scratch)
-            .map_err(|e| {
-                let code = e.code();
-                let mut f = Failure::new(code, e.to_string());
+        {
+            Ok(x) => x,
+            Err(e) => {
+                if let Some(rec) = self.nodes.get_mut(node) {
+                    rec.bucket.refund();
+                }
+                let mut f = Failure::new(e.code(), e.to_string());
                 if let gateway::CallError::FrameTooLarge { needed } = e {
                     f.data = Some(format!("{{\"needed\":{needed}}}"));
                 }
-                f
-            })?;
+                return Err(f);
+            }
+        };
         self.send_scratch(node_conn.index, n);
         let key = self.next_key;
         self.next_key += 1;
