@@ -1066,14 +1066,16 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         codec::encode_result(self.encoding, id, result, &mut out[..limit])
     }
 
-    /// Answers a controller's request with an error.
+    /// Answers a controller's request with an error (held to the peer's frame limit, like a
+    /// result: a tool error with large `data` may not fit).
     pub fn respond_error(
         &mut self,
         id: Id<'_>,
         error: &ErrorObject<'_>,
         out: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        codec::encode_error(self.encoding, id, error, out)
+        let limit = self.frame_limit(out.len());
+        codec::encode_error(self.encoding, id, error, &mut out[..limit])
     }
 
     /// Sends a notification (progress forwarded to a controller, say).

@@ -1546,6 +1546,14 @@ fn result_too_big_for_the_controller_is_frame_too_large() {
         let (call, ..) = t.take_execute(n);
         t.finish(n, call, Ok("\"small\""));
         assert_eq!(t.result(id), Ok("\"small\"".into()));
+        // So does a tool error whose data is too large: it is held to the same limit.
+        let id = t.call("dev-1", "big", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        let data = Json::parse(big.as_bytes()).unwrap();
+        let mut e = ErrorObject::new(ErrorCode::ToolFailed, "failed loudly");
+        e.data = Some(data);
+        t.finish(n, call, Err(e));
+        assert_eq!(t.result(id), Err(code(ErrorCode::FrameTooLarge)));
         assert!(t.ctrl_frames.iter().all(|f| f.len() <= 512));
         t.check_clean();
     }
