@@ -349,7 +349,14 @@ async fn call(a: CallArgs) -> Res {
 
 async fn mcp(a: McpArgs) -> Res {
     let client = connect(&a.connect).await?;
-    toolwire::mcp::serve_stdio(client)
+    // Seconds as given; a value no Duration can hold is refused rather than panicking.
+    let timeout = Duration::try_from_secs_f64(a.timeout)
+        .map_err(|_| format!("--timeout {}: not a number of seconds", a.timeout))?;
+    let opts = toolwire::mcp::McpOptions {
+        call_timeout: Some(timeout),
+        ..Default::default()
+    };
+    toolwire::mcp::serve_stdio(client, opts)
         .await
         .map_err(|e| e.to_string())
 }

@@ -201,8 +201,13 @@ struct Bridge {
 
 impl Bridge {
     fn start(ws: &str) -> Bridge {
+        Self::start_with(ws, &[])
+    }
+
+    fn start_with(ws: &str, args: &[&str]) -> Bridge {
         let mut child = Command::new(env!("CARGO_BIN_EXE_toolwire"))
             .args(["mcp", "--gateway", ws])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -336,5 +341,42 @@ fn protocol_errors_are_answered_and_the_session_goes_on() {
         drop(b.stdin);
         let status = exit_within(&mut b.child, Duration::from_secs(10)).await;
         assert!(status.success(), "{status}");
+    });
+}
+
+/// `--timeout` bounds each call: a tool slower than it ends as a timeout result, well before
+/// the tool would have finished (and before the gateway's own 30 s default).
+#[test]
+fn mcp_timeout_bounds_each_call() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let node = HostNode::new(NodeOptions::new("lab")).tool(Tool::new(
+            "nap",
+            "Sleeps five seconds.",
+            json!({"type": "object"}),
+            |_, _| async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                Ok(json!("rested"))
+            },
+        ));
+        let _node = spawn_node(&ws, node);
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        let mut b = Bridge::start_with(&ws, &["--timeout", "0.5"]);
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+            .await;
+        assert_eq!(r["id"], 1, "{r}");
+        b.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"lab__nap","arguments":{}}}"#)
+            .await;
+        assert_eq!(r["id"], 2, "{r}");
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        let text = r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        // Without the deadline the tool would have answered "rested" after five seconds.
+        assert!(text.contains("timeout"), "{r}");
     });
 }

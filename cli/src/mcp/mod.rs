@@ -31,7 +31,7 @@
 //!
 //! let gateway = Endpoint::parse("ws://127.0.0.1:7700").map_err(std::io::Error::other)?;
 //! let client = Client::connect(&gateway, ClientOptions::default()).await?;
-//! toolwire::mcp::serve_stdio(client).await
+//! toolwire::mcp::serve_stdio(client, toolwire::mcp::McpOptions::default()).await
 //! # }
 //! ```
 //!
@@ -69,13 +69,18 @@ pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-2
 /// Tools per `tools/list` page.
 pub const PAGE_SIZE: usize = 50;
 
+/// How long a tool call may take unless told otherwise: agents wait on slow tools longer than
+/// a gateway's own default.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Separates node and tool in an MCP tool name.
 pub const SEPARATOR: &str = "__";
 
 /// Options of the bridge.
 #[derive(Clone, Debug)]
 pub struct McpOptions {
-    /// How long the gateway waits for a tool; `None` leaves it to the gateway's default.
+    /// How long a tool call may take (sent as the call's `deadline_ms`); `None` leaves it to
+    /// the gateway's default (30 s).
     pub call_timeout: Option<Duration>,
     /// Tools per `tools/list` page.
     pub page_size: usize,
@@ -84,7 +89,7 @@ pub struct McpOptions {
 impl Default for McpOptions {
     fn default() -> Self {
         McpOptions {
-            call_timeout: None,
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             page_size: PAGE_SIZE,
         }
     }
@@ -92,12 +97,12 @@ impl Default for McpOptions {
 
 /// Serves MCP over stdio for the gateway `client` is connected to, until stdin ends (`Ok`) or
 /// the gateway connection is lost (`Err`).
-pub async fn serve_stdio(client: Client) -> io::Result<()> {
+pub async fn serve_stdio(client: Client, opts: McpOptions) -> io::Result<()> {
     serve(
         client,
         smol::Unblock::new(std::io::stdin()),
         smol::Unblock::new(std::io::stdout()),
-        McpOptions::default(),
+        opts,
     )
     .await
 }
