@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod clock;
+mod driver;
 pub mod gateway;
 pub mod node;
 pub mod tls;

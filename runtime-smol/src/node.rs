@@ -23,11 +23,12 @@ use smol::future::FutureExt;
 use smol::lock::Semaphore;
 use toolwire_core::frame::{Annotations, AskKind, Encoding, Encodings, GoodbyeReason, ToolDef};
 use toolwire_core::node::{CallHandle, CloseReason, Node, NodeConfig, NodeEvent};
-use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
+use toolwire_core::{EncodeError, ErrorCode, ErrorObject, Instant, Json, Str};
 
 use crate::clock::Clock;
+use crate::driver::{self, Batch, End};
 use crate::gateway::CallError;
-use crate::transport::{self, Endpoint, Input};
+use crate::transport::{self, Endpoint};
 
 /// Calls a host node runs at once, at most.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -380,102 +381,97 @@ impl HostNode {
         cfg.max_frame = self.opts.max_frame;
         let clock = Clock::new();
         let node: Node<'_, MAX_IN_FLIGHT> = Node::new(cfg, clock.now());
-        let (_reader_task, frames_rx) = transport::spawn_reader(reader);
         let (cmd_tx, cmd_rx) = unbounded();
-        let mut d = Driver {
+        let mut s = NodeSession {
             node,
-            clock,
-            writer,
             tools: self.tools.clone(),
-            out: vec![],
-            scratch: vec![0u8; self.opts.max_frame as usize],
-            reply: vec![0u8; 4096],
             cmd_tx,
             running: HashMap::new(),
             asks: HashMap::new(),
             status,
             was_ready: false,
+            end: None,
         };
-        let end = d.run(frames_rx, cmd_rx).await;
-        (end, d.was_ready)
+        let out = Batch::new(self.opts.max_frame as usize);
+        driver::run(&mut s, clock, reader, writer, &cmd_rx, out).await;
+        let end = s
+            .end
+            .take()
+            .unwrap_or_else(|| SessionEnd::Lost("connection ended".into()));
+        (end, s.was_ready)
     }
 }
 
-struct Driver<'t> {
+/// One connection's node core, the tasks of its calls and their pending asks.
+struct NodeSession<'t> {
     node: Node<'t, MAX_IN_FLIGHT>,
-    clock: Clock,
-    writer: transport::FrameWriter,
     tools: Arc<Vec<Tool>>,
-    out: Vec<Vec<u8>>,
-    scratch: Vec<u8>,
-    reply: Vec<u8>,
     cmd_tx: Sender<Cmd>,
     running: HashMap<usize, Task<()>>,
     asks: HashMap<usize, Sender<Result<Value, CallError>>>,
     status: Option<Sender<NodeStatus>>,
     was_ready: bool,
+    /// Set when the connection ends (the first reason wins).
+    end: Option<SessionEnd>,
 }
 
-impl Driver<'_> {
-    async fn run(&mut self, frames: Receiver<Option<Vec<u8>>>, cmds: Receiver<Cmd>) -> SessionEnd {
-        let end = loop {
-            while let Some(r) = self.node.poll_transmit(&mut self.scratch) {
-                match r {
-                    Ok(n) => self.out.push(self.scratch[..n].to_vec()),
-                    Err(e) => tracing::warn!("cannot encode: {e}"),
-                }
-            }
-            let mut closed = None;
-            while let Some(ev) = self.node.poll_event() {
-                if let Some(end) = self.on_event(ev) {
-                    closed = Some(end);
-                }
-            }
-            if !self.out.is_empty() {
-                let batch = std::mem::take(&mut self.out);
-                if let Err(e) = self.writer.send(&batch).await {
-                    break SessionEnd::Lost(e.to_string());
-                }
-            }
-            if let Some(end) = closed {
-                break end;
-            }
-            let deadline = self.node.poll_timeout().map(|t| self.clock.instant(t));
-            let input = transport::next_input(&frames, &cmds, deadline).await;
-            let now = self.clock.now();
-            match input {
-                Input::Frame(None) => {
-                    break SessionEnd::Lost("gateway closed the connection".into());
-                }
-                Input::Frame(Some(f)) => {
-                    let h = self.node.handle_frame(now, &f, &mut self.reply);
-                    if h.reply > 0 {
-                        self.out.push(self.reply[..h.reply].to_vec());
-                    }
-                    if let Some(e) = h.error {
-                        tracing::debug!("bad frame from gateway: {e}");
-                    }
-                    if let Some(ev) = h.event
-                        && let Some(end) = self.on_event(ev)
-                    {
-                        // Flush what is queued (nothing, usually) and stop.
-                        let batch = std::mem::take(&mut self.out);
-                        let _ = self.writer.send(&batch).await;
-                        break end;
-                    }
-                }
-                Input::Cmd(c) => self.on_cmd(c),
-                // The connection keeps a sender itself: never happens.
-                Input::NoMoreCmds => {}
-                Input::Timer => self.node.handle_timeout(now),
-            }
-        };
-        self.running.clear();
-        self.writer.close().await;
-        end
+impl driver::Session for NodeSession<'_> {
+    type Cmd = Cmd;
+
+    fn handle_frame(&mut self, now: Instant, frame: &[u8], out: &mut Batch) {
+        let h = self.node.handle_frame(now, frame, out.space());
+        out.commit(h.reply);
+        if let Some(e) = h.error {
+            tracing::debug!("bad frame from gateway: {e}");
+        }
+        if let Some(ev) = h.event {
+            self.on_event(ev);
+        }
     }
 
-    fn on_event(&mut self, ev: NodeEvent<'_>) -> Option<SessionEnd> {
+    fn handle_cmd(&mut self, cmd: Cmd, out: &mut Batch) {
+        self.on_cmd(cmd, out);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.node.handle_timeout(now);
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(ev) = self.node.poll_event() {
+            self.on_event(ev);
+        }
+    }
+
+    fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
+        self.node.poll_transmit(out)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.node.poll_timeout()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.end.is_some()
+    }
+
+    fn end(&mut self, why: End) {
+        // Dropping the tasks cancels the calls: their results can never reach a later
+        // connection.
+        self.running.clear();
+        self.asks.clear();
+        if self.end.is_none() {
+            self.end = Some(SessionEnd::Lost(match why {
+                End::PeerClosed => "gateway closed the connection".into(),
+                End::Failed(e) => e.to_string(),
+                End::Closed | End::Abandoned => "connection ended".into(),
+            }));
+        }
+    }
+}
+
+impl NodeSession<'_> {
+    fn on_event(&mut self, ev: NodeEvent<'_>) {
         match ev {
             NodeEvent::Ready { rejected } => {
                 for r in rejected.iter() {
@@ -522,7 +518,7 @@ impl Driver<'_> {
                 }
             }
             NodeEvent::Closed(reason) => {
-                return Some(match reason {
+                self.end.get_or_insert(match reason {
                     CloseReason::Refused(code) => SessionEnd::Refused(code),
                     CloseReason::Goodbye(r) => SessionEnd::Goodbye(r),
                     CloseReason::Timeout => SessionEnd::Timeout,
@@ -531,20 +527,18 @@ impl Driver<'_> {
             }
             _ => {}
         }
-        None
     }
 
-    fn on_cmd(&mut self, c: Cmd) {
+    fn on_cmd(&mut self, c: Cmd, out: &mut Batch) {
         match c {
             Cmd::Done { call, result } => {
                 self.running.remove(&call.slot());
                 self.asks.remove(&call.slot());
                 let data;
                 let r = match &result {
-                    Ok(v) => {
-                        self.node
-                            .finish(call, Ok(Json::trusted(v.as_bytes())), &mut self.scratch)
-                    }
+                    Ok(v) => self
+                        .node
+                        .finish(call, Ok(Json::trusted(v.as_bytes())), out.space()),
                     Err(e) => {
                         data = e.data.as_ref().map(|d| d.to_string());
                         let obj = ErrorObject {
@@ -552,11 +546,11 @@ impl Driver<'_> {
                             message: Str::new(&e.message),
                             data: data.as_deref().map(|d| Json::trusted(d.as_bytes())),
                         };
-                        self.node.finish(call, Err(obj), &mut self.scratch)
+                        self.node.finish(call, Err(obj), out.space())
                     }
                 };
                 match r {
-                    Ok(n) => self.out.push(self.scratch[..n].to_vec()),
+                    Ok(n) => out.commit(n),
                     Err(e) => tracing::debug!("result not sent: {e}"),
                 }
             }
@@ -574,9 +568,9 @@ impl Driver<'_> {
                     total,
                     message.as_deref(),
                     partial,
-                    &mut self.scratch,
+                    out.space(),
                 ) {
-                    self.out.push(self.scratch[..n].to_vec());
+                    out.commit(n);
                 }
             }
             Cmd::Ask {
@@ -587,12 +581,9 @@ impl Driver<'_> {
                 reply,
             } => {
                 let schema = schema.as_deref().map(|s| Json::trusted(s.as_bytes()));
-                match self
-                    .node
-                    .ask(call, kind, &prompt, schema, &mut self.scratch)
-                {
+                match self.node.ask(call, kind, &prompt, schema, out.space()) {
                     Ok(n) => {
-                        self.out.push(self.scratch[..n].to_vec());
+                        out.commit(n);
                         self.asks.insert(call.slot(), reply);
                     }
                     Err(e) => {
