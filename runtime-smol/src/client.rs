@@ -16,11 +16,17 @@ use toolwire_core::frame::{
     Annotations, AskKind, Call, ListNodes, ListTools, NodesPage, Request, Resolve, Resolved,
     ToolsPage,
 };
-use toolwire_core::{ErrorCode, ErrorObject, Json, Limits, OwnedId, Payload, Str};
+use toolwire_core::{
+    EncodeError, ErrorCode, ErrorObject, Instant, Json, Limits, OwnedId, Payload, Str,
+};
 
 use crate::clock::Clock;
+use crate::driver::{self, Batch, End};
 use crate::gateway::{AskRequest, CallError, NodeSummary, Progress};
-use crate::transport::{self, Endpoint, Input};
+use crate::transport::{self, Endpoint};
+
+/// Largest frame a client sends or accepts.
+const MAX_FRAME: usize = 1 << 20;
 
 /// How to connect.
 #[derive(Clone, Debug, Default)]
@@ -145,7 +151,7 @@ impl Client {
     /// Connects and completes the handshake.
     pub async fn connect(endpoint: &Endpoint, opts: ClientOptions) -> io::Result<Client> {
         let (mut reader, mut writer) =
-            transport::connect(endpoint, opts.tls.clone(), 1 << 20).await?;
+            transport::connect(endpoint, opts.tls.clone(), MAX_FRAME).await?;
         let clock = Clock::new();
         let name: &'static str = Box::leak(
             opts.name
@@ -158,13 +164,13 @@ impl Client {
         let mut cfg = ControllerConfig::new(name);
         cfg.token = token;
         let mut core = Controller::new(cfg, clock.now());
-        let mut scratch = vec![0u8; 1 << 20];
+        let mut out = Batch::new(MAX_FRAME);
         // Handshake inline, so connect() reports refusals as errors.
-        let mut out = vec![];
-        while let Some(r) = core.poll_transmit(&mut scratch) {
-            out.push(scratch[..r.map_err(io::Error::other)?].to_vec());
+        while let Some(r) = core.poll_transmit(out.space()) {
+            out.commit(r.map_err(io::Error::other)?);
         }
-        writer.send(&out).await?;
+        writer.send_all(out.iter()).await?;
+        out.clear();
         loop {
             let f = reader
                 .next()
@@ -182,8 +188,9 @@ impl Client {
                         "gateway closed the connection",
                     )
                 })?;
-            let mut reply = vec![0u8; 256];
-            let h = core.handle_frame(clock.now(), f, &mut reply);
+            // A reply (a rejection, say) goes out with the driver's first batch.
+            let h = core.handle_frame(clock.now(), f, out.space());
+            out.commit(h.reply);
             match h.event {
                 Some(ControllerEvent::Ready) => break,
                 Some(ControllerEvent::Closed(r)) => {
@@ -208,20 +215,15 @@ impl Client {
             }
         }
         let (cmd_tx, cmd_rx) = unbounded();
-        let (reader_task, frames_rx) = transport::spawn_reader(reader);
         let (ev_tx, ev_rx) = bounded(256);
-        let driver = Driver {
+        let mut session = ClientSession {
             core,
-            clock,
-            writer,
-            scratch,
             pending: HashMap::new(),
             cmd: cmd_tx.clone(),
             events: ev_tx,
         };
         let task = smol::spawn(async move {
-            driver.run(frames_rx, cmd_rx).await;
-            drop(reader_task);
+            driver::run(&mut session, clock, reader, writer, &cmd_rx, out).await;
         });
         Ok(Client {
             cmd: cmd_tx,
@@ -368,12 +370,11 @@ struct Pending {
     reply: Sender<Result<Reply, CallError>>,
 }
 
-struct Driver {
+/// The controller core and the requests waiting for their responses.
+struct ClientSession {
     core: Controller<'static>,
-    clock: Clock,
-    writer: transport::FrameWriter,
-    scratch: Vec<u8>,
     pending: HashMap<u64, Pending>,
+    /// For answers to asks, sent by tasks of their own.
     cmd: Sender<Cmd>,
     events: Sender<ClientEvent>,
 }
@@ -431,212 +432,214 @@ fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
     })
 }
 
-impl Driver {
-    async fn run(mut self, frames: Receiver<Option<Vec<u8>>>, cmds: Receiver<Cmd>) {
-        let mut out: Vec<Vec<u8>> = vec![];
-        loop {
-            while let Some(r) = self.core.poll_transmit(&mut self.scratch) {
-                if let Ok(n) = r {
-                    out.push(self.scratch[..n].to_vec());
+impl driver::Session for ClientSession {
+    type Cmd = Cmd;
+
+    fn handle_frame(&mut self, now: Instant, frame: &[u8], out: &mut Batch) {
+        let h = self.core.handle_frame(now, frame, out.space());
+        out.commit(h.reply);
+        if let Some(e) = h.error {
+            tracing::debug!("bad frame from gateway: {e}");
+        }
+        match h.event {
+            Some(ControllerEvent::Response { id, result }) => {
+                if let Some(p) = self.pending.remove(&id) {
+                    let r = match result {
+                        Ok(payload) => decode_reply(&p.kind, payload),
+                        Err(e) => Err(CallError {
+                            code: e.code,
+                            message: e.message.to_string(),
+                            data: e
+                                .data
+                                .and_then(|d| serde_json::from_slice(d.as_bytes()).ok()),
+                        }),
+                    };
+                    let _ = p.reply.try_send(r);
                 }
             }
-            if self.core.poll_event().is_some() || self.core.is_closed() {
-                break;
-            }
-            if !out.is_empty() {
-                let batch = std::mem::take(&mut out);
-                if self.writer.send(&batch).await.is_err() {
-                    break;
+            Some(ControllerEvent::Progress {
+                call,
+                progress,
+                total,
+                message,
+                partial,
+            }) => {
+                if let Some(Pending {
+                    kind:
+                        Kind::Call {
+                            progress: Some(tx), ..
+                        },
+                    ..
+                }) = self.pending.get(&call)
+                {
+                    let _ = tx.try_send(Progress {
+                        progress,
+                        total,
+                        message: message.map(|m| m.to_string()),
+                        partial: partial.and_then(|p| serde_json::from_slice(p.as_bytes()).ok()),
+                    });
                 }
             }
-            let deadline = self.core.poll_timeout().map(|t| self.clock.instant(t));
-            let input = transport::next_input(&frames, &cmds, deadline).await;
-            let now = self.clock.now();
-            match input {
-                Input::Frame(None) | Input::NoMoreCmds => break,
-                Input::Frame(Some(f)) => {
-                    let mut reply = vec![0u8; 512];
-                    let h = self.core.handle_frame(now, &f, &mut reply);
-                    if h.reply > 0 {
-                        out.push(reply[..h.reply].to_vec());
-                    }
-                    match h.event {
-                        Some(ControllerEvent::Response { id, result }) => {
-                            if let Some(p) = self.pending.remove(&id) {
-                                let r = match result {
-                                    Ok(payload) => decode_reply(&p.kind, payload),
-                                    Err(e) => Err(CallError {
-                                        code: e.code,
-                                        message: e.message.to_string(),
-                                        data: e.data.and_then(|d| {
-                                            serde_json::from_slice(d.as_bytes()).ok()
-                                        }),
-                                    }),
-                                };
-                                let _ = p.reply.try_send(r);
-                            }
-                        }
-                        Some(ControllerEvent::Progress {
-                            call,
-                            progress,
-                            total,
-                            message,
-                            partial,
-                        }) => {
-                            if let Some(Pending {
-                                kind:
-                                    Kind::Call {
-                                        progress: Some(tx), ..
-                                    },
-                                ..
-                            }) = self.pending.get(&call)
-                            {
-                                let _ = tx.try_send(Progress {
-                                    progress,
-                                    total,
-                                    message: message.map(|m| m.to_string()),
-                                    partial: partial
-                                        .and_then(|p| serde_json::from_slice(p.as_bytes()).ok()),
-                                });
-                            }
-                        }
-                        Some(ControllerEvent::Ask {
-                            ask,
-                            call,
-                            kind,
-                            prompt,
-                            schema,
-                        }) => {
-                            self.on_ask(
-                                ask,
-                                call,
-                                kind,
-                                prompt,
-                                schema.map(|s| s.as_str().to_owned()),
-                                &mut out,
-                            );
-                        }
-                        Some(ControllerEvent::ToolsChanged { node }) => {
-                            let _ = self
-                                .events
-                                .try_send(ClientEvent::ToolsChanged(node.to_string()));
-                        }
-                        Some(ControllerEvent::Closed(_)) => break,
-                        _ => {}
-                    }
-                }
-                Input::Cmd(Cmd::Request {
-                    req,
+            Some(ControllerEvent::Ask {
+                ask,
+                call,
+                kind,
+                prompt,
+                schema,
+            }) => {
+                self.on_ask(
+                    ask,
+                    call,
                     kind,
-                    reply,
-                    id,
-                }) => {
-                    let r = match &req {
-                        OwnedRequest::Nodes { cursor } => self.core.request(
-                            &Request::ListNodes(ListNodes {
-                                cursor: cursor.as_deref().map(Str::new),
-                                limit: None,
-                            }),
-                            &mut self.scratch,
-                        ),
-                        OwnedRequest::Tools {
-                            prefix,
-                            node,
-                            cursor,
-                        } => self.core.request(
-                            &Request::ListTools(ListTools {
-                                prefix: prefix.as_deref().map(Str::new),
-                                node: node.as_deref().map(Str::new),
-                                cursor: cursor.as_deref().map(Str::new),
-                                limit: None,
-                            }),
-                            &mut self.scratch,
-                        ),
-                        OwnedRequest::Resolve { tool } => self.core.request(
-                            &Request::Resolve(Resolve {
+                    prompt,
+                    schema.map(|s| s.as_str().to_owned()),
+                    out,
+                );
+            }
+            Some(ControllerEvent::ToolsChanged { node }) => {
+                let _ = self
+                    .events
+                    .try_send(ClientEvent::ToolsChanged(node.to_string()));
+            }
+            // `Closed` too: the core is closed now, and the loop stops.
+            _ => {}
+        }
+    }
+
+    fn handle_cmd(&mut self, cmd: Cmd, out: &mut Batch) {
+        match cmd {
+            Cmd::Request {
+                req,
+                kind,
+                reply,
+                id,
+            } => {
+                let r = match &req {
+                    OwnedRequest::Nodes { cursor } => self.core.request(
+                        &Request::ListNodes(ListNodes {
+                            cursor: cursor.as_deref().map(Str::new),
+                            limit: None,
+                        }),
+                        out.space(),
+                    ),
+                    OwnedRequest::Tools {
+                        prefix,
+                        node,
+                        cursor,
+                    } => self.core.request(
+                        &Request::ListTools(ListTools {
+                            prefix: prefix.as_deref().map(Str::new),
+                            node: node.as_deref().map(Str::new),
+                            cursor: cursor.as_deref().map(Str::new),
+                            limit: None,
+                        }),
+                        out.space(),
+                    ),
+                    OwnedRequest::Resolve { tool } => self.core.request(
+                        &Request::Resolve(Resolve {
+                            tool: Str::new(tool),
+                        }),
+                        out.space(),
+                    ),
+                    OwnedRequest::Call {
+                        node,
+                        tool,
+                        args,
+                        deadline_ms,
+                    } => {
+                        let args = match Json::parse(args.as_bytes()) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                let _ = reply.try_send(Err(CallError::new(
+                                    ErrorCode::InvalidParams,
+                                    e.to_string(),
+                                )));
+                                return;
+                            }
+                        };
+                        self.core.request(
+                            &Request::Call(Call {
+                                node: Str::new(node),
                                 tool: Str::new(tool),
+                                arguments: args,
+                                deadline_ms: *deadline_ms,
                             }),
-                            &mut self.scratch,
-                        ),
-                        OwnedRequest::Call {
-                            node,
-                            tool,
-                            args,
-                            deadline_ms,
-                        } => {
-                            let args = match Json::parse(args.as_bytes()) {
-                                Ok(a) => a,
-                                Err(e) => {
-                                    let _ = reply.try_send(Err(CallError::new(
-                                        ErrorCode::InvalidParams,
-                                        e.to_string(),
-                                    )));
-                                    continue;
-                                }
-                            };
-                            self.core.request(
-                                &Request::Call(Call {
-                                    node: Str::new(node),
-                                    tool: Str::new(tool),
-                                    arguments: args,
-                                    deadline_ms: *deadline_ms,
-                                }),
-                                &mut self.scratch,
-                            )
-                        }
-                    };
-                    match r {
-                        Ok((rid, n)) => {
-                            out.push(self.scratch[..n].to_vec());
-                            let _ = id.try_send(rid);
-                            self.pending.insert(rid, Pending { kind, reply });
-                        }
-                        Err(e) => {
-                            let _ = reply.try_send(Err(CallError::new(
-                                ErrorCode::FrameTooLarge,
-                                e.to_string(),
-                            )));
-                        }
+                            out.space(),
+                        )
+                    }
+                };
+                match r {
+                    Ok((rid, n)) => {
+                        out.commit(n);
+                        let _ = id.try_send(rid);
+                        self.pending.insert(rid, Pending { kind, reply });
+                    }
+                    Err(e) => {
+                        let _ = reply
+                            .try_send(Err(CallError::new(ErrorCode::FrameTooLarge, e.to_string())));
                     }
                 }
-                Input::Cmd(Cmd::Cancel(id)) => {
-                    if self.pending.remove(&id).is_some()
-                        && let Ok(n) = self.core.cancel(id, &mut self.scratch)
-                    {
-                        out.push(self.scratch[..n].to_vec());
-                    }
+            }
+            Cmd::Cancel(id) => {
+                if self.pending.remove(&id).is_some()
+                    && let Ok(n) = self.core.cancel(id, out.space())
+                {
+                    out.commit(n);
                 }
-                Input::Cmd(Cmd::Answer { ask, answer }) => {
-                    let r = match &answer {
-                        Ok(v) => self.core.answer(
-                            &ask,
-                            Ok(&Json::trusted(v.as_bytes())),
-                            &mut self.scratch,
-                        ),
-                        Err(e) => self.core.answer::<Json<'_>>(
-                            &ask,
-                            Err(&ErrorObject {
-                                code: e.code,
-                                message: Str::new(&e.message),
-                                data: None,
-                            }),
-                            &mut self.scratch,
-                        ),
-                    };
-                    if let Ok(n) = r {
-                        out.push(self.scratch[..n].to_vec());
-                    }
+            }
+            Cmd::Answer { ask, answer } => {
+                let r = match &answer {
+                    Ok(v) => self
+                        .core
+                        .answer(&ask, Ok(&Json::trusted(v.as_bytes())), out.space()),
+                    Err(e) => self.core.answer::<Json<'_>>(
+                        &ask,
+                        Err(&ErrorObject {
+                            code: e.code,
+                            message: Str::new(&e.message),
+                            data: None,
+                        }),
+                        out.space(),
+                    ),
+                };
+                if let Ok(n) = r {
+                    out.commit(n);
                 }
-                Input::Timer => self.core.handle_timeout(now),
             }
         }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+    }
+
+    fn drain_events(&mut self) {
+        // Only the close of a timeout (or a shutdown) arrives this way: `is_closed` ends the
+        // loop.
+        while self.core.poll_event().is_some() {}
+    }
+
+    fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
+        self.core.poll_transmit(out)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    fn end(&mut self, _why: End) {
         for (_, p) in self.pending.drain() {
             let _ = p.reply.try_send(Err(gone()));
         }
         let _ = self.events.try_send(ClientEvent::Disconnected);
-        self.writer.close().await;
     }
+}
 
+impl ClientSession {
     fn on_ask(
         &mut self,
         ask: OwnedId,
@@ -644,7 +647,7 @@ impl Driver {
         kind: AskKind,
         prompt: Str<'_>,
         schema: Option<String>,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut Batch,
     ) {
         let asks = match self.pending.get(&call) {
             Some(Pending {
@@ -655,11 +658,8 @@ impl Driver {
         };
         let Some(tx) = asks else {
             let e = ErrorObject::new(ErrorCode::AskDeclined, "this controller takes no questions");
-            if let Ok(n) = self
-                .core
-                .answer::<Json<'_>>(&ask, Err(&e), &mut self.scratch)
-            {
-                out.push(self.scratch[..n].to_vec());
+            if let Ok(n) = self.core.answer::<Json<'_>>(&ask, Err(&e), out.space()) {
+                out.commit(n);
             }
             return;
         };

@@ -13,7 +13,6 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_util::sink::SinkExt;
 use futures_util::stream::StreamExt;
-use smol::channel::{Receiver, bounded};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use smol::net::TcpStream;
 use toolwire_core::stream::{Deframed, Deframer, encode_frame, max_encoded_len};
@@ -356,67 +355,6 @@ pub async fn accept_io(
         ),
         None => Box::new(tcp),
     })
-}
-
-/// Reads frames in a task of its own, so that a connection's loop can wait for a frame, a
-/// command and a timer at once ([`next_input`]). `None` marks the end of the stream (closed or
-/// failed). Dropping the task stops reading.
-pub(crate) fn spawn_reader(mut reader: FrameReader) -> (smol::Task<()>, Receiver<Option<Vec<u8>>>) {
-    let (tx, rx) = bounded(16);
-    let task = smol::spawn(async move {
-        loop {
-            let f = match reader.next().await {
-                Ok(f) => f.map(<[u8]>::to_vec),
-                Err(e) => {
-                    tracing::debug!("read: {e}");
-                    None
-                }
-            };
-            let end = f.is_none();
-            if tx.send(f).await.is_err() || end {
-                return;
-            }
-        }
-    });
-    (task, rx)
-}
-
-/// What a connection loop woke up for.
-pub(crate) enum Input<C> {
-    /// A frame, or `None`: the stream ended.
-    Frame(Option<Vec<u8>>),
-    /// A command from the application.
-    Cmd(C),
-    /// Every sender of commands is gone.
-    NoMoreCmds,
-    /// The deadline passed.
-    Timer,
-}
-
-/// Waits for the first of: a frame, a command, the deadline (`None`: no timer).
-pub(crate) async fn next_input<C>(
-    frames: &Receiver<Option<Vec<u8>>>,
-    cmds: &Receiver<C>,
-    deadline: Option<std::time::Instant>,
-) -> Input<C> {
-    use smol::future::FutureExt;
-    async { Input::Frame(frames.recv().await.unwrap_or(None)) }
-        .or(async {
-            match cmds.recv().await {
-                Ok(c) => Input::Cmd(c),
-                Err(_) => Input::NoMoreCmds,
-            }
-        })
-        .or(async {
-            match deadline {
-                Some(t) => {
-                    smol::Timer::at(t).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-            Input::Timer
-        })
-        .await
 }
 
 /// True if `addr` is on this machine only.
