@@ -4,8 +4,8 @@
 //! Everything that spans connections (the registry of nodes and tools, routing a controller's
 //! call to a node and its result back, progress, asks and cancels, listings, tokens, ACLs and
 //! rate limits) is `toolwire_core::router::Router`'s, behind one mutex. What is left here:
-//! listeners, sockets, TLS and WebSocket framing ([`connection`]: one task per connection that
-//! owns its socket), JSON Schema compilation ([`schemas`]), one timer task, and the async API.
+//! listeners, sockets, TLS and WebSocket framing (`connection.rs`: one task per connection that
+//! owns its socket), JSON Schema compilation (`schemas.rs`), one timer task, and the async API.
 //!
 //! ```no_run
 //! use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
