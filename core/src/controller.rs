@@ -94,6 +94,7 @@ pub enum ControllerEvent<'a> {
 }
 
 /// What [`Controller::handle_frame`] did.
+#[must_use = "send the reply it wrote and act on its event: neither comes again from poll_event"]
 #[derive(Debug, PartialEq)]
 pub struct Handled<'a> {
     /// Something to act on.

@@ -274,6 +274,7 @@ impl fmt::Display for CallError {
 impl core::error::Error for CallError {}
 
 /// What [`Connection::handle_frame`] did.
+#[must_use = "send the reply it wrote and act on its event: neither comes again from poll_event"]
 #[derive(Debug, PartialEq)]
 pub struct Handled<'a> {
     /// Something for the runtime to act on.

@@ -175,6 +175,7 @@ impl fmt::Display for NodeError {
 impl core::error::Error for NodeError {}
 
 /// What [`Node::handle_frame`] did.
+#[must_use = "send the reply it wrote and act on its event: neither comes again from poll_event"]
 #[derive(Debug, PartialEq)]
 pub struct Handled<'a> {
     /// Something for the runtime to act on.

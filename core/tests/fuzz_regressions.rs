@@ -302,9 +302,9 @@ fn gateway_sends_a_cancel_for_every_call_that_expires() {
     let mut gw: Connection<'static, 8, 16> = Connection::new(config, Instant(0));
     let mut reply = [0u8; 1024];
     let hello = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":8}}"#;
-    gw.handle_frame(Instant(0), hello, &mut reply);
+    let _ = gw.handle_frame(Instant(0), hello, &mut reply);
     let register = br#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"t","description":"","input_schema":{}}]}}"#;
-    gw.handle_frame(Instant(0), register, &mut reply);
+    let _ = gw.handle_frame(Instant(0), register, &mut reply);
     let mut out = [0u8; 256];
     let deadline = Some(Duration::from_millis(1000));
     for _ in 0..8 {

@@ -203,7 +203,8 @@ fn connection_goes_on_after_bad_frames() {
     let mut out = [0u8; 1024];
     let mut reply = [0u8; 1024];
     let n = codec::encode_request(Encoding::Json, Id::Num(0), &hello, &mut out).unwrap();
-    gw.handle_frame(Instant(0), &out[..n], &mut reply);
+    let h = gw.handle_frame(Instant(0), &out[..n], &mut reply);
+    assert!(h.reply > 0, "the welcome");
     assert_eq!(gw.state(), State::Ready(Role::Node));
     let total = cases().len() as u64;
     for c in cases() {
