@@ -42,5 +42,5 @@ pub mod wire;
 pub use codec::{DecodeError, EncodeError, Limits, Message, Payload, Rejected};
 pub use error::ErrorCode;
 pub use frame::{Encoding, ErrorObject, PROTOCOL_VERSION, ToolDef};
-pub use time::{Duration, Instant};
+pub use time::{Duration, Instant, MISSED_HEARTBEATS};
 pub use wire::{Id, Json, List, OwnedId, Str};
