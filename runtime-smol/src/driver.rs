@@ -14,7 +14,7 @@ use smol::future::FutureExt;
 use toolwire_core::{EncodeError, Instant};
 
 use crate::clock::Clock;
-use crate::transport::{FrameReader, FrameWriter};
+use crate::transport::{Close, FrameReader, FrameWriter};
 
 /// One connection's state machine as [`run`] drives it.
 ///
@@ -191,10 +191,14 @@ pub(crate) async fn run<S: Session>(
             Woke::Timer => session.handle_timeout(clock.now()),
         }
     };
+    let close = match &end {
+        End::Failed(e) => Close::after(e),
+        _ => Close::Normal,
+    };
     session.end(end);
     // Bounded: a peer that stopped reading must not hold the task.
     let _ = async {
-        writer.close().await;
+        writer.close_with(close).await;
     }
     .or(async {
         smol::Timer::after(Duration::from_secs(1)).await;

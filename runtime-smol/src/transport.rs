@@ -8,8 +8,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_tungstenite::tungstenite::Error as WsError;
 use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_util::sink::SinkExt;
 use futures_util::stream::StreamExt;
@@ -103,6 +106,43 @@ impl Endpoint {
     }
 }
 
+/// The cause of a read error for a WebSocket message over the frame limit.
+#[derive(Debug)]
+struct TooLarge(async_tungstenite::tungstenite::error::CapacityError);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebSocket message over max_frame: {}", self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// True if `e` is [`FrameReader::next`]'s error for a WebSocket message over the frame limit.
+pub fn is_too_large(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<TooLarge>())
+}
+
+/// Why a connection is closed, as a WebSocket close frame says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// 1000: done.
+    Normal,
+    /// 1009: a message was larger than `max_frame` (the read error [`is_too_large`]).
+    TooLarge,
+}
+
+impl Close {
+    /// The close that follows a read error.
+    pub fn after(e: &io::Error) -> Close {
+        if is_too_large(e) {
+            Close::TooLarge
+        } else {
+            Close::Normal
+        }
+    }
+}
+
 /// Receives whole frames.
 pub enum FrameReader {
     /// WebSocket messages.
@@ -153,6 +193,12 @@ impl FrameReader {
             FrameReader::Ws { rx, last } => loop {
                 match rx.next().await {
                     None => return Ok(None),
+                    // A message over `max_frame`: the WebSocket layer cannot skip it and read on
+                    // (it refuses the message before reading it), so the connection ends, with
+                    // close code 1009 (see FrameWriter::close_with).
+                    Some(Err(WsError::Capacity(e))) => {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, TooLarge(e)));
+                    }
                     Some(Err(e)) => return Err(io::Error::other(e)),
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                         let m = last.insert(m);
@@ -242,11 +288,25 @@ impl FrameWriter {
         }
     }
 
-    /// Closes the transport (a WebSocket close frame, or the stream's write side).
+    /// Closes the transport normally (a WebSocket close frame with code 1000, or the stream's
+    /// write side).
     pub async fn close(&mut self) {
+        self.close_with(Close::Normal).await
+    }
+
+    /// Closes the transport, saying why on a WebSocket (close code 1000 or 1009).
+    pub async fn close_with(&mut self, why: Close) {
         match self {
             FrameWriter::Ws(ws) => {
-                let _ = ws.close(None).await;
+                let (code, reason) = match why {
+                    Close::Normal => (CloseCode::Normal, ""),
+                    Close::TooLarge => (CloseCode::Size, "message larger than max_frame"),
+                };
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = ws.close(Some(frame)).await;
             }
             FrameWriter::Stream { io, .. } => {
                 let _ = io.close().await;

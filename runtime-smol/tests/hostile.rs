@@ -440,3 +440,56 @@ fn controller_token_acl() {
         assert!(e.message.contains("dev/set_led"), "{e}");
     });
 }
+
+/// A WebSocket message over `max_frame` cannot be skipped the way a stream frame is (the
+/// WebSocket layer refuses it before reading it): the gateway closes with code 1009, "message
+/// too big", so the peer can tell it from a network failure. A message within the limit on a
+/// fresh connection is still served.
+#[test]
+fn oversized_websocket_message_closes_with_1009() {
+    use async_tungstenite::tungstenite::Message;
+    use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use futures_util::{SinkExt, StreamExt};
+    smol::block_on(async {
+        let (_gw, ws, _tcp) = gateway(GatewayConfig {
+            max_frame: 4096,
+            ..Default::default()
+        })
+        .await;
+        let addr = ws.trim_start_matches("ws://").to_owned();
+        let open = || async {
+            let tcp = smol::net::TcpStream::connect(&addr).await.unwrap();
+            async_tungstenite::client_async(ws.as_str(), tcp)
+                .await
+                .unwrap()
+                .0
+        };
+        let mut c = open().await;
+        c.send(Message::text("x".repeat(10_000))).await.unwrap();
+        let closed = smol::future::or(
+            async {
+                while let Some(m) = c.next().await {
+                    if let Ok(Message::Close(f)) = m {
+                        return f.map(|f| f.code);
+                    }
+                }
+                None
+            },
+            async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                None
+            },
+        )
+        .await;
+        assert_eq!(closed, Some(CloseCode::Size));
+        // Within the limit: a ping after hello is answered.
+        let mut c = open().await;
+        let hello = r#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"controller","id":"c","encodings":{"json":true,"postcard":false},"max_frame":65536,"max_in_flight":4}}"#;
+        c.send(Message::text(hello)).await.unwrap();
+        let welcome = c.next().await.unwrap().unwrap();
+        assert!(
+            welcome.to_text().unwrap().contains("\"result\""),
+            "{welcome}"
+        );
+    });
+}

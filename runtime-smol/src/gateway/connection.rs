@@ -11,7 +11,7 @@ use smol::future::FutureExt;
 use toolwire_core::router::Outbox;
 
 use super::{Gateway, Inner};
-use crate::transport::{FrameReader, FrameWriter};
+use crate::transport::{Close, FrameReader, FrameWriter};
 
 enum Woke<'f> {
     Frame(io::Result<Option<&'f [u8]>>),
@@ -46,6 +46,7 @@ impl Gateway {
             conn
         };
         let mut out = Outbox::new();
+        let mut close = Close::Normal;
         loop {
             let closing = {
                 let mut s = inner.lock();
@@ -78,6 +79,7 @@ impl Gateway {
                 Woke::Frame(Ok(None)) => break,
                 Woke::Frame(Err(e)) => {
                     tracing::debug!("{peer}: read failed: {e}");
+                    close = Close::after(&e);
                     break;
                 }
                 Woke::Wake => {}
@@ -85,7 +87,7 @@ impl Gateway {
         }
         // Bounded: a peer that stopped reading must not hold the task.
         let _ = async {
-            writer.close().await;
+            writer.close_with(close).await;
         }
         .or(async {
             smol::Timer::after(Duration::from_secs(1)).await;
