@@ -449,7 +449,7 @@ fn controller_token_acl() {
 fn oversized_websocket_message_closes_with_1009() {
     use async_tungstenite::tungstenite::Message;
     use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     smol::block_on(async {
         let (_gw, ws, _tcp) = gateway(GatewayConfig {
             max_frame: 4096,
