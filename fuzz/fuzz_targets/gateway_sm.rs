@@ -155,12 +155,16 @@ struct Harness {
 }
 
 impl Harness {
-    fn on_event(&mut self, e: &Event<'_>) {
+    /// `polled`: the event came from `poll_event` (the gateway's own timers and closes), not
+    /// from `handle_frame` (a frame the peer sent).
+    fn on_event(&mut self, e: &Event<'_>, polled: bool) {
         let _ = format!("{e:?}");
         match e {
             Event::CallDone { call, result } => {
-                if matches!(result, Err(e) if e.code == ErrorCode::Timeout.code()) {
-                    // The node is told to stop the call.
+                // The gateway's own deadline passed: the node is told to stop the call. A node
+                // that answers -32003 itself (its timer fired first) has ended the call already,
+                // and is owed no cancel.
+                if polled && matches!(result, Err(e) if e.code == ErrorCode::Timeout.code()) {
                     self.cancels_owed.insert(call.0);
                 }
                 assert!(
@@ -245,7 +249,7 @@ impl Harness {
 
     fn events(&mut self) {
         while let Some(e) = self.gw.poll_event() {
-            self.on_event(&e);
+            self.on_event(&e, true);
         }
     }
 
@@ -267,7 +271,7 @@ impl Harness {
             }
         }
         if let Some(e) = &h.event {
-            self.on_event(e);
+            self.on_event(e, false);
         }
         h.error.is_none()
     }
