@@ -359,7 +359,10 @@ fn gateway_sends_no_cancel_for_a_call_the_node_timed_out_itself() {
             if call == a && e.code == ErrorCode::Timeout.code()),
         "{h:?}"
     );
-    assert!(gw.poll_transmit(&mut out).is_none(), "a cancel for a call the node ended");
+    assert!(
+        gw.poll_transmit(&mut out).is_none(),
+        "a cancel for a call the node ended"
+    );
 
     // The gateway's deadline passes for `b`: that one owes the node a cancel.
     gw.handle_timeout(Instant(1000));
