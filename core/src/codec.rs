@@ -409,7 +409,7 @@ fn decode_json<'a>(
     match c.kind().map_err(parse_error)? {
         Kind::Object => {}
         kind => {
-            c.skip_value().map_err(parse_error)?;
+            c.skip_syntax().map_err(parse_error)?;
             c.end().map_err(parse_error)?;
             let e = if kind == Kind::Array {
                 DecodeError::Batch
@@ -430,6 +430,7 @@ fn decode_json<'a>(
     let mut error: Option<Result<ErrorObject<'a>, FieldError>> = None;
     let mut seen = 0u8;
     let mut id_ambiguous = false;
+    let mut result_error: Option<JsonError> = None;
 
     c.begin_object().map_err(parse_error)?;
     let mut first = true;
@@ -445,7 +446,8 @@ fn decode_json<'a>(
             _ => 0,
         };
         if key.escaped || bit == 0 {
-            c.skip_value().map_err(parse_error)?;
+            // Ignored members: their syntax is checked, nothing else.
+            c.skip_syntax().map_err(parse_error)?;
             continue;
         }
         if seen & bit != 0 {
@@ -460,7 +462,7 @@ fn decode_json<'a>(
                     Ok(s) => version_ok = s.raw == "2.0",
                     Err(_) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                     }
                 }
             }
@@ -468,12 +470,12 @@ fn decode_json<'a>(
                 let save = c.clone();
                 match Id::read_json(&mut c) {
                     Ok(v) => id = Some(v),
-                    Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                    Err(FieldError::Json(e)) if e.kind.is_syntax() => {
                         return Err(parse_error(e));
                     }
                     Err(_) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                         envelope_error.get_or_insert(DecodeError::BadId);
                     }
                 }
@@ -485,7 +487,7 @@ fn decode_json<'a>(
                     Ok(_) => method = Some(""),
                     Err(_) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                         envelope_error
                             .get_or_insert(DecodeError::BadEnvelope("method must be a string"));
                     }
@@ -500,32 +502,45 @@ fn decode_json<'a>(
                         Ok(None) => {
                             // Unknown method: the params were not read; skip (and check) them.
                             c = save;
-                            c.skip_value().map_err(parse_error)?;
+                            c.skip_syntax().map_err(parse_error)?;
                             params = Some(Ok(None));
                         }
-                        Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                        Err(FieldError::Json(e)) if e.kind.is_syntax() => {
                             return Err(parse_error(e));
                         }
                         Err(e) => {
                             c = save;
-                            c.skip_value().map_err(parse_error)?;
+                            c.skip_syntax().map_err(parse_error)?;
                             params = Some(Err(e));
                         }
                     }
                 }
-                None => params_span = Some(c.skip_value().map_err(parse_error)?),
+                // Read once the method is known (duplicate names inside are found then).
+                None => params_span = Some(c.skip_syntax().map_err(parse_error)?),
             },
-            16 => result = Some(c.skip_value().map_err(parse_error)?),
+            16 => {
+                let save = c.clone();
+                match c.skip_value() {
+                    Ok(v) => result = Some(v),
+                    Err(e) if e.kind.is_syntax() => return Err(parse_error(e)),
+                    Err(e) => {
+                        // Valid JSON, but not a value that may travel (a name twice).
+                        c = save;
+                        result = Some(c.skip_syntax().map_err(parse_error)?);
+                        result_error = Some(e);
+                    }
+                }
+            }
             _ => {
                 let save = c.clone();
                 match ErrorObject::read_json(&mut c) {
                     Ok(e) => error = Some(Ok(e)),
-                    Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                    Err(FieldError::Json(e)) if e.kind.is_syntax() => {
                         return Err(parse_error(e));
                     }
                     Err(e) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                         error = Some(Err(e));
                     }
                 }
@@ -602,6 +617,11 @@ fn decode_json<'a>(
             )));
         }
         None => return Err(fail(DecodeError::BadEnvelope("no method, result or error"))),
+    };
+    // A result that may not travel (a member name twice) is dropped, as any bad response.
+    let result = match (result, result_error) {
+        (Some(_), Some(e)) => return Err(Rejected::silent(DecodeError::BadResult(e.into()))),
+        (r, _) => r,
     };
     match (result, error) {
         (Some(r), None) if id != Id::Null => Ok(Message::Response {
