@@ -356,6 +356,9 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         "tools.call" => Req(Request::Call(read_call(c)?)),
         _ => return Ok(None),
     };
+    if let Req(r) = &p {
+        plain_names(r)?;
+    }
     Ok(Some(p))
 }
 
@@ -375,7 +378,47 @@ fn parse_params_node<'a>(
         "goodbye" => Note(Notification::Goodbye(Goodbye::read_json(c)?)),
         _ => return Ok(None),
     };
+    if let Req(r) = &p {
+        plain_names(r)?;
+    }
     Ok(Some(p))
+}
+
+/// Names travel as written (PROTOCOL.md section 3): a tool or node name, or a prefix of one,
+/// spelled with a JSON escape is refused, so that it cannot reach a tool by another spelling.
+/// So is one holding a character JSON can only write escaped (`"`, `\`, controls), in either
+/// encoding, so that a frame valid in postcard stays valid in JSON. (The alphabet of names is
+/// checked where they are registered, `frame::valid_tool_name` and `frame::valid_node_id`.)
+fn plain_name(name: Option<crate::Str<'_>>, field: &'static str) -> Result<(), FieldError> {
+    match name {
+        Some(n)
+            if n.is_escaped() || n.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') =>
+        {
+            Err(FieldError::Invalid(field))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`plain_name`] for every name a request looks something up by.
+fn plain_names(r: &Request<'_>) -> Result<(), FieldError> {
+    match r {
+        Request::Execute(e) => plain_name(Some(e.tool), "tool"),
+        Request::Call(c) => {
+            plain_name(Some(c.node), "node")?;
+            plain_name(Some(c.tool), "tool")
+        }
+        Request::Resolve(r) => plain_name(Some(r.tool), "tool"),
+        Request::ListTools(l) => {
+            plain_name(l.prefix, "prefix")?;
+            plain_name(l.node, "node")
+        }
+        Request::Unregister(u) => u
+            .names
+            .iter()
+            .try_for_each(|n| plain_name(Some(n), "names")),
+        _ => Ok(()),
+    }
 }
 
 fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, FieldError> {
@@ -731,6 +774,7 @@ fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T>
 }
 
 fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
+    plain_names(r)?;
     match r {
         Request::Hello(_)
         | Request::Unregister(_)

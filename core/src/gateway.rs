@@ -774,7 +774,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             }
             Request::Unregister(u) => {
                 for name in u.names.iter() {
-                    self.tools.retain(|t| !name.eq_str(t));
+                    self.tools.retain(|t| !name.eq_name(t));
                 }
                 self.reply_ok(id, reply, h);
                 h.event = Some(Event::Unregistered { names: u.names });

@@ -170,7 +170,14 @@ impl<'a> Str<'a> {
         core::str::from_utf8(&buf[..len]).ok()
     }
 
-    /// Compares the unescaped text with `s`.
+    /// True if the string is `name` as it travels: written without escapes and equal byte for
+    /// byte. Names (of tools and nodes, prefixes) are matched so (PROTOCOL.md section 3): a name
+    /// spelled with an escape equals no plain name, whatever it unescapes to.
+    pub fn eq_name(&self, name: &str) -> bool {
+        !self.escaped && self.raw == name
+    }
+
+    /// Compares the unescaped text with `s` (for text; names compare with [`Str::eq_name`]).
     pub fn eq_str(&self, s: &str) -> bool {
         if !self.escaped {
             return self.raw == s;
