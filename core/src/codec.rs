@@ -16,7 +16,8 @@ use crate::wire::{FieldError, Id, Json, Wire};
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Deepest nesting of objects and arrays accepted anywhere in a frame (envelope included).
+    /// Deepest nesting of objects and arrays accepted anywhere in a frame (envelope included),
+    /// counted in the frame's JSON encoding whatever its encoding (PROTOCOL.md section 9).
     pub max_depth: u16,
 }
 
@@ -82,7 +83,8 @@ impl<'a> Payload<'a> {
             }
             Encoding::Postcard => {
                 let v: T = from_bytes_exact(self.bytes).ok_or(DecodeError::Postcard)?;
-                v.check_json(limits.max_depth)
+                // As deep as in JSON, where the result sits inside the frame object.
+                v.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(DecodeError::BadResult)?;
                 Ok(v)
             }
@@ -721,7 +723,8 @@ fn decode_postcard<'a>(
             let request: Request<'a> = (methods.postcard_request)(variant, body)
                 .ok_or(Rejected::answer(DecodeError::UnknownMethod, id))?
                 .ok_or(bad_params(FieldError::Invalid("params")))?;
-            check_request(&request, limits.max_depth).map_err(bad_params)?;
+            // Each value as deep as in the frame's JSON encoding, inside the frame object.
+            check_request(&request, limits.max_depth.saturating_sub(1)).map_err(bad_params)?;
             Ok(Message::Request { id, request })
         }
         tag::NOTIFICATION => {
@@ -736,7 +739,7 @@ fn decode_postcard<'a>(
                 Notification::Cancel(_)
                 | Notification::Goodbye(_)
                 | Notification::ToolsChanged(_) => Ok(()),
-                Notification::Progress(p) => p.check_json(limits.max_depth),
+                Notification::Progress(p) => p.check_json(limits.max_depth.saturating_sub(1)),
             };
             checked.map_err(|e| Rejected::silent(DecodeError::InvalidParams(e)))?;
             Ok(Message::Notification(n))
@@ -755,7 +758,7 @@ fn decode_postcard<'a>(
                 })
             } else {
                 let e: ErrorObject<'a> = from_bytes_exact(body).ok_or(silent)?;
-                e.check_json(limits.max_depth)
+                e.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(|e| Rejected::silent(DecodeError::BadResult(e)))?;
                 Err(e)
             };
