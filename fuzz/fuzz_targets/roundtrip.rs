@@ -190,28 +190,6 @@ fn message_roundtrip(enc: Encoding, msg: &Message<'_>) {
     }
 }
 
-/// A name JSON can only write escaped (`"`, `\\`, controls).
-fn needs_escape(s: &Str<'_>) -> bool {
-    s.raw()
-        .bytes()
-        .any(|b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
-/// True if a name the request looks something up by needs escapes: such a request is refused
-/// in both encodings (PROTOCOL.md section 3).
-fn escaped_lookup(r: &Request<'_>) -> bool {
-    match r {
-        Request::Execute(e) => needs_escape(&e.tool),
-        Request::Call(c) => needs_escape(&c.node) || needs_escape(&c.tool),
-        Request::Resolve(r) => needs_escape(&r.tool),
-        Request::ListTools(l) => {
-            l.prefix.is_some_and(|p| needs_escape(&p)) || l.node.is_some_and(|n| needs_escape(&n))
-        }
-        Request::Unregister(u) => u.names.iter().any(|n| needs_escape(&n)),
-        _ => false,
-    }
-}
-
 fuzz_target!(|frame: Frame| {
     for enc in [Encoding::Json, Encoding::Postcard] {
         match &frame {
