@@ -765,17 +765,12 @@ fn hash_mix(h: u64, w: u64) -> u64 {
     (h.rotate_left(5) ^ w).wrapping_mul(HASH_K)
 }
 
-#[inline(always)]
-fn hash_finish(h: u64, len: usize) -> u32 {
-    (hash_mix(h, len as u64) >> 32) as u32
-}
-
-/// Fingerprint of a name written without escapes: its bytes 8 at a time (little-endian, the
-/// last word padded with zeros), then its length.
+/// Fingerprint of a name written without escapes: its length, then its bytes 8 at a time
+/// (little-endian, the last word padded with zeros).
 #[inline(always)]
 fn hash_plain(s: &[u8]) -> u32 {
     let n = s.len();
-    let mut h = 0;
+    let mut h = n as u64;
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
         h = hash_mix(h, word(c));
@@ -791,7 +786,7 @@ fn hash_plain(s: &[u8]) -> u32 {
         };
         h = hash_mix(h, w);
     }
-    hash_finish(h, n)
+    (h >> 32) as u32
 }
 
 /// The bytes of `s` (fewer than 8) as a little-endian word padded with zeros.
@@ -816,11 +811,11 @@ fn short_word(s: &[u8]) -> u64 {
 /// [`hash_plain`] of the unescaped text of the name whose body starts at `start`.
 #[inline(never)]
 fn hash_unescaped(buf: &[u8], start: usize) -> u32 {
-    let (mut h, mut w, mut k, mut len) = (0u64, 0u64, 0u32, 0usize);
+    let len = NameBytes::new(buf, start).count();
+    let (mut h, mut w, mut k) = (len as u64, 0u64, 0u32);
     for b in NameBytes::new(buf, start) {
         w |= u64::from(b) << (8 * k);
         k += 1;
-        len += 1;
         if k == 8 {
             h = hash_mix(h, w);
             (w, k) = (0, 0);
@@ -829,7 +824,7 @@ fn hash_unescaped(buf: &[u8], start: usize) -> u32 {
     if k > 0 {
         h = hash_mix(h, w);
     }
-    hash_finish(h, len)
+    (h >> 32) as u32
 }
 
 /// True if the names whose bodies start at `a` and `b` are the same once unescaped: bytes as
