@@ -3,6 +3,8 @@
 #
 #   scripts/fuzz-smoke.sh                          # 20 s per target
 #   FUZZ_SECONDS=120 scripts/fuzz-smoke.sh node_sm # some targets, longer
+#   FUZZ_RUNS=10000000 scripts/fuzz-smoke.sh gateway_sm json_differential decode_json
+#                                                  # the long campaign: a number of executions
 #
 # Each target starts from a temporary copy of fuzz/corpus/<target>/seed-* (the committed corpus
 # does not grow). Crash inputs land in fuzz/artifacts/<target>/ (ignored by git); reproduce one
@@ -10,6 +12,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS    seconds per target (default 20)
+#   FUZZ_RUNS       executions per target instead of a time (unset by default); one job
 #   FUZZ_SANITIZER  none (default: the core has no unsafe code; ~2x faster) or address
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
 #
@@ -20,6 +23,14 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}
 sanitizer=${FUZZ_SANITIZER:-none}
 timeout=${FUZZ_TIMEOUT:-10}
+runs=${FUZZ_RUNS:-}
+if [ -n "$runs" ]; then
+    limit="-runs=$runs"
+    what="$runs runs"
+else
+    limit="-max_total_time=$seconds"
+    what="${seconds}s"
+fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     rustup toolchain install nightly --profile minimal
@@ -44,9 +55,9 @@ for t in $targets; do
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     cp fuzz/corpus/"$t"/seed-* "$corpus"/ 2>/dev/null || true
     log="$work/$t.log"
-    echo "== $t: ${seconds}s" >&2
+    echo "== $t: $what" >&2
     if cargo +nightly fuzz run --fuzz-dir fuzz -s "$sanitizer" "$t" "$corpus" -- \
-        -max_total_time="$seconds" -timeout="$timeout" -print_final_stats=1 \
+        "$limit" -timeout="$timeout" -print_final_stats=1 \
         >"$log" 2>&1; then
         result=ok
     else

@@ -16,7 +16,8 @@ use crate::wire::{FieldError, Id, Json, Wire};
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Deepest nesting of objects and arrays accepted anywhere in a frame (envelope included).
+    /// Deepest nesting of objects and arrays accepted anywhere in a frame (envelope included),
+    /// counted in the frame's JSON encoding whatever its encoding (PROTOCOL.md section 9).
     pub max_depth: u16,
 }
 
@@ -82,7 +83,8 @@ impl<'a> Payload<'a> {
             }
             Encoding::Postcard => {
                 let v: T = from_bytes_exact(self.bytes).ok_or(DecodeError::Postcard)?;
-                v.check_json(limits.max_depth)
+                // As deep as in JSON, where the result sits inside the frame object.
+                v.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(DecodeError::BadResult)?;
                 Ok(v)
             }
@@ -356,6 +358,9 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         "tools.call" => Req(Request::Call(read_call(c)?)),
         _ => return Ok(None),
     };
+    if let Req(r) = &p {
+        plain_names(r)?;
+    }
     Ok(Some(p))
 }
 
@@ -375,7 +380,47 @@ fn parse_params_node<'a>(
         "goodbye" => Note(Notification::Goodbye(Goodbye::read_json(c)?)),
         _ => return Ok(None),
     };
+    if let Req(r) = &p {
+        plain_names(r)?;
+    }
     Ok(Some(p))
+}
+
+/// Names travel as written (PROTOCOL.md section 3): a tool or node name, or a prefix of one,
+/// spelled with a JSON escape is refused, so that it cannot reach a tool by another spelling.
+/// So is one holding a character JSON can only write escaped (`"`, `\`, controls), in either
+/// encoding, so that a frame valid in postcard stays valid in JSON. (The alphabet of names is
+/// checked where they are registered, `frame::valid_tool_name` and `frame::valid_node_id`.)
+fn plain_name(name: Option<crate::Str<'_>>, field: &'static str) -> Result<(), FieldError> {
+    match name {
+        Some(n)
+            if n.is_escaped() || n.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') =>
+        {
+            Err(FieldError::Invalid(field))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`plain_name`] for every name a request looks something up by.
+fn plain_names(r: &Request<'_>) -> Result<(), FieldError> {
+    match r {
+        Request::Execute(e) => plain_name(Some(e.tool), "tool"),
+        Request::Call(c) => {
+            plain_name(Some(c.node), "node")?;
+            plain_name(Some(c.tool), "tool")
+        }
+        Request::Resolve(r) => plain_name(Some(r.tool), "tool"),
+        Request::ListTools(l) => {
+            plain_name(l.prefix, "prefix")?;
+            plain_name(l.node, "node")
+        }
+        Request::Unregister(u) => u
+            .names
+            .iter()
+            .try_for_each(|n| plain_name(Some(n), "names")),
+        _ => Ok(()),
+    }
 }
 
 fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, FieldError> {
@@ -409,7 +454,7 @@ fn decode_json<'a>(
     match c.kind().map_err(parse_error)? {
         Kind::Object => {}
         kind => {
-            c.skip_value().map_err(parse_error)?;
+            c.skip_syntax().map_err(parse_error)?;
             c.end().map_err(parse_error)?;
             let e = if kind == Kind::Array {
                 DecodeError::Batch
@@ -430,6 +475,7 @@ fn decode_json<'a>(
     let mut error: Option<Result<ErrorObject<'a>, FieldError>> = None;
     let mut seen = 0u8;
     let mut id_ambiguous = false;
+    let mut result_error: Option<JsonError> = None;
 
     c.begin_object().map_err(parse_error)?;
     let mut first = true;
@@ -445,7 +491,8 @@ fn decode_json<'a>(
             _ => 0,
         };
         if key.escaped || bit == 0 {
-            c.skip_value().map_err(parse_error)?;
+            // Ignored members: their syntax is checked, nothing else.
+            c.skip_syntax().map_err(parse_error)?;
             continue;
         }
         if seen & bit != 0 {
@@ -460,7 +507,7 @@ fn decode_json<'a>(
                     Ok(s) => version_ok = s.raw == "2.0",
                     Err(_) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                     }
                 }
             }
@@ -468,12 +515,12 @@ fn decode_json<'a>(
                 let save = c.clone();
                 match Id::read_json(&mut c) {
                     Ok(v) => id = Some(v),
-                    Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                    Err(FieldError::Json(e)) if e.kind.is_syntax() => {
                         return Err(parse_error(e));
                     }
                     Err(_) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                         envelope_error.get_or_insert(DecodeError::BadId);
                     }
                 }
@@ -485,7 +532,7 @@ fn decode_json<'a>(
                     Ok(_) => method = Some(""),
                     Err(_) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                         envelope_error
                             .get_or_insert(DecodeError::BadEnvelope("method must be a string"));
                     }
@@ -500,32 +547,45 @@ fn decode_json<'a>(
                         Ok(None) => {
                             // Unknown method: the params were not read; skip (and check) them.
                             c = save;
-                            c.skip_value().map_err(parse_error)?;
+                            c.skip_syntax().map_err(parse_error)?;
                             params = Some(Ok(None));
                         }
-                        Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                        Err(FieldError::Json(e)) if e.kind.is_syntax() => {
                             return Err(parse_error(e));
                         }
                         Err(e) => {
                             c = save;
-                            c.skip_value().map_err(parse_error)?;
+                            c.skip_syntax().map_err(parse_error)?;
                             params = Some(Err(e));
                         }
                     }
                 }
-                None => params_span = Some(c.skip_value().map_err(parse_error)?),
+                // Read once the method is known (duplicate names inside are found then).
+                None => params_span = Some(c.skip_syntax().map_err(parse_error)?),
             },
-            16 => result = Some(c.skip_value().map_err(parse_error)?),
+            16 => {
+                let save = c.clone();
+                match c.skip_value() {
+                    Ok(v) => result = Some(v),
+                    Err(e) if e.kind.is_syntax() => return Err(parse_error(e)),
+                    Err(e) => {
+                        // Valid JSON, but not a value that may travel (a name twice).
+                        c = save;
+                        result = Some(c.skip_syntax().map_err(parse_error)?);
+                        result_error = Some(e);
+                    }
+                }
+            }
             _ => {
                 let save = c.clone();
                 match ErrorObject::read_json(&mut c) {
                     Ok(e) => error = Some(Ok(e)),
-                    Err(FieldError::Json(e)) if e.kind != json::JsonErrorKind::NotAnInteger => {
+                    Err(FieldError::Json(e)) if e.kind.is_syntax() => {
                         return Err(parse_error(e));
                     }
                     Err(e) => {
                         c = save;
-                        c.skip_value().map_err(parse_error)?;
+                        c.skip_syntax().map_err(parse_error)?;
                         error = Some(Err(e));
                     }
                 }
@@ -603,6 +663,11 @@ fn decode_json<'a>(
         }
         None => return Err(fail(DecodeError::BadEnvelope("no method, result or error"))),
     };
+    // A result that may not travel (a member name twice) is dropped, as any bad response.
+    let result = match (result, result_error) {
+        (Some(_), Some(e)) => return Err(Rejected::silent(DecodeError::BadResult(e.into()))),
+        (r, _) => r,
+    };
     match (result, error) {
         (Some(r), None) if id != Id::Null => Ok(Message::Response {
             id,
@@ -658,7 +723,8 @@ fn decode_postcard<'a>(
             let request: Request<'a> = (methods.postcard_request)(variant, body)
                 .ok_or(Rejected::answer(DecodeError::UnknownMethod, id))?
                 .ok_or(bad_params(FieldError::Invalid("params")))?;
-            check_request(&request, limits.max_depth).map_err(bad_params)?;
+            // Each value as deep as in the frame's JSON encoding, inside the frame object.
+            check_request(&request, limits.max_depth.saturating_sub(1)).map_err(bad_params)?;
             Ok(Message::Request { id, request })
         }
         tag::NOTIFICATION => {
@@ -673,7 +739,7 @@ fn decode_postcard<'a>(
                 Notification::Cancel(_)
                 | Notification::Goodbye(_)
                 | Notification::ToolsChanged(_) => Ok(()),
-                Notification::Progress(p) => p.check_json(limits.max_depth),
+                Notification::Progress(p) => p.check_json(limits.max_depth.saturating_sub(1)),
             };
             checked.map_err(|e| Rejected::silent(DecodeError::InvalidParams(e)))?;
             Ok(Message::Notification(n))
@@ -692,7 +758,7 @@ fn decode_postcard<'a>(
                 })
             } else {
                 let e: ErrorObject<'a> = from_bytes_exact(body).ok_or(silent)?;
-                e.check_json(limits.max_depth)
+                e.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(|e| Rejected::silent(DecodeError::BadResult(e)))?;
                 Err(e)
             };
@@ -711,6 +777,7 @@ fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T>
 }
 
 fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
+    plain_names(r)?;
     match r {
         Request::Hello(_)
         | Request::Unregister(_)

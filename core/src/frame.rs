@@ -24,6 +24,19 @@ pub fn valid_node_id(id: &Str<'_>) -> bool {
     valid_ident(id, MAX_NODE_ID)
 }
 
+/// Objects and arrays around a tool's schema in a `tools.list` page: the frame, the result, its
+/// `tools` array, the entry and the entry's `tool` (in `register` there are four).
+pub const LISTED_SCHEMA_DEPTH: u16 = 5;
+
+/// True if `tool`'s schemas nest no deeper than a `tools.list` page can carry them when frames
+/// may nest `max_depth` deep (PROTOCOL.md section 9): a gateway refuses other tools
+/// (`bad_schema`), which it could register but not list to a peer with its own limit.
+pub fn schemas_fit_listing(tool: &ToolDef<'_>, max_depth: u16) -> bool {
+    let d = max_depth.saturating_sub(LISTED_SCHEMA_DEPTH);
+    let fits = |j: Json<'_>| Json::parse_with_depth(j.as_bytes(), d).is_ok();
+    fits(tool.input_schema) && tool.output_schema.is_none_or(fits)
+}
+
 fn valid_ident(s: &Str<'_>, max: usize) -> bool {
     let raw = s.raw();
     !s.is_escaped()

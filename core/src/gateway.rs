@@ -21,7 +21,7 @@ use crate::codec::{self, Limits, Message, Payload};
 use crate::frame::{
     AskKind, Encoding, Encodings, ErrorObject, Execute, Goodbye, GoodbyeReason, Hello,
     Notification, PROTOCOL_VERSION, RegisterAck, RejectReason, Rejection, Request, Role, ToolDef,
-    Welcome, valid_node_id, valid_tool_name,
+    Welcome, schemas_fit_listing, valid_node_id, valid_tool_name,
 };
 use crate::wire::{Id, Json, List, OwnedId, Str, Wire};
 use crate::{DecodeError, Duration, EncodeError, ErrorCode, Instant};
@@ -745,6 +745,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                         Err(RejectReason::BadName)
                     } else if !tool.input_schema.is_object()
                         || tool.output_schema.is_some_and(|s| !s.is_object())
+                        || !schemas_fit_listing(&tool, self.config.limits.max_depth)
                     {
                         Err(RejectReason::BadSchema)
                     } else if self.has_tool(tool.name.raw()) {
@@ -784,7 +785,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             }
             Request::Unregister(u) => {
                 for name in u.names.iter() {
-                    self.tools.retain(|t| !name.eq_str(t));
+                    self.tools.retain(|t| !name.eq_name(t));
                 }
                 self.reply_ok(id, reply, h);
                 h.event = Some(Event::Unregistered { names: u.names });

@@ -435,7 +435,12 @@ impl<'t, const N: usize> Node<'t, N> {
                 if self.state != NodeState::Ready {
                     return error(h, ErrorCode::NotReady, "node not registered yet");
                 }
-                let Some(tool) = self.config.tools.iter().position(|t| t.name == ex.tool) else {
+                let Some(tool) = self
+                    .config
+                    .tools
+                    .iter()
+                    .position(|t| ex.tool.eq_name(t.name.raw()))
+                else {
                     return error(h, ErrorCode::ToolNotFound, "no such tool on this node");
                 };
                 if self.find_slot(&id).is_some() {

@@ -90,7 +90,10 @@ pub trait Wire<'a>: Sized + Serialize + Deserialize<'a> {
     fn is_absent(&self) -> bool {
         false
     }
-    /// Strict validation of embedded raw JSON after a postcard decode.
+    /// Strict validation of embedded raw JSON after a postcard decode. `max_depth` is how deep
+    /// the value may nest as JSON, its own object or array included: what its place in the
+    /// frame's JSON encoding leaves of the limit (PROTOCOL.md section 9), so that a frame passes
+    /// in postcard exactly when it would in JSON.
     #[doc(hidden)]
     fn check_json(&self, _max_depth: u16) -> Result<(), FieldError> {
         Ok(())
@@ -170,7 +173,14 @@ impl<'a> Str<'a> {
         core::str::from_utf8(&buf[..len]).ok()
     }
 
-    /// Compares the unescaped text with `s`.
+    /// True if the string is `name` as it travels: written without escapes and equal byte for
+    /// byte. Names (of tools and nodes, prefixes) are matched so (PROTOCOL.md section 3): a name
+    /// spelled with an escape equals no plain name, whatever it unescapes to.
+    pub fn eq_name(&self, name: &str) -> bool {
+        !self.escaped && self.raw == name
+    }
+
+    /// Compares the unescaped text with `s` (for text; names compare with [`Str::eq_name`]).
     pub fn eq_str(&self, s: &str) -> bool {
         if !self.escaped {
             return self.raw == s;
@@ -774,6 +784,8 @@ impl<'a, T: Wire<'a> + Copy> Wire<'a> for List<'a, T> {
         Some(List::empty())
     }
     fn check_json(&self, d: u16) -> Result<(), FieldError> {
+        // In JSON the elements sit inside the list's array.
+        let d = d.saturating_sub(1);
         for v in self.iter() {
             v.check_json(d)?;
         }
@@ -861,6 +873,8 @@ macro_rules! wire_struct {
             )?
 
             fn check_json(&self, _d: u16) -> Result<(), $crate::wire::FieldError> {
+                // In JSON the fields sit inside the struct's object.
+                let _d = _d.saturating_sub(1);
                 $( $crate::wire::Wire::check_json(&self.$field, _d).map_err(|e| e.in_field($key))?; )*
                 Ok(())
             }

@@ -326,3 +326,54 @@ fn gateway_sends_a_cancel_for_every_call_that_expires() {
     }
     assert_eq!((cancels, pings), (8, 1));
 }
+
+/// gateway_sm (seed `node-answers-timeout`): the node answered a pending call with `-32003`
+/// itself (its own timer from `deadline_ms` fired first). The target counted every `CallDone`
+/// with code -32003 as a timeout of the gateway's and expected a `cancel` for it; but the node has
+/// ended that call, so the gateway rightly sends none. The invariant was wrong, not the gateway:
+/// this pins the behaviour the corrected invariant relies on. Only the gateway's own deadline
+/// (reported by `poll_event`) owes the node a `cancel`.
+#[test]
+fn gateway_sends_no_cancel_for_a_call_the_node_timed_out_itself() {
+    let mut gw = ready_gateway();
+    let mut reply = [0u8; 1024];
+    let register = br#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"t","description":"","input_schema":{}}]}}"#;
+    let _ = gw.handle_frame(Instant(0), register, &mut reply);
+    let mut out = [0u8; 256];
+    let deadline = Some(Duration::from_millis(1000));
+    let (a, _) = gw
+        .call(Instant(0), "t", Json::EMPTY_OBJECT, deadline, &mut out)
+        .unwrap();
+    let (b, _) = gw
+        .call(Instant(0), "t", Json::EMPTY_OBJECT, deadline, &mut out)
+        .unwrap();
+
+    // The node gives up on `a` first and says so.
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":-32003,"message":"timeout"}}}}"#,
+        a.0
+    );
+    let h = gw.handle_frame(Instant(900), answer.as_bytes(), &mut reply);
+    assert!(
+        matches!(h.event, Some(Event::CallDone { call, result: Err(ref e) })
+            if call == a && e.code == ErrorCode::Timeout.code()),
+        "{h:?}"
+    );
+    assert!(
+        gw.poll_transmit(&mut out).is_none(),
+        "a cancel for a call the node ended"
+    );
+
+    // The gateway's deadline passes for `b`: that one owes the node a cancel.
+    gw.handle_timeout(Instant(1000));
+    let n = gw.poll_transmit(&mut out).unwrap().unwrap();
+    match decode(&out[..n], Encoding::Json, &Limits::default()).unwrap() {
+        Message::Notification(Notification::Cancel(c)) => assert_eq!(c.id, Id::Num(b.0)),
+        m => panic!("sent {m:?}"),
+    }
+    assert!(gw.poll_transmit(&mut out).is_none());
+    assert!(matches!(
+        gw.poll_event(),
+        Some(Event::CallDone { call, result: Err(ref e) }) if call == b && e.code == ErrorCode::Timeout.code()
+    ));
+}

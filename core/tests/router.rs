@@ -1734,7 +1734,7 @@ fn listings_that_cannot_fit_the_controller_are_answered() {
 }
 
 #[test]
-fn unregister_with_escaped_names_withdraws_the_tool() {
+fn unregister_with_escaped_names_withdraws_nothing() {
     let mut t = Trio::standard(Encoding::Json);
     let n = t.add_node("dev-1", &["echo", "keep"], Encoding::Json);
     let frame =
@@ -1742,12 +1742,18 @@ fn unregister_with_escaped_names_withdraws_the_tool() {
     t.to_router.push_back((t.nodes[n].conn, frame.to_vec()));
     t.drive();
     t.node_errors = 0; // the node core does not expect an answer to id 77
-    assert_eq!(t.resolve("echo"), Vec::<String>::new());
+    // Names are matched as written (PROTOCOL.md section 3): the connection and the router's
+    // tables agree that the escaped spelling names no tool.
+    assert_eq!(t.resolve("echo"), ["dev-1"]);
     assert_eq!(
         t.list_tools(None, None, None, None).unwrap().0,
-        ["dev-1/keep"]
+        ["dev-1/echo", "dev-1/keep"]
     );
-    assert_eq!(t.router.nodes().next().unwrap().tools, 1);
+    assert_eq!(t.router.nodes().next().unwrap().tools, 2);
+    let id = t.call("dev-1", "echo", "{}", None);
+    let (call, ..) = t.take_execute(n);
+    t.finish(n, call, Ok("1"));
+    assert_eq!(t.result(id), Ok("1".into()));
     t.check_clean();
 }
 

@@ -7,6 +7,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use toolwire_core::codec::{self, DecodeError, Limits, Message, Rejected};
 use toolwire_core::frame::*;
+use toolwire_core::wire::FieldError;
 use toolwire_core::{Encoding, Id, Json, List, Str};
 use toolwire_fuzz::*;
 
@@ -199,6 +200,23 @@ fuzz_target!(|frame: Frame| {
                     id: id.id(),
                     request: request.request(&tools, &names),
                 };
+                if let Message::Request { request: r, .. } = &msg
+                    && escaped_lookup(r)
+                {
+                    let bytes = encode_vec(|out| codec::encode(enc, &msg, out));
+                    let r = codec::decode(&bytes, enc, &Limits::default());
+                    assert!(
+                        matches!(
+                            r,
+                            Err(Rejected {
+                                error: DecodeError::InvalidParams(FieldError::Invalid(_)),
+                                ..
+                            })
+                        ),
+                        "{enc:?} name needing escapes: {r:?}"
+                    );
+                    continue;
+                }
                 message_roundtrip(enc, &msg);
             }
             Frame::Notification(n) => {

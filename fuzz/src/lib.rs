@@ -151,11 +151,19 @@ impl JsonTree {
             }
             JsonTree::Obj(members) => {
                 out.push('{');
-                for (i, (k, v)) in members.iter().enumerate() {
-                    if i > 0 {
+                // I-JSON: a name once per object (compared unescaped); later ones are left out.
+                let mut seen = std::collections::HashSet::new();
+                for (k, v) in members {
+                    let mut key = String::new();
+                    k.render(&mut key);
+                    let name = serde_json::from_str::<String>(&key).unwrap_or_else(|_| key.clone());
+                    if !seen.insert(name) {
+                        continue;
+                    }
+                    if seen.len() > 1 {
                         out.push(',');
                     }
-                    k.render(out);
+                    out.push_str(&key);
                     out.push(':');
                     v.render_into(out, depth - 1);
                 }
@@ -601,8 +609,9 @@ pub fn check_decode(data: &[u8], enc: Encoding) {
 }
 
 /// A frame that decoded in one encoding, sent in the other, must decode to the same frame.
-/// Only results (their payload stays in its encoding) are exempt, and from postcard to JSON
-/// nesting that the JSON envelope pushes over the depth limit.
+/// Only results (their payload stays in its encoding) are exempt. (Depth is counted the same in
+/// both encodings, PROTOCOL.md section 9, and names that JSON could only write escaped are
+/// refused in both, section 3.)
 fn check_other_encoding(msg: &Message<'_>, enc: Encoding, limits: &Limits) {
     let other = match enc {
         Encoding::Json => Encoding::Postcard,
@@ -615,19 +624,32 @@ fn check_other_encoding(msg: &Message<'_>, enc: Encoding, limits: &Limits) {
     match codec::decode(&bytes, other, limits) {
         Ok(m) => assert_eq!(m, *msg, "frame changed when sent in the other encoding"),
         Err(r) => {
-            if enc == Encoding::Postcard
-                && let toolwire_core::DecodeError::InvalidParams(
-                    toolwire_core::wire::FieldError::Json(e),
-                )
-                | toolwire_core::DecodeError::Json(e) = r.error
-                && e.kind == toolwire_core::json::JsonErrorKind::TooDeep
-            {
-                return;
-            }
             panic!(
                 "frame rejected in the other encoding: {r:?}\nframe: {:?}",
                 String::from_utf8_lossy(&bytes)
             );
         }
+    }
+}
+
+/// A name JSON can only write escaped (`"`, `\\`, controls).
+pub fn needs_escape(s: &Str<'_>) -> bool {
+    s.raw()
+        .bytes()
+        .any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// True if a name the request looks something up by needs escapes: such a request is refused
+/// in both encodings (PROTOCOL.md section 3).
+pub fn escaped_lookup(r: &Request<'_>) -> bool {
+    match r {
+        Request::Execute(e) => needs_escape(&e.tool),
+        Request::Call(c) => needs_escape(&c.node) || needs_escape(&c.tool),
+        Request::Resolve(r) => needs_escape(&r.tool),
+        Request::ListTools(l) => {
+            l.prefix.is_some_and(|p| needs_escape(&p)) || l.node.is_some_and(|n| needs_escape(&n))
+        }
+        Request::Unregister(u) => u.names.iter().any(|n| needs_escape(&n)),
+        _ => false,
     }
 }

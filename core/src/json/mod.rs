@@ -2,7 +2,10 @@
 //!
 //! Untrusted JSON is checked against RFC 8259 in full: invalid UTF-8, control characters in
 //! strings, bad escapes, lone surrogates, leading zeros, `+1`, `1.`, trailing data and nesting
-//! deeper than a limit are all rejected with a [`JsonError`] that says what and where.
+//! deeper than a limit are all rejected with a [`JsonError`] that says what and where. So are
+//! objects that repeat a member name, at any depth (I-JSON, RFC 7493: a receiver that keeps the
+//! first of two values and one that keeps the last would see different arguments); names are
+//! compared after unescaping, so `"a"` and `"\u0061"` are the same name.
 
 mod scan;
 mod write;
@@ -10,7 +13,7 @@ mod write;
 pub(crate) use scan::unescape;
 #[doc(hidden)]
 pub use scan::{Cursor, Kind};
-pub use scan::{DEFAULT_MAX_DEPTH, validate};
+pub use scan::{DEFAULT_MAX_DEPTH, MAX_OPEN_NAMES, validate};
 #[doc(hidden)]
 pub use write::Writer;
 
@@ -40,6 +43,11 @@ pub enum JsonErrorKind {
     TooDeep,
     /// Bytes other than whitespace after the value.
     TrailingData,
+    /// An object has the same member name twice (after unescaping). The offset is the second
+    /// name's opening quote.
+    DuplicateName,
+    /// More than [`MAX_OPEN_NAMES`] member names open at once (see there).
+    TooManyMembers,
 }
 
 /// A JSON syntax error and the byte offset where it was found.
@@ -58,7 +66,7 @@ impl JsonError {
 }
 
 impl JsonErrorKind {
-    /// One static line: "malformed JSON: …".
+    /// One static line: "malformed JSON: …" (for the two I-JSON rules, "invalid JSON: …").
     pub fn summary(self) -> &'static str {
         match self {
             JsonErrorKind::InvalidUtf8 => "malformed JSON: invalid UTF-8",
@@ -71,7 +79,21 @@ impl JsonErrorKind {
             JsonErrorKind::NotAnInteger => "malformed JSON: integer expected",
             JsonErrorKind::TooDeep => "malformed JSON: nesting too deep",
             JsonErrorKind::TrailingData => "malformed JSON: trailing data after the value",
+            JsonErrorKind::DuplicateName => "invalid JSON: duplicate member name",
+            JsonErrorKind::TooManyMembers => "invalid JSON: too many member names",
         }
+    }
+
+    /// True for faults of the syntax, false for a valid text that breaks a rule on top of it
+    /// (an integer out of range, a duplicate member name, too many members): decoders answer
+    /// the first `-32700` and the others like any other invalid field.
+    pub fn is_syntax(self) -> bool {
+        !matches!(
+            self,
+            JsonErrorKind::NotAnInteger
+                | JsonErrorKind::DuplicateName
+                | JsonErrorKind::TooManyMembers
+        )
     }
 }
 
@@ -88,6 +110,8 @@ impl fmt::Display for JsonError {
             JsonErrorKind::NotAnInteger => "integer expected",
             JsonErrorKind::TooDeep => "nesting too deep",
             JsonErrorKind::TrailingData => "trailing data after JSON value",
+            JsonErrorKind::DuplicateName => "duplicate member name",
+            JsonErrorKind::TooManyMembers => "too many member names open at once",
         };
         write!(f, "{what} at byte {}", self.offset)
     }

@@ -12,6 +12,16 @@ use super::{JsonError, JsonErrorKind};
 /// Nesting depth allowed by default (objects and arrays together).
 pub const DEFAULT_MAX_DEPTH: u16 = 32;
 
+/// Most member names a JSON value may hold open at once: the members read so far of every
+/// object not yet closed, the innermost and those around it. Each new name is compared with
+/// the earlier names of its object (I-JSON, RFC 7493: no duplicates), so a bound on them bounds
+/// the work per name; more is [`JsonErrorKind::TooManyMembers`].
+pub const MAX_OPEN_NAMES: usize = 256;
+
+/// Names a value is first scanned with room for; a value that needs more is scanned again with
+/// room for [`MAX_OPEN_NAMES`] (the larger table costs a few KiB of stack to clear).
+const SMALL_NAMES: usize = 16;
+
 /// Bytes that end a fast run inside a string: `"`, `\` and control characters.
 const fn string_specials() -> [bool; 256] {
     let mut t = [false; 256];
@@ -514,8 +524,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Validates and skips one value of any kind, returning its exact text.
+    /// Validates and skips one value of any kind, returning its exact text. Objects must not
+    /// repeat a member name (compared after unescaping), at any depth.
     pub fn skip_value(&mut self) -> Result<&'a [u8], JsonError> {
+        self.skip_value_with::<SMALL_NAMES>()
+    }
+
+    /// [`Cursor::skip_value`] that lets member names repeat: the syntax alone. For values that
+    /// are ignored, or skipped to recover after an error found in them.
+    pub fn skip_syntax(&mut self) -> Result<&'a [u8], JsonError> {
+        self.skip_value_with::<0>()
+    }
+
+    /// `N`: room for member names (0: not compared).
+    #[inline(always)]
+    fn skip_value_with<const N: usize>(&mut self) -> Result<&'a [u8], JsonError> {
         let b = self.peek()?;
         let start = self.pos;
         match b {
@@ -523,10 +546,48 @@ impl<'a> Cursor<'a> {
                 self.pos += 1;
                 self.skip_string()?;
             }
-            b'{' | b'[' => self.skip_container(b)?,
+            b'{' | b'[' if N == 0 => self.skip_container::<0>(b)?,
+            b'{' | b'[' => {
+                let (pos, depth) = (self.pos, self.depth);
+                match self.skip_container::<N>(b) {
+                    Err(e) if e.kind == JsonErrorKind::TooManyMembers && N < MAX_OPEN_NAMES => {
+                        // Rare: more names than the small table holds. Again, with the large one.
+                        (self.pos, self.depth) = (pos, depth);
+                        self.skip_container_large(b)?;
+                    }
+                    r => r?,
+                }
+            }
             _ => self.skip_scalar(b)?,
         }
         Ok(self.buf.get(start..self.pos).unwrap_or_default())
+    }
+
+    #[inline(never)]
+    fn skip_container_large(&mut self, b: u8) -> Result<(), JsonError> {
+        self.skip_container::<MAX_OPEN_NAMES>(b)
+    }
+
+    /// Scans a member name whose opening quote has been consumed and, if `N > 0`, checks it
+    /// against the earlier names of its object (those from `base` on in `names`).
+    #[inline(always)]
+    fn member_name<const N: usize>(
+        &mut self,
+        names: &mut Names<N>,
+        base: usize,
+    ) -> Result<(), JsonError> {
+        if N == 0 {
+            return self.skip_string();
+        }
+        let start = self.pos;
+        let i = skip_plain(self.buf, start);
+        let escaped = if self.buf.get(i) == Some(&b'"') {
+            self.pos = i + 1;
+            false
+        } else {
+            self.string_rest(i)?
+        };
+        names.add(self.buf, start, self.pos - 1, escaped, base)
     }
 
     /// Skips a number, `true`, `false` or `null` starting with `b` at the cursor.
@@ -552,12 +613,16 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips the object or array whose opening byte `b` is at the cursor: one loop over its
-    /// values with a stack of container kinds in a word, instead of a call per value.
-    fn skip_container(&mut self, mut b: u8) -> Result<(), JsonError> {
+    /// values with a stack of container kinds in a word, instead of a call per value. With
+    /// `N > 0`, member names are kept (up to `N` open at once) and compared within each object.
+    fn skip_container<const N: usize>(&mut self, mut b: u8) -> Result<(), JsonError> {
         // Bit 0 of `objects` is set if the innermost open container is an object, bit 1 for
         // the one around it, and so on; `open` containers are open.
         let mut objects: u64 = 0;
         let mut open: u32 = 0;
+        let mut names = Names::<N>::new();
+        // Where each open container's names start in `names` (for objects).
+        let mut bases = [0u16; u64::BITS as usize];
         loop {
             // `b` is the first byte of a value, at the cursor.
             match b {
@@ -566,6 +631,9 @@ impl<'a> Cursor<'a> {
                     self.enter()?;
                     let object = b == b'{';
                     objects = objects << 1 | u64::from(object);
+                    if let Some(slot) = bases.get_mut(open as usize) {
+                        *slot = names.len as u16;
+                    }
                     open += 1;
                     let c = self.peek()?;
                     if c != if object { b'}' } else { b']' } {
@@ -574,7 +642,8 @@ impl<'a> Cursor<'a> {
                                 return Err(self.err(JsonErrorKind::Unexpected));
                             }
                             self.pos += 1;
-                            self.skip_string()?;
+                            let base = names.len;
+                            self.member_name(&mut names, base)?;
                             self.colon()?;
                             b = self.peek()?;
                         } else {
@@ -586,7 +655,11 @@ impl<'a> Cursor<'a> {
                 }
                 // Nesting past the word's width: the inner container gets a stack of its own.
                 b'{' | b'[' => {
-                    self.skip_value()?;
+                    if N == 0 {
+                        self.skip_syntax()?;
+                    } else {
+                        self.skip_value()?;
+                    }
                 }
                 b'"' => {
                     self.pos += 1;
@@ -601,12 +674,13 @@ impl<'a> Cursor<'a> {
                 }
                 let c = self.peek()?;
                 let object = objects & 1 != 0;
+                let base = bases.get(open as usize - 1).map_or(0, |&b| usize::from(b));
                 if c == b',' {
                     self.pos += 1;
                     if object {
                         self.ws();
                         self.key_quote()?;
-                        self.skip_string()?;
+                        self.member_name(&mut names, base)?;
                         self.colon()?;
                     }
                     b = self.peek()?;
@@ -619,9 +693,227 @@ impl<'a> Cursor<'a> {
                 self.depth -= 1;
                 objects >>= 1;
                 open -= 1;
+                // The object's names go with it (an array's base is where the table was).
+                names.len = base;
             }
         }
     }
+}
+
+/// The member names of the objects open in a value, innermost last: a fingerprint of each
+/// (a hash of the unescaped name) and where its text starts. A new name is compared with the
+/// fingerprints of its own object's names, and by text only where a fingerprint matches.
+struct Names<const N: usize> {
+    hash: [u32; N],
+    start: [usize; N],
+    len: usize,
+}
+
+impl<const N: usize> Names<N> {
+    #[inline(always)]
+    fn new() -> Self {
+        Names {
+            hash: [0; N],
+            start: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Adds the name `buf[start..end]` (escapes in if `escaped`) to the object whose names start
+    /// at `base`, or fails if that object has it already or the table is full.
+    #[inline(always)]
+    fn add(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        escaped: bool,
+        base: usize,
+    ) -> Result<(), JsonError> {
+        let h = if escaped {
+            hash_unescaped(buf, start)
+        } else {
+            hash_plain(buf.get(start..end).unwrap_or_default())
+        };
+        let earlier = self.hash.get(base..self.len).unwrap_or_default();
+        for (k, &e) in earlier.iter().enumerate() {
+            if e == h
+                && self
+                    .start
+                    .get(base + k)
+                    .is_some_and(|&s| same_name(buf, s, start))
+            {
+                return Err(fail(JsonErrorKind::DuplicateName, start - 1));
+            }
+        }
+        match (self.hash.get_mut(self.len), self.start.get_mut(self.len)) {
+            (Some(hs), Some(ss)) => {
+                *hs = h;
+                *ss = start;
+                self.len += 1;
+                Ok(())
+            }
+            _ => Err(fail(JsonErrorKind::TooManyMembers, start - 1)),
+        }
+    }
+}
+
+const HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline(always)]
+fn hash_mix(h: u64, w: u64) -> u64 {
+    (h.rotate_left(5) ^ w).wrapping_mul(HASH_K)
+}
+
+/// Fingerprint of a name written without escapes: its length, then its bytes 8 at a time
+/// (little-endian, the last word padded with zeros).
+#[inline(always)]
+fn hash_plain(s: &[u8]) -> u32 {
+    let n = s.len();
+    let mut h = n as u64;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        h = hash_mix(h, word(c));
+    }
+    let r = chunks.remainder().len();
+    if r > 0 {
+        // The last `r` bytes as the low bytes of a word, without a variable-length copy: the
+        // last 8 bytes shifted down if there are 8, else loads that overlap.
+        let w = if n >= 8 {
+            s.get(n - 8..).map_or(0, word) >> (8 * (8 - r))
+        } else {
+            short_word(s)
+        };
+        h = hash_mix(h, w);
+    }
+    (h >> 32) as u32
+}
+
+/// The bytes of `s` (fewer than 8) as a little-endian word padded with zeros.
+#[inline(always)]
+fn short_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    let at = |i: usize| u64::from(s.get(i).copied().unwrap_or(0));
+    let u32_at = |i: usize| {
+        let mut w = [0u8; 4];
+        if let Some(b) = s.get(i..i + 4) {
+            w.copy_from_slice(b);
+        }
+        u64::from(u32::from_le_bytes(w))
+    };
+    match n {
+        0 => 0,
+        1..=3 => at(0) | at(n / 2) << (8 * (n / 2)) | at(n - 1) << (8 * (n - 1)),
+        _ => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
+    }
+}
+
+/// [`hash_plain`] of the unescaped text of the name whose body starts at `start`.
+#[inline(never)]
+fn hash_unescaped(buf: &[u8], start: usize) -> u32 {
+    let len = NameBytes::new(buf, start).count();
+    let (mut h, mut w, mut k) = (len as u64, 0u64, 0u32);
+    for b in NameBytes::new(buf, start) {
+        w |= u64::from(b) << (8 * k);
+        k += 1;
+        if k == 8 {
+            h = hash_mix(h, w);
+            (w, k) = (0, 0);
+        }
+    }
+    if k > 0 {
+        h = hash_mix(h, w);
+    }
+    (h >> 32) as u32
+}
+
+/// True if the names whose bodies start at `a` and `b` are the same once unescaped: bytes as
+/// they are up to the first escape in either, then unescaped.
+fn same_name(buf: &[u8], mut a: usize, mut b: usize) -> bool {
+    loop {
+        match (buf.get(a), buf.get(b)) {
+            (Some(&x), Some(&y)) if x == y && x != b'\\' => {
+                if x == b'"' {
+                    return true;
+                }
+                a += 1;
+                b += 1;
+            }
+            (Some(b'\\'), _) | (_, Some(b'\\')) => {
+                return NameBytes::new(buf, a).eq(NameBytes::new(buf, b));
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The UTF-8 bytes of a scanned string's unescaped text, from `pos` (inside the string) to its
+/// closing quote.
+struct NameBytes<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// The rest of an escaped character's UTF-8.
+    pending: [u8; 4],
+    next: u8,
+    end: u8,
+}
+
+impl<'a> NameBytes<'a> {
+    fn new(buf: &'a [u8], pos: usize) -> Self {
+        NameBytes {
+            buf,
+            pos,
+            pending: [0; 4],
+            next: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Iterator for NameBytes<'_> {
+    type Item = u8;
+    fn next(&mut self) -> Option<u8> {
+        if self.next < self.end {
+            let b = self.pending.get(usize::from(self.next)).copied();
+            self.next += 1;
+            return b;
+        }
+        let b = *self.buf.get(self.pos)?;
+        if b == b'"' {
+            return None;
+        }
+        if b != b'\\' {
+            self.pos += 1;
+            return Some(b);
+        }
+        let (ch, len) = unescape_one(self.buf, self.pos)?;
+        self.pos += len;
+        let n = ch.encode_utf8(&mut self.pending).len();
+        (self.next, self.end) = (1, n as u8);
+        self.pending.first().copied()
+    }
+}
+
+/// The character of the (validated) escape at `i` and the escape's length in bytes.
+fn unescape_one(b: &[u8], i: usize) -> Option<(char, usize)> {
+    Some(match b.get(i + 1)? {
+        b'n' => ('\n', 2),
+        b't' => ('\t', 2),
+        b'r' => ('\r', 2),
+        b'b' => ('\u{8}', 2),
+        b'f' => ('\u{c}', 2),
+        b'u' => {
+            let hi = hex4(b, i + 2).ok()?;
+            if (0xD800..0xDC00).contains(&hi) {
+                let lo = hex4(b, i + 8).ok()?;
+                let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo.checked_sub(0xDC00)?);
+                (char::from_u32(cp)?, 12)
+            } else {
+                (char::from_u32(hi)?, 6)
+            }
+        }
+        &c => (char::from(c), 2),
+    })
 }
 
 /// A JSON error, built out of line: errors are rare and the hot paths stay short.

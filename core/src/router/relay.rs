@@ -57,12 +57,13 @@ impl<S: Schemas> Router<S> {
                 let Some(rec) = self.nodes.get_mut(&node) else {
                     return;
                 };
-                // Unescaped, as the connection compares them (`Str::eq_str`): a name spelled
-                // with escapes withdraws the tool from both tables, not from one.
+                // As written, as the connection matches them (`Str::eq_name`): a name spelled
+                // with escapes withdraws nothing, from either table.
                 for n in names.iter() {
-                    let name = n.to_string();
-                    if rec.tools.remove(&name).is_some() {
-                        unindex(&mut self.tool_index, &name, &node);
+                    if let Some(name) = n.as_plain()
+                        && rec.tools.remove(name).is_some()
+                    {
+                        unindex(&mut self.tool_index, name, &node);
                     }
                 }
                 self.tools_changed(node);
