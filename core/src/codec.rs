@@ -319,6 +319,41 @@ fn decode_with<'a>(
     }
 }
 
+/// The id of a response frame that [`decode`] rejected, if one can still be read: a result or
+/// error nested too deep, naming a member twice, or otherwise not fit to travel, answering a
+/// request this side made. It lets the request complete at once, with an error, rather than at
+/// its deadline. JSON: the `id` member must come before the unreadable part (as every encoder
+/// of this protocol writes it); a frame with `method` is not a response.
+pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<u64> {
+    match encoding {
+        Encoding::Postcard => match bytes.split_first() {
+            Some((&(tag::RESULT | tag::ERROR), rest)) => {
+                match postcard::take_from_bytes::<Id<'_>>(rest) {
+                    Ok((Id::Num(n), _)) => Some(n),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        Encoding::Json => {
+            let mut c = Cursor::new(bytes, limits.max_depth).ok()?;
+            c.begin_object().ok()?;
+            let mut first = true;
+            while let Some(key) = c.next_key(first).ok()? {
+                first = false;
+                match key.raw {
+                    "id" if !key.escaped => return c.u64().ok(),
+                    "method" if !key.escaped => return None,
+                    _ => {
+                        c.skip_syntax().ok()?;
+                    }
+                }
+            }
+            None
+        }
+    }
+}
+
 /// Guesses a frame's encoding from its first byte: JSON frames start with `{`, `[` or
 /// whitespace; postcard frames start with a tag below 4. Used for the first frame of a stream,
 /// before the encoding is agreed.

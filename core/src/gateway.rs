@@ -467,6 +467,24 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             Err(rej) => {
                 self.stats.malformed += 1;
                 h.error = Some(rej.error);
+                // A result that cannot be read still ends its call, now: every call completes.
+                // (A frame too broken to tell its id is "answered" with id null; a response's
+                // id may still be read from it.)
+                if matches!(rej.reply_to, None | Some(Id::Null))
+                    && self.state == State::Ready(Role::Node)
+                    && let Some(n) = codec::response_id(frame, enc, &self.config.limits)
+                    && let Some(i) = self.pending.iter().position(|p| p.id == n)
+                {
+                    self.pending.swap_remove(i);
+                    h.event = Some(Event::CallDone {
+                        call: CallId(n),
+                        result: Err(ErrorObject::new(
+                            ErrorCode::InvalidParams,
+                            "unreadable result",
+                        )),
+                    });
+                    return h;
+                }
                 if let Some(Ok(n)) = codec::encode_rejection(enc, &rej, reply) {
                     h.reply = n;
                 }

@@ -1828,3 +1828,45 @@ fn refused_arguments_do_not_spend_the_rate_limit() {
     assert_eq!(t.result(limited), Err(code(ErrorCode::RateLimited)));
     t.check_clean();
 }
+
+/// A result the gateway cannot read (nested deeper than the limit, a member name twice, an
+/// error whose data names a member twice) completes its call at once with `-32602`, in both
+/// encodings, instead of leaving it to its deadline.
+#[test]
+fn unreadable_results_complete_their_call_at_once() {
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    type Outcome<'a> = Result<&'a [u8], &'a [u8]>;
+    let cases: [(&str, Outcome<'_>); 3] = [
+        ("nested too deep", Ok(deep.as_bytes())),
+        ("a name twice", Ok(br#"{"channel":7,"channel":2}"#)),
+        ("error data with a name twice", Err(br#"{"a":1,"a":2}"#)),
+    ];
+    for (node_enc, ctrl_enc) in MIXES {
+        for (what, result) in &cases {
+            let mut t = Trio::standard(ctrl_enc);
+            let n = t.add_node("dev-1", &["sensor"], node_enc);
+            let id = t.call("dev-1", "sensor", "{}", None);
+            let (call, ..) = t.take_execute(n);
+            let mut out = vec![0u8; 4096];
+            let p = &mut t.nodes[n];
+            let r = match result {
+                Ok(v) => Ok(Json::trusted(v)),
+                Err(data) => {
+                    let mut e = ErrorObject::new(ErrorCode::ToolFailed, "failed");
+                    e.data = Some(Json::trusted(data));
+                    Err(e)
+                }
+            };
+            let len = p.core.finish(call, r, &mut out).expect("finish");
+            t.to_router.push_back((p.conn, out[..len].to_vec()));
+            t.drive();
+            // No time passes: the call is answered by the frame itself.
+            assert_eq!(
+                t.result(id),
+                Err(code(ErrorCode::InvalidParams)),
+                "{what}, node {node_enc:?}, controller {ctrl_enc:?}"
+            );
+            assert_eq!(t.router.in_flight(), 0, "{what}");
+        }
+    }
+}
