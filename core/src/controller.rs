@@ -237,6 +237,13 @@ impl<'c> Controller<'c> {
                         schema: a.schema,
                     })
                 }
+                // Answered later, so its id is kept: longer string ids are refused (§3).
+                (_, None) => {
+                    let e = ErrorObject::new(ErrorCode::InvalidRequest, "id longer than 64 bytes");
+                    if let Ok(n) = codec::encode_error(self.encoding, id, &e, reply) {
+                        h.reply = n;
+                    }
+                }
                 _ => {
                     let e = ErrorObject::new(ErrorCode::InvalidParams, "unknown call");
                     if let Ok(n) = codec::encode_error(self.encoding, id, &e, reply) {

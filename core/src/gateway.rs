@@ -828,10 +828,12 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                         h,
                     ),
                 },
+                // Declined, as an ask left open when its call ends is: whether the ask or the
+                // call's end reached the gateway first must not change what the tool sees.
                 None => self.error_reply(
                     enc,
                     id,
-                    ErrorCode::InvalidParams,
+                    ErrorCode::AskDeclined,
                     "no such call in flight",
                     reply,
                     h,
@@ -905,6 +907,9 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         let hb = self.config.heartbeat;
         if hb.as_millis() > 0 && matches!(self.state, State::Ready(_)) {
             if now >= self.last_heard + hb.silence_limit() {
+                // Said, in case the peer still reads: it learns why rather than seeing a bare
+                // close (before the handshake there is no agreed encoding to say it in).
+                let _ = self.ctl.push_back(Ctl::Goodbye(GoodbyeReason::IdleTimeout));
                 self.close(CloseReason::Timeout, false);
                 return;
             }
