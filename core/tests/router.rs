@@ -1870,3 +1870,52 @@ fn unreadable_results_complete_their_call_at_once() {
         }
     }
 }
+
+// ----- loose ends of PROTOCOL.md (see also core/tests/loose_ends.rs)
+
+#[test]
+fn permission_ask_false_is_an_answer_and_declined_is_an_error() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["valve"], node_enc);
+        let id = t.call("dev-1", "valve", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        // `false`: the controller was asked and said no; the tool gets a result.
+        t.ask(n, call, "Open?");
+        let asks = t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..)));
+        let [CtrlEv::Ask(ask, ..)] = &asks[..] else {
+            panic!("expected one ask");
+        };
+        t.answer(ask, Ok("false"));
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Ok("false".into()))]
+        );
+        t.nodes[n].events.clear();
+        // An ask left open when its call ends: `-32013`, before the node's cancel.
+        t.ask(n, call, "Still there?");
+        t.cancel(id);
+        assert_eq!(
+            t.nodes[n].events,
+            vec![
+                NodeEv::Answer(call, Err(code(ErrorCode::AskDeclined))),
+                NodeEv::Cancel(call)
+            ]
+        );
+        t.check_clean();
+    }
+}
+
+#[test]
+fn default_deadline_is_30_s_and_ends_the_call_with_timeout() {
+    let mut t = Trio::standard(Encoding::Json);
+    let n = t.add_node("dev-1", &["slow"], Encoding::Json);
+    let id = t.call("dev-1", "slow", "{}", None);
+    let (call, ..) = t.take_execute(n);
+    t.advance(Duration::from_millis(29_999));
+    assert!(t.no_response(id));
+    t.advance(Duration::from_millis(1));
+    assert_eq!(t.result(id), Err(code(ErrorCode::Timeout)));
+    assert_eq!(t.nodes[n].events, vec![NodeEv::Cancel(call)]);
+    t.check_clean();
+}
