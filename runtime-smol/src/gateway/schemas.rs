@@ -20,10 +20,12 @@ impl Schemas for JsonSchemas {
     }
 
     fn check(&self, schema: &jsonschema::Validator, arguments: Json<'_>) -> Result<(), Failure> {
+        // The arguments are strict JSON already (the codec checked them); what serde_json can
+        // still refuse is a number beyond the range of a double, which no schema can check.
         let value: Value = serde_json::from_slice(arguments.as_bytes()).map_err(|e| {
             Failure::new(
-                ErrorCode::InvalidParams,
-                format!("arguments are not JSON: {e}"),
+                ErrorCode::InvalidArguments,
+                format!("arguments cannot be checked against the schema: {e}"),
             )
         })?;
         schema.validate(&value).map_err(|first| {
