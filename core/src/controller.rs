@@ -11,13 +11,19 @@ use crate::node::CloseReason;
 use crate::wire::{Id, Json, OwnedId, Str, Wire};
 use crate::{DecodeError, Duration, EncodeError, ErrorCode, Instant};
 
-/// Settings of a controller connection.
-#[derive(Clone, Copy, Debug)]
-pub struct ControllerConfig<'c> {
+/// Longest controller id, in bytes.
+pub const MAX_CONTROLLER_ID: usize = 64;
+/// Longest token a controller can present, in bytes.
+pub const MAX_TOKEN: usize = 512;
+
+/// Settings of a controller connection. Owns its id and token (a runtime need not keep them
+/// alive, or leak them, for the connection's lifetime).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
     /// The controller's name.
-    pub id: &'c str,
+    pub id: heapless::String<MAX_CONTROLLER_ID>,
     /// Token the gateway requires, if any.
-    pub token: Option<&'c str>,
+    pub token: Option<heapless::String<MAX_TOKEN>>,
     /// Encodings accepted.
     pub encodings: Encodings,
     /// Encoding of the `hello`.
@@ -30,11 +36,16 @@ pub struct ControllerConfig<'c> {
     pub handshake_timeout: Duration,
 }
 
-impl<'c> ControllerConfig<'c> {
-    /// Defaults: both encodings, hello in JSON, 1 MiB frames, 10 s handshake.
-    pub fn new(id: &'c str) -> Self {
+impl ControllerConfig {
+    /// Defaults: both encodings, hello in JSON, 1 MiB frames, 10 s handshake. An id longer than
+    /// [`MAX_CONTROLLER_ID`] bytes is cut at a character boundary.
+    pub fn new(id: &str) -> Self {
+        let mut end = id.len().min(MAX_CONTROLLER_ID);
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
         ControllerConfig {
-            id,
+            id: heapless::String::try_from(&id[..end]).unwrap_or_default(),
             token: None,
             encodings: Encodings::BOTH,
             hello_encoding: Encoding::Json,
@@ -42,6 +53,12 @@ impl<'c> ControllerConfig<'c> {
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// With a token; `None` if it is longer than [`MAX_TOKEN`] bytes.
+    pub fn with_token(mut self, token: &str) -> Option<Self> {
+        self.token = Some(heapless::String::try_from(token).ok()?);
+        Some(self)
     }
 }
 
@@ -115,8 +132,8 @@ enum St {
 }
 
 /// The controller side of one connection.
-pub struct Controller<'c> {
-    config: ControllerConfig<'c>,
+pub struct Controller {
+    config: ControllerConfig,
     state: St,
     encoding: Encoding,
     peer_max_frame: u32,
@@ -129,9 +146,9 @@ pub struct Controller<'c> {
     close_reported: bool,
 }
 
-impl<'c> Controller<'c> {
+impl Controller {
     /// A connection that starts by sending `hello`.
-    pub fn new(config: ControllerConfig<'c>, now: Instant) -> Self {
+    pub fn new(config: ControllerConfig, now: Instant) -> Self {
         Controller {
             encoding: config.hello_encoding,
             handshake_deadline: Some(now + config.handshake_timeout),
@@ -313,8 +330,8 @@ impl<'c> Controller<'c> {
                 min_version: PROTOCOL_VERSION,
                 max_version: PROTOCOL_VERSION,
                 role: Role::Controller,
-                id: Str::new(self.config.id),
-                token: self.config.token.map(Str::new),
+                id: Str::new(&self.config.id),
+                token: self.config.token.as_deref().map(Str::new),
                 encodings: self.config.encodings,
                 max_frame: self.config.max_frame,
                 max_in_flight: 0,

@@ -117,7 +117,7 @@ struct NodePeer {
 struct Trio<S: Schemas> {
     now: Instant,
     router: Router<S>,
-    controller: Controller<'static>,
+    controller: Controller,
     ctrl: ConnId,
     ctrl_linked: bool,
     ctrl_inbox: VecDeque<Vec<u8>>,
@@ -155,11 +155,11 @@ impl<S: Schemas> Trio<S> {
         let mut cc = ControllerConfig::new("cli");
         cc.encodings = only(ctrl_enc);
         cc.hello_encoding = ctrl_enc;
-        cc.token = token.map(leak_str);
+        cc.token = token.map(|t| t.try_into().expect("token fits"));
         Self::with_controller(cfg, schemas, cc)
     }
 
-    fn with_controller(cfg: RouterConfig, schemas: S, cc: ControllerConfig<'static>) -> Self {
+    fn with_controller(cfg: RouterConfig, schemas: S, cc: ControllerConfig) -> Self {
         let now = Instant(1_000);
         let mut router = Router::new(cfg, schemas);
         let ctrl = router.open(now).expect("open");

@@ -153,16 +153,15 @@ impl Client {
         let (mut reader, mut writer) =
             transport::connect(endpoint, opts.tls.clone(), MAX_FRAME).await?;
         let clock = Clock::new();
-        let name: &'static str = Box::leak(
-            opts.name
-                .clone()
-                .unwrap_or_else(|| "toolwire-cli".into())
-                .into_boxed_str(),
-        );
-        let token: Option<&'static str> =
-            opts.token.clone().map(|t| &*Box::leak(t.into_boxed_str()));
-        let mut cfg = ControllerConfig::new(name);
-        cfg.token = token;
+        let mut cfg = ControllerConfig::new(opts.name.as_deref().unwrap_or("toolwire-cli"));
+        if let Some(t) = &opts.token {
+            cfg = cfg.with_token(t).ok_or_else(|| {
+                io::Error::other(format!(
+                    "token longer than {} bytes",
+                    toolwire_core::controller::MAX_TOKEN
+                ))
+            })?;
+        }
         let mut core = Controller::new(cfg, clock.now());
         let mut out = Batch::new(MAX_FRAME);
         // Handshake inline, so connect() reports refusals as errors.
@@ -372,7 +371,7 @@ struct Pending {
 
 /// The controller core and the requests waiting for their responses.
 struct ClientSession {
-    core: Controller<'static>,
+    core: Controller,
     pending: HashMap<u64, Pending>,
     /// For answers to asks, sent by tasks of their own.
     cmd: Sender<Cmd>,
