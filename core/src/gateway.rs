@@ -225,10 +225,11 @@ pub enum Event<'a> {
     Closed(CloseReason),
 }
 
-/// Why [`Connection::call`] (or [`Connection::request`]) refused.
+/// Why [`Connection::call`] (or [`Connection::request`]) refused to send. (A call's own
+/// failure, once sent, is an error object in [`Event::CallDone`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CallError {
+pub enum SendError {
     /// Not a node (for a call), or the handshake is not finished, or the connection is closed.
     NotReady,
     /// The node did not register that tool.
@@ -244,34 +245,34 @@ pub enum CallError {
     Encode(EncodeError),
 }
 
-impl CallError {
+impl SendError {
     /// The protocol error code that describes it to a caller.
     pub fn code(&self) -> ErrorCode {
         match self {
-            CallError::NotReady => ErrorCode::Disconnected,
-            CallError::ToolNotFound => ErrorCode::ToolNotFound,
-            CallError::Busy => ErrorCode::Busy,
-            CallError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-            CallError::Encode(_) => ErrorCode::InternalError,
+            SendError::NotReady => ErrorCode::Disconnected,
+            SendError::ToolNotFound => ErrorCode::ToolNotFound,
+            SendError::Busy => ErrorCode::Busy,
+            SendError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
+            SendError::Encode(_) => ErrorCode::InternalError,
         }
     }
 }
 
-impl fmt::Display for CallError {
+impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::NotReady => f.write_str("node not connected"),
-            CallError::ToolNotFound => f.write_str("tool not registered on this node"),
-            CallError::Busy => f.write_str("node has as many calls in flight as it allows"),
-            CallError::FrameTooLarge { needed } => {
+            SendError::NotReady => f.write_str("node not connected"),
+            SendError::ToolNotFound => f.write_str("tool not registered on this node"),
+            SendError::Busy => f.write_str("node has as many calls in flight as it allows"),
+            SendError::FrameTooLarge { needed } => {
                 write!(f, "request of {needed} bytes exceeds the frame limit")
             }
-            CallError::Encode(e) => e.fmt(f),
+            SendError::Encode(e) => e.fmt(f),
         }
     }
 }
 
-impl core::error::Error for CallError {}
+impl core::error::Error for SendError {}
 
 /// What [`Connection::handle_frame`] did.
 #[must_use = "send the reply it wrote and act on its event: neither comes again from poll_event"]
@@ -1017,15 +1018,15 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         args: Json<'_>,
         deadline: Option<Duration>,
         out: &mut [u8],
-    ) -> Result<(CallId, usize), CallError> {
+    ) -> Result<(CallId, usize), SendError> {
         if self.state != State::Ready(Role::Node) {
-            return Err(CallError::NotReady);
+            return Err(SendError::NotReady);
         }
         if !self.has_tool(tool) {
-            return Err(CallError::ToolNotFound);
+            return Err(SendError::ToolNotFound);
         }
         if self.pending.len() >= self.max_in_flight() {
-            return Err(CallError::Busy);
+            return Err(SendError::Busy);
         }
         let id = self.next_id;
         let limit = self.frame_limit(out.len());
@@ -1042,9 +1043,9 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         ) {
             Ok(n) => n,
             Err(EncodeError::BufferTooSmall { needed }) => {
-                return Err(CallError::FrameTooLarge { needed });
+                return Err(SendError::FrameTooLarge { needed });
             }
-            Err(e) => return Err(CallError::Encode(e)),
+            Err(e) => return Err(SendError::Encode(e)),
         };
         self.next_id += 1;
         let _ = self.pending.push(Pending {
@@ -1111,17 +1112,17 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
 
     /// Sends a request of the runtime's own (an `ask` forwarded to a controller, say); its
     /// response comes back as [`Event::Response`] with the returned id. At most
-    /// [`MAX_REQUESTS`] are outstanding: beyond, [`CallError::Busy`].
+    /// [`MAX_REQUESTS`] are outstanding: beyond, [`SendError::Busy`].
     pub fn request(
         &mut self,
         request: &Request<'_>,
         out: &mut [u8],
-    ) -> Result<(u64, usize), CallError> {
+    ) -> Result<(u64, usize), SendError> {
         if !matches!(self.state, State::Ready(_)) {
-            return Err(CallError::NotReady);
+            return Err(SendError::NotReady);
         }
         if self.requests.is_full() {
-            return Err(CallError::Busy);
+            return Err(SendError::Busy);
         }
         let id = self.next_id;
         let limit = self.frame_limit(out.len());
@@ -1129,9 +1130,9 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         {
             Ok(n) => n,
             Err(EncodeError::BufferTooSmall { needed }) => {
-                return Err(CallError::FrameTooLarge { needed });
+                return Err(SendError::FrameTooLarge { needed });
             }
-            Err(e) => return Err(CallError::Encode(e)),
+            Err(e) => return Err(SendError::Encode(e)),
         };
         self.next_id += 1;
         // Remembered so that the response is reported as `Event::Response` (room checked above).

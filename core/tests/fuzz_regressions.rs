@@ -3,7 +3,7 @@
 use toolwire_core::codec::{DecodeError, Limits, Message, Rejected, decode, encode};
 use toolwire_core::frame::{GoodbyeReason, Notification, Request, Role, ToolDef};
 use toolwire_core::gateway::{
-    Auth, CallError, Connection, Event, GatewayConfig, MAX_REQUESTS, State,
+    Auth, Connection, Event, GatewayConfig, MAX_REQUESTS, SendError, State,
 };
 use toolwire_core::node::{CloseReason, Node, NodeConfig, NodeEvent, NodeState};
 use toolwire_core::stream::{Deframed, Deframer, FrameError};
@@ -59,14 +59,14 @@ fn gateway_requests_are_bounded_and_need_the_handshake() {
         Connection::new(GatewayConfig::new("gw"), Instant(0));
     assert_eq!(
         fresh.request(&Request::Ping, &mut out),
-        Err(CallError::NotReady)
+        Err(SendError::NotReady)
     );
 
     let mut gw = ready_gateway();
     for _ in 0..MAX_REQUESTS {
         gw.request(&Request::Ping, &mut out).unwrap();
     }
-    assert_eq!(gw.request(&Request::Ping, &mut out), Err(CallError::Busy));
+    assert_eq!(gw.request(&Request::Ping, &mut out), Err(SendError::Busy));
     let mut reply = [0u8; 256];
     let h = gw.handle_frame(
         Instant(1),

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use toolwire_core::codec::{self, Limits};
 use toolwire_core::frame::*;
-use toolwire_core::gateway::{self, Auth, CallError, CallId, Connection, GatewayConfig};
+use toolwire_core::gateway::{self, Auth, CallId, Connection, GatewayConfig, SendError};
 use toolwire_core::node::{self, CallHandle, Node, NodeConfig, NodeEvent};
 use toolwire_core::{Duration, ErrorCode, Id, Instant, Json, Str};
 
@@ -251,7 +251,7 @@ impl Pair {
         tool: &str,
         args: &str,
         deadline_ms: Option<u64>,
-    ) -> Result<CallId, CallError> {
+    ) -> Result<CallId, SendError> {
         let mut out = vec![0u8; 8192];
         let (id, n) = self.gw.call(
             self.now,
@@ -486,7 +486,7 @@ fn busy_at_gateway_and_at_node() {
         assert_eq!(p.gw.max_in_flight(), 2);
         p.call("slow", "{}", None).unwrap();
         p.call("slow", "{}", None).unwrap();
-        assert_eq!(p.call("slow", "{}", None), Err(CallError::Busy));
+        assert_eq!(p.call("slow", "{}", None), Err(SendError::Busy));
         // A gateway that ignores the limit gets `busy` from the node itself.
         let mut out = vec![0u8; 512];
         let ex = Request::Execute(Execute {
@@ -511,7 +511,7 @@ fn unknown_tool() {
     for enc in BOTH {
         let mut p = Pair::standard(enc);
         p.connect();
-        assert_eq!(p.call("nope", "{}", None), Err(CallError::ToolNotFound));
+        assert_eq!(p.call("nope", "{}", None), Err(SendError::ToolNotFound));
         // And at the node, for a gateway that does not check.
         let mut out = vec![0u8; 512];
         let ex = Request::Execute(Execute {

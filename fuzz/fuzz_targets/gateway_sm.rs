@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use toolwire_core::codec::{self, Limits, Message};
 use toolwire_core::frame::*;
 use toolwire_core::gateway::{
-    AskId, Auth, CallError, CallId, Connection, Event, GatewayConfig, MAX_REQUESTS, State,
+    AskId, Auth, CallId, Connection, Event, GatewayConfig, MAX_REQUESTS, SendError, State,
 };
 use toolwire_core::{Duration, EncodeError, Encoding, ErrorCode, Id, Instant, Json, List, Str};
 use toolwire_fuzz::*;
@@ -558,12 +558,12 @@ fn step(h: &mut Harness, action: Action) {
                         m => panic!("call wrote {m:?}"),
                     }
                 }
-                Err(CallError::NotReady) => {
+                Err(SendError::NotReady) => {
                     assert_ne!(h.gw.state(), State::Ready(Role::Node));
                 }
-                Err(CallError::ToolNotFound) => assert!(!h.gw.has_tool(name)),
-                Err(CallError::Busy) => assert_eq!(h.gw.in_flight(), h.gw.max_in_flight()),
-                Err(CallError::FrameTooLarge { needed }) => assert!(needed > 0),
+                Err(SendError::ToolNotFound) => assert!(!h.gw.has_tool(name)),
+                Err(SendError::Busy) => assert_eq!(h.gw.in_flight(), h.gw.max_in_flight()),
+                Err(SendError::FrameTooLarge { needed }) => assert!(needed > 0),
                 Err(e) => panic!("call failed: {e:?}"),
             }
         }
@@ -667,9 +667,9 @@ fn step(h: &mut Harness, action: Action) {
                     h.ids.push(id);
                     h.requests.insert(id);
                 }
-                Err(CallError::NotReady) => assert!(!matches!(h.gw.state(), State::Ready(_))),
-                Err(CallError::Busy) => assert_eq!(h.requests.len(), MAX_REQUESTS),
-                Err(CallError::FrameTooLarge { .. }) => {}
+                Err(SendError::NotReady) => assert!(!matches!(h.gw.state(), State::Ready(_))),
+                Err(SendError::Busy) => assert_eq!(h.requests.len(), MAX_REQUESTS),
+                Err(SendError::FrameTooLarge { .. }) => {}
                 Err(e) => panic!("request failed: {e:?}"),
             }
         }

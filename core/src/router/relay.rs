@@ -292,7 +292,7 @@ impl<S: Schemas> Router<S> {
                     rec.bucket.refund();
                 }
                 let mut f = Failure::new(e.code(), e.to_string());
-                if let gateway::CallError::FrameTooLarge { needed } = e {
+                if let gateway::SendError::FrameTooLarge { needed } = e {
                     f.data = Some(format!("{{\"needed\":{needed}}}"));
                 }
                 return Err(f);
@@ -561,7 +561,7 @@ impl<S: Schemas> Router<S> {
                 } = self;
                 let r = match entries[conn.index as usize].slot.as_mut() {
                     Some(slot) => slot.conn.request(&req, scratch),
-                    None => Err(gateway::CallError::NotReady),
+                    None => Err(gateway::SendError::NotReady),
                 };
                 match r {
                     Ok((rid, n)) => {

@@ -255,7 +255,7 @@ pub struct CallOptions {
     /// Receives the tool's questions; without it they are declined.
     pub asks: Option<Sender<AskRequest>>,
     /// The token the call is made under (its ACL applies); `None`: the application itself.
-    pub principal: Option<Arc<TokenSpec>>,
+    pub token: Option<Arc<TokenSpec>>,
 }
 
 /// A node as listed.
@@ -802,7 +802,7 @@ impl Gateway {
                 tool,
                 arguments,
                 opts.timeout.map(core_duration),
-                opts.principal.as_ref().map(|p| &p.acl),
+                opts.token.as_ref().map(|t| &t.acl),
             );
             let key = r?;
             s.waiters.insert(
