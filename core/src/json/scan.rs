@@ -736,15 +736,18 @@ impl<const N: usize> Names<N> {
             hash_plain(buf.get(start..end).unwrap_or_default())
         };
         let earlier = self.hash.get(base..self.len).unwrap_or_default();
-        for (k, &e) in earlier.iter().enumerate() {
-            if e == h
-                && self
-                    .start
-                    .get(base + k)
-                    .is_some_and(|&s| same_name(buf, s, start))
-            {
+        // Eight fingerprints at a time, without an early exit (the compiler makes it a vector
+        // compare); the names of a chunk that holds `h` are then compared one by one.
+        let mut chunks = earlier.chunks_exact(8);
+        let mut at = base;
+        for c in &mut chunks {
+            if c.iter().fold(false, |any, &e| any | (e == h)) && self.holds(buf, at, c, h, start) {
                 return Err(fail(JsonErrorKind::DuplicateName, start - 1));
             }
+            at += 8;
+        }
+        if self.holds(buf, at, chunks.remainder(), h, start) {
+            return Err(fail(JsonErrorKind::DuplicateName, start - 1));
         }
         match (self.hash.get_mut(self.len), self.start.get_mut(self.len)) {
             (Some(hs), Some(ss)) => {
@@ -755,6 +758,21 @@ impl<const N: usize> Names<N> {
             }
             _ => Err(fail(JsonErrorKind::TooManyMembers, start - 1)),
         }
+    }
+}
+
+impl<const N: usize> Names<N> {
+    /// True if one of `hashes` (the fingerprints from index `at` on) is `h` and its name is the
+    /// one at `start`.
+    #[inline(always)]
+    fn holds(&self, buf: &[u8], at: usize, hashes: &[u32], h: u32, start: usize) -> bool {
+        hashes.iter().enumerate().any(|(k, &e)| {
+            e == h
+                && self
+                    .start
+                    .get(at + k)
+                    .is_some_and(|&s| same_name(buf, s, start))
+        })
     }
 }
 
