@@ -1919,3 +1919,34 @@ fn default_deadline_is_30_s_and_ends_the_call_with_timeout() {
     assert_eq!(t.nodes[n].events, vec![NodeEv::Cancel(call)]);
     t.check_clean();
 }
+
+/// Found by `router_sm`: a timeout whose error cannot reach a controller (its frame limit is
+/// smaller than the answer) is still reported as a timeout, and its node gets exactly one
+/// `cancel`.
+#[test]
+fn an_undeliverable_timeout_is_still_a_timeout() {
+    let mut cc = ControllerConfig::new("cli");
+    cc.encodings = only(Encoding::Json);
+    cc.max_frame = 48;
+    let mut t = Trio::with_controller(standard_config(), toolwire_core::router::AcceptAll, cc);
+    let n = t.add_node("dev-1", &["slow"], Encoding::Json);
+    t.events.clear();
+    let _id = t.call("dev-1", "slow", "{}", Some(10));
+    let _ = t.take_execute(n);
+    t.advance(Duration::from_millis(20));
+    let finished: Vec<_> = t
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finished { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, [Err(code(ErrorCode::Timeout))]);
+    let cancels = t.nodes[n]
+        .events
+        .iter()
+        .filter(|e| matches!(e, NodeEv::Cancel(_)))
+        .count();
+    assert_eq!(cancels, 1);
+}

@@ -342,7 +342,11 @@ impl<S: Schemas> Router<S> {
             Origin::Controller { conn, ref id } => {
                 self.by_request
                     .remove(&(conn.index, ReqKey::of(&id.as_id())));
-                if let Err(code) = self.respond_controller(conn, id, result) {
+                // A result that could not be delivered is the call's outcome; a failure that could
+                // not be delivered keeps its own code (a timeout stays a timeout).
+                if let Err(code) = self.respond_controller(conn, id, result)
+                    && outcome.is_ok()
+                {
                     outcome = Err(code);
                 }
             }
