@@ -211,6 +211,62 @@ const REGISTER_ID: u64 = 1;
 const FIRST_ASK_ID: u64 = 2;
 
 /// The node side of one connection. `N` is the number of calls it runs at once.
+///
+/// A node and a gateway [`Connection`](crate::gateway::Connection) back to back in memory:
+/// every frame one writes, the other reads.
+///
+/// ```
+/// use toolwire_core::frame::{Annotations, ToolDef};
+/// use toolwire_core::gateway::{Connection, Event, GatewayConfig};
+/// use toolwire_core::node::{Node, NodeConfig, NodeEvent};
+/// use toolwire_core::{Instant, Json, Str};
+///
+/// let tools = [ToolDef {
+///     name: Str::new("add"),
+///     description: Str::new("a + b"),
+///     input_schema: Json::trusted(br#"{"type":"object"}"#),
+///     output_schema: None,
+///     annotations: Annotations::NONE,
+/// }];
+/// let now = Instant(0);
+/// let mut node: Node<'_, 4> = Node::new(NodeConfig::new("dev-1", &tools), now);
+/// let mut gw: Connection<'_, 4, 8> = Connection::new(GatewayConfig::new("gw"), now);
+/// let (mut to_gw, mut to_node) = ([0u8; 512], [0u8; 512]);
+///
+/// // hello → welcome
+/// let n = node.poll_transmit(&mut to_gw).unwrap().unwrap();
+/// let h = gw.handle_frame(now, &to_gw[..n], &mut to_node);
+/// assert!(matches!(h.event, Some(Event::Hello { .. })));
+/// let n = h.reply;
+/// let h = node.handle_frame(now, &to_node[..n], &mut to_gw);
+/// assert_eq!((h.event, h.reply), (None, 0));
+///
+/// // register → ack: the node is ready
+/// let n = node.poll_transmit(&mut to_gw).unwrap().unwrap();
+/// let h = gw.handle_frame(now, &to_gw[..n], &mut to_node);
+/// assert!(matches!(h.event, Some(Event::Registered { .. })));
+/// let n = h.reply;
+/// let h = node.handle_frame(now, &to_node[..n], &mut to_gw);
+/// assert!(matches!(h.event, Some(NodeEvent::Ready { rejected }) if rejected.is_empty()));
+///
+/// // The gateway calls `add`; the node is told to run tool 0.
+/// let args = Json::trusted(br#"{"a":2,"b":3}"#);
+/// let (id, n) = gw.call(now, "add", args, None, &mut to_node).unwrap();
+/// let h = node.handle_frame(now, &to_node[..n], &mut to_gw);
+/// let Some(NodeEvent::Execute { call, tool: 0, args }) = h.event else {
+///     panic!("{h:?}")
+/// };
+/// assert_eq!(args.as_str(), r#"{"a":2,"b":3}"#);
+///
+/// // The tool ran: its result goes back and ends the call on the gateway.
+/// let n = node.finish(call, Ok(Json::trusted(b"5")), &mut to_gw).unwrap();
+/// let h = gw.handle_frame(now, &to_gw[..n], &mut to_node);
+/// let Some(Event::CallDone { call: done, result: Ok(result) }) = h.event else {
+///     panic!("{h:?}")
+/// };
+/// assert_eq!((done, result.as_str()), (id, "5"));
+/// assert!(!node.is_live(call)); // a second finish would be refused
+/// ```
 pub struct Node<'t, const N: usize> {
     config: NodeConfig<'t>,
     state: NodeState,
