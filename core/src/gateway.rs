@@ -325,6 +325,44 @@ pub const MAX_REQUESTS: usize = 16;
 
 /// One connection seen from the gateway. `P` bounds calls pending on it, `T` the tools a node
 /// may register.
+///
+/// A node's side of the conversation, written out as JSON-RPC text (the first frame's encoding
+/// is sniffed; this node accepts JSON only, so the whole exchange stays in JSON):
+///
+/// ```
+/// use toolwire_core::frame::Role;
+/// use toolwire_core::gateway::{Connection, Event, GatewayConfig, State};
+/// use toolwire_core::{Duration, Instant, Json};
+///
+/// let now = Instant(0);
+/// let mut gw: Connection<'_, 4, 8> = Connection::new(GatewayConfig::new("gw"), now);
+/// let mut out = [0u8; 512];
+/// let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+///
+/// let h = gw.handle_frame(now, br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true,"postcard":false},"max_frame":1024,"max_in_flight":4}}"#, &mut out);
+/// assert!(matches!(h.event, Some(Event::Hello { role: Role::Node, id, .. }) if id == "dev-1".into()));
+/// let n = h.reply;
+/// assert!(text(&out[..n]).starts_with(r#"{"jsonrpc":"2.0","id":0,"result":{"version":1,"encoding":"json""#));
+///
+/// let h = gw.handle_frame(now, br#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"add","description":"a + b","input_schema":{"type":"object"}}]}}"#, &mut out);
+/// assert!(matches!(h.event, Some(Event::Registered { accepted, .. }) if accepted.contains(0)));
+/// assert_eq!(gw.state(), State::Ready(Role::Node));
+/// assert!(gw.has_tool("add"));
+///
+/// // A call: the `execute` request to send, and a deadline the connection keeps.
+/// let args = Json::trusted(br#"{"a":2,"b":3}"#);
+/// let (call, n) = gw.call(now, "add", args, Some(Duration::from_secs(5)), &mut out).unwrap();
+/// assert_eq!(
+///     text(&out[..n]),
+///     r#"{"jsonrpc":"2.0","id":1,"method":"execute","params":{"tool":"add","arguments":{"a":2,"b":3},"deadline_ms":5000}}"#
+/// );
+/// assert_eq!(gw.poll_timeout(), Some(now + Duration::from_secs(5)));
+///
+/// // The node's result ends it.
+/// let h = gw.handle_frame(now, br#"{"jsonrpc":"2.0","id":1,"result":5}"#, &mut out);
+/// assert_eq!(h.event, Some(Event::CallDone { call, result: Ok(Json::trusted(b"5")) }));
+/// assert_eq!(gw.in_flight(), 0);
+/// ```
 pub struct Connection<'c, const P: usize, const T: usize> {
     config: GatewayConfig<'c>,
     state: State,
