@@ -132,6 +132,38 @@ enum St {
 }
 
 /// The controller side of one connection.
+///
+/// Its `hello`, the gateway's welcome, and a first request:
+///
+/// ```
+/// use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
+/// use toolwire_core::frame::{Encoding, ListNodes, Request};
+/// use toolwire_core::Instant;
+///
+/// let now = Instant(0);
+/// let mut c = Controller::new(ControllerConfig::new("ops"), now);
+/// let mut out = [0u8; 512];
+/// let n = c.poll_transmit(&mut out).unwrap().unwrap();
+/// assert_eq!(
+///     std::str::from_utf8(&out[..n]).unwrap(),
+///     r#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"controller","id":"ops","encodings":{"json":true,"postcard":true},"max_frame":1048576,"max_in_flight":0}}"#
+/// );
+/// assert!(c.poll_transmit(&mut out).is_none());
+///
+/// let welcome = br#"{"jsonrpc":"2.0","id":0,"result":{"version":1,"encoding":"json","max_frame":65536,"max_in_flight":0,"heartbeat_ms":10000,"gateway":"gw"}}"#;
+/// let h = c.handle_frame(now, welcome, &mut out);
+/// assert_eq!((h.event, h.reply, h.error), (Some(ControllerEvent::Ready), 0, None));
+/// assert!(c.is_ready());
+/// assert_eq!(c.encoding(), Encoding::Json);
+///
+/// let list = Request::ListNodes(ListNodes { cursor: None, limit: Some(10) });
+/// let (id, n) = c.request(&list, &mut out).unwrap();
+/// assert_eq!(
+///     std::str::from_utf8(&out[..n]).unwrap(),
+///     r#"{"jsonrpc":"2.0","id":1,"method":"nodes.list","params":{"limit":10}}"#
+/// );
+/// assert_eq!(id, 1); // its answer comes as `ControllerEvent::Response { id: 1, .. }`
+/// ```
 pub struct Controller {
     config: ControllerConfig,
     state: St,
