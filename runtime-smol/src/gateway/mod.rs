@@ -7,19 +7,33 @@
 //! listeners, sockets, TLS and WebSocket framing (`connection.rs`: one task per connection that
 //! owns its socket), JSON Schema compilation (`schemas.rs`), one timer task, and the async API.
 //!
-//! ```no_run
-//! use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
+//! A gateway on an ephemeral loopback port, a host node dialling it, and a call:
+//!
+//! ```
+//! use std::time::Duration;
+//! use serde_json::json;
 //! use toolwire_smol::gateway::CallOptions;
+//! use toolwire_smol::node::{HostNode, NodeOptions, Tool};
+//! use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
 //!
 //! smol::block_on(async {
 //!     let gw = Gateway::new(GatewayConfig::default());
-//!     let _ws = gw.listen(&Endpoint::parse("ws://127.0.0.1:7700").unwrap(), None).await.unwrap();
-//!     if gw.wait_for_node("dev-1", std::time::Duration::from_secs(10)).await {
-//!         let r = gw
-//!             .call("dev-1", "read_sensor", &serde_json::json!({"channel": 2}), CallOptions::default())
-//!             .await;
-//!         println!("{r:?}");
-//!     }
+//!     let ws = gw.listen(&Endpoint::parse("ws://127.0.0.1:0").unwrap(), None).await.unwrap();
+//!     let endpoint = Endpoint::parse(&format!("ws://{}", ws.addr)).unwrap();
+//!
+//!     let schema = json!({"type": "object", "properties": {"channel": {"type": "integer"}}});
+//!     let node = HostNode::new(NodeOptions::new("dev-1")).tool(Tool::new(
+//!         "read_sensor",
+//!         "milli-degrees C of a channel",
+//!         schema,
+//!         |_ctx, args| async move { Ok(json!(21_000 + args["channel"].as_i64().unwrap_or(0))) },
+//!     ));
+//!     let _node = smol::spawn(async move { node.run(&endpoint, None).await });
+//!
+//!     assert!(gw.wait_for_node("dev-1", Duration::from_secs(5)).await);
+//!     let opts = CallOptions { timeout: Some(Duration::from_secs(5)), ..Default::default() };
+//!     let r = gw.call("dev-1", "read_sensor", &json!({"channel": 2}), opts).await;
+//!     assert_eq!(r.unwrap(), json!(21_002));
 //! });
 //! ```
 
