@@ -270,6 +270,46 @@ pub enum SessionEnd {
 }
 
 /// A host node: a set of tools and how to reach the gateway.
+///
+/// A typed tool (its input schema derived from the argument type) served to a gateway on
+/// loopback; [`HostNode::run`] is spawned and keeps the node connected:
+///
+/// ```
+/// use std::time::Duration;
+/// use serde::Deserialize;
+/// use serde_json::json;
+/// use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
+/// use toolwire_smol::{CallOptions, Endpoint};
+/// # use toolwire_smol::{Gateway, GatewayConfig};
+///
+/// #[derive(Deserialize, schemars::JsonSchema)]
+/// struct Add {
+///     a: i64,
+///     b: i64,
+/// }
+///
+/// smol::block_on(async {
+/// #   let gw = Gateway::new(GatewayConfig::default());
+/// #   let ws = gw.listen(&Endpoint::parse("ws://127.0.0.1:0").unwrap(), None).await.unwrap();
+/// #   let url = format!("ws://{}", ws.addr);
+///     // `gw`, a `Gateway`, listens at `url` (see the `gateway` module).
+///     let endpoint = Endpoint::parse(&url).unwrap();
+///     let node = HostNode::new(NodeOptions::new("calc")).tool(Tool::typed(
+///         "add",
+///         "a + b",
+///         |_ctx, Add { a, b }| async move { a.checked_add(b).ok_or(ToolError::failed("overflow")) },
+///     ));
+///     let _node = smol::spawn(async move { node.run(&endpoint, None).await });
+///
+///     assert!(gw.wait_for_node("calc", Duration::from_secs(5)).await);
+///     let opts = || CallOptions { timeout: Some(Duration::from_secs(5)), ..Default::default() };
+///     let sum = gw.call("calc", "add", &json!({"a": 2, "b": 3}), opts()).await;
+///     assert_eq!(sum.unwrap(), json!(5));
+///     // Arguments are checked against the derived schema before they reach the node.
+///     let e = gw.call("calc", "add", &json!({"a": 2}), opts()).await.unwrap_err();
+///     assert_eq!(e.known(), Some(toolwire_core::ErrorCode::InvalidArguments));
+/// });
+/// ```
 #[derive(Clone)]
 pub struct HostNode {
     opts: NodeOptions,
