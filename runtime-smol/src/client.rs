@@ -128,6 +128,43 @@ pub enum ClientEvent {
 }
 
 /// A controller connection to a gateway.
+///
+/// Listing a gateway's tools and calling one (the gateway and its node run in-process here, on
+/// loopback):
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
+/// use toolwire_smol::Endpoint;
+/// # use toolwire_smol::node::{HostNode, NodeOptions, Tool};
+/// # use toolwire_smol::{Gateway, GatewayConfig};
+///
+/// smol::block_on(async {
+/// #   let gw = Gateway::new(GatewayConfig::default());
+/// #   let ws = gw.listen(&Endpoint::parse("ws://127.0.0.1:0").unwrap(), None).await.unwrap();
+/// #   let url = format!("ws://{}", ws.addr);
+/// #   let node = HostNode::new(NodeOptions::new("dev-1")).tool(Tool::new(
+/// #       "echo",
+/// #       "returns its arguments",
+/// #       json!({"type": "object"}),
+/// #       |_ctx, args| async move { Ok(args) },
+/// #   ));
+/// #   let ep = Endpoint::parse(&url).unwrap();
+/// #   let _node = smol::spawn(async move { node.run(&ep, None).await });
+/// #   assert!(gw.wait_for_node("dev-1", Duration::from_secs(5)).await);
+///     // A gateway listens at `url`; node `dev-1` has registered `echo`.
+///     let client = Client::connect(&Endpoint::parse(&url).unwrap(), ClientOptions::default())
+///         .await
+///         .unwrap();
+///     let tools = client.tools(None, None).await.unwrap();
+///     assert_eq!((tools[0].node.as_str(), tools[0].name.as_str()), ("dev-1", "echo"));
+///
+///     let opts = ClientCallOptions { timeout: Some(Duration::from_secs(5)), ..Default::default() };
+///     let r = client.call("dev-1", "echo", &json!({"hi": 1}), opts).await;
+///     assert_eq!(r.unwrap(), json!({"hi": 1}));
+/// });
+/// ```
 pub struct Client {
     cmd: Sender<Cmd>,
     events: Receiver<ClientEvent>,
