@@ -177,7 +177,7 @@ fn main() -> ExitCode {
 type Res = Result<(), String>;
 
 fn endpoint(s: &str) -> Result<Endpoint, String> {
-    Endpoint::parse(s)
+    Endpoint::parse(s).map_err(|e| e.to_string())
 }
 
 async fn gateway(a: GatewayArgs) -> Res {

@@ -37,6 +37,32 @@ pub enum Framing {
     Stream,
 }
 
+/// Why [`Endpoint::parse`] refused a URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// No `scheme://` (the URL as given).
+    NoScheme(String),
+    /// A scheme other than `ws`, `wss`, `tcp`, `tls`.
+    UnknownScheme(String),
+    /// Nothing between `://` and the path (the URL as given).
+    NoAuthority(String),
+}
+
+impl std::fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndpointError::NoScheme(url) => {
+                write!(f, "`{url}`: expected ws://, wss://, tcp:// or tls://")
+            }
+            EndpointError::UnknownScheme(s) => write!(f, "`{s}://`: expected ws, wss, tcp or tls"),
+            EndpointError::NoAuthority(url) => write!(f, "`{url}`: no host:port"),
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
 /// Where to connect or listen: `ws://`, `wss://`, `tcp://` or `tls://` followed by `host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -52,23 +78,23 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses `ws://h:p/path`, `wss://…`, `tcp://h:p`, `tls://h:p`.
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, EndpointError> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("`{url}`: expected ws://, wss://, tcp:// or tls://"))?;
+            .ok_or_else(|| EndpointError::NoScheme(url.to_owned()))?;
         let (framing, tls) = match scheme {
             "ws" => (Framing::WebSocket, false),
             "wss" => (Framing::WebSocket, true),
             "tcp" => (Framing::Stream, false),
             "tls" => (Framing::Stream, true),
-            other => return Err(format!("`{other}://`: expected ws, wss, tcp or tls")),
+            other => return Err(EndpointError::UnknownScheme(other.to_owned())),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if authority.is_empty() {
-            return Err(format!("`{url}`: no host:port"));
+            return Err(EndpointError::NoAuthority(url.to_owned()));
         }
         Ok(Endpoint {
             framing,
@@ -420,4 +446,31 @@ pub async fn accept_io(
 /// True if `addr` is on this machine only.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_or_say_why_not() {
+        let e = Endpoint::parse("wss://gw.example:7700/tw").unwrap();
+        assert_eq!(
+            (e.framing, e.tls, e.authority.as_str(), e.path.as_str()),
+            (Framing::WebSocket, true, "gw.example:7700", "/tw")
+        );
+        assert_eq!(Endpoint::parse("tcp://127.0.0.1:1").unwrap().path, "/");
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:1"),
+            Err(EndpointError::NoScheme("127.0.0.1:1".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("http://h:1"),
+            Err(EndpointError::UnknownScheme("http".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("ws:///x"),
+            Err(EndpointError::NoAuthority("ws:///x".into()))
+        );
+    }
 }
