@@ -245,31 +245,41 @@ impl FrameReader {
                 pos,
                 len,
                 frame,
-            } => loop {
-                while *pos < *len {
-                    let (used, out) = deframer.push(&buf[*pos..*len]);
-                    *pos += used;
-                    match out {
-                        Deframed::Frame(f) => {
-                            // Copied once into a buffer that keeps its capacity: the deframer's
-                            // own buffer cannot be lent out of this loop.
-                            frame.clear();
-                            frame.extend_from_slice(f);
-                            return Ok(Some(frame));
+            } => {
+                let mut reads = 0u32;
+                loop {
+                    while *pos < *len {
+                        let (used, out) = deframer.push(&buf[*pos..*len]);
+                        *pos += used;
+                        match out {
+                            Deframed::Frame(f) => {
+                                // Copied once into a buffer that keeps its capacity: the deframer's
+                                // own buffer cannot be lent out of this loop.
+                                frame.clear();
+                                frame.extend_from_slice(f);
+                                return Ok(Some(frame));
+                            }
+                            Deframed::Error(e) => tracing::debug!("dropped bytes on stream: {e}"),
+                            Deframed::NeedMore => {}
                         }
-                        Deframed::Error(e) => tracing::debug!("dropped bytes on stream: {e}"),
-                        Deframed::NeedMore => {}
+                    }
+                    // Consistent before the await, so that a cancelled read loses nothing.
+                    *pos = 0;
+                    *len = 0;
+                    let n = io.read(buf).await?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    *len = n;
+                    // A peer streaming a frame that is dropped as it arrives (oversized, garbage)
+                    // always has bytes ready: yield now and then, so that this task does not hold an
+                    // executor thread (and every other connection's work on it) for the whole frame.
+                    reads += 1;
+                    if reads.is_multiple_of(16) {
+                        smol::future::yield_now().await;
                     }
                 }
-                // Consistent before the await, so that a cancelled read loses nothing.
-                *pos = 0;
-                *len = 0;
-                let n = io.read(buf).await?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                *len = n;
-            },
+            }
         }
     }
 }
