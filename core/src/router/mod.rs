@@ -487,7 +487,7 @@ impl<S: Schemas> Router<S> {
             .is_some_and(|c| matches!(c.origin, Origin::Local));
         self.now = now;
         if found {
-            self.cancel_call(key.0, "cancelled by the caller");
+            self.cancel_call(key.0);
             self.settle();
         }
         found

@@ -86,7 +86,7 @@ impl<S: Schemas> Router<S> {
             E::Request { id, request } => self.on_controller_request(conn, id, request),
             E::CancelRequest { id } => {
                 if let Some(&key) = self.by_request.get(&(idx, ReqKey::of(&id))) {
-                    self.cancel_call(key, "cancelled by the caller");
+                    self.cancel_call(key);
                 }
             }
             E::Response { id, result } => self.on_ask_answer(conn, id, result),
@@ -223,7 +223,7 @@ impl<S: Schemas> Router<S> {
                     .map(|(_, &k)| k)
                     .collect();
                 for key in keys {
-                    self.cancel_call(key, "the caller left");
+                    self.cancel_call(key);
                 }
                 let asks: Vec<(u32, u64)> = self
                     .ctrl_asks
@@ -395,7 +395,7 @@ impl<S: Schemas> Router<S> {
     }
 
     /// Stops a call whose caller gave up: the node gets `cancel`, nobody gets an answer.
-    pub(super) fn cancel_call(&mut self, key: u64, _why: &str) {
+    pub(super) fn cancel_call(&mut self, key: u64) {
         let Some(rec) = self.calls.remove(&key) else {
             return;
         };
