@@ -23,6 +23,7 @@ use crate::frame::{
     Notification, PROTOCOL_VERSION, RegisterAck, RejectReason, Rejection, Request, Role, ToolDef,
     Welcome, schemas_fit_listing, valid_node_id, valid_tool_name,
 };
+use crate::table::{Queue, Table};
 use crate::wire::{Id, Json, List, OwnedId, Str, Wire};
 use crate::{DecodeError, Duration, EncodeError, ErrorCode, Instant};
 
@@ -298,10 +299,72 @@ pub struct Stats {
     pub stray_notifications: u64,
 }
 
+/// An entry of a connection's pending-call table (opaque: the element type of
+/// [`Storage::Pending`]).
 #[derive(Clone, Copy, Debug)]
-struct Pending {
+pub struct Pending {
     id: u64,
     deadline: Option<Instant>,
+}
+
+/// A tool name as a connection keeps it.
+pub type ToolName = heapless::String<{ crate::frame::MAX_TOOL_NAME }>;
+
+/// How a [`Connection`] stores its tables, and their bounds: [`Fixed`] (arrays inside the
+/// connection, no allocation: for a device or a fixed-size gateway) or, with the `alloc`
+/// feature, [`Heap`] (vectors that grow only as far as the connection uses them: an idle node
+/// costs a few hundred bytes instead of every table at its largest, which is what a gateway with
+/// thousands of nodes wants).
+pub trait Storage {
+    /// Calls pending at once, at most (also the in-flight limit offered in the welcome).
+    const MAX_PENDING: usize;
+    /// Tools a node may register, at most (≤ [`Accepted::MAX`]).
+    const MAX_TOOLS: usize;
+    /// The node's tool names.
+    type Tools: Table<ToolName> + Default;
+    /// Calls pending.
+    type Pending: Table<Pending> + Default;
+    /// `cancel`s owed to the node.
+    type Cancels: Queue<(u64, bool)> + Default;
+    /// Calls ended without a frame (timeout, disconnect), to report.
+    type Done: Queue<(CallId, ErrorCode)> + Default;
+    /// Scratch of one `register`: the names accepted.
+    type Accepted<'a>: Table<Str<'a>> + Default;
+    /// Scratch of one `register`: the names refused, with why.
+    type Rejected<'a>: Table<Rejection<'a>> + Default;
+}
+
+/// Tables as arrays inside the connection: `P` calls pending, `T` tools, no allocation.
+#[derive(Debug)]
+pub struct Fixed<const P: usize, const T: usize>;
+
+impl<const P: usize, const T: usize> Storage for Fixed<P, T> {
+    const MAX_PENDING: usize = P;
+    const MAX_TOOLS: usize = T;
+    type Tools = heapless::Vec<ToolName, T>;
+    type Pending = heapless::Vec<Pending, P>;
+    type Cancels = heapless::Deque<(u64, bool), P>;
+    type Done = heapless::Deque<(CallId, ErrorCode), P>;
+    type Accepted<'a> = heapless::Vec<Str<'a>, T>;
+    type Rejected<'a> = heapless::Vec<Rejection<'a>, T>;
+}
+
+/// Tables as vectors on the heap (feature `alloc`), bounded by `P` calls pending and `T` tools
+/// but only as large as used.
+#[cfg(feature = "alloc")]
+#[derive(Debug)]
+pub struct Heap<const P: usize, const T: usize>;
+
+#[cfg(feature = "alloc")]
+impl<const P: usize, const T: usize> Storage for Heap<P, T> {
+    const MAX_PENDING: usize = P;
+    const MAX_TOOLS: usize = T;
+    type Tools = alloc::vec::Vec<ToolName>;
+    type Pending = alloc::vec::Vec<Pending>;
+    type Cancels = alloc::collections::VecDeque<(u64, bool)>;
+    type Done = alloc::collections::VecDeque<(CallId, ErrorCode)>;
+    type Accepted<'a> = alloc::vec::Vec<Str<'a>>;
+    type Rejected<'a> = alloc::vec::Vec<Rejection<'a>>;
 }
 
 #[derive(Clone, Debug)]
@@ -323,19 +386,19 @@ struct HelloInfo {
 /// Most [`Connection::request`]s outstanding at once on one connection.
 pub const MAX_REQUESTS: usize = 16;
 
-/// One connection seen from the gateway. `P` bounds calls pending on it, `T` the tools a node
-/// may register.
+/// One connection seen from the gateway. Its [`Storage`] keeps the tables and bounds them:
+/// [`Fixed`]`<P, T>` for `P` calls pending and `T` tools a node may register, in arrays.
 ///
 /// A node's side of the conversation, written out as JSON-RPC text (the first frame's encoding
 /// is sniffed; this node accepts JSON only, so the whole exchange stays in JSON):
 ///
 /// ```
 /// use toolwire_core::frame::Role;
-/// use toolwire_core::gateway::{Connection, Event, GatewayConfig, State};
+/// use toolwire_core::gateway::{Connection, Fixed, Event, GatewayConfig, State};
 /// use toolwire_core::{Duration, Instant, Json};
 ///
 /// let now = Instant(0);
-/// let mut gw: Connection<'_, 4, 8> = Connection::new(GatewayConfig::new("gw"), now);
+/// let mut gw: Connection<'_, Fixed<4, 8>> = Connection::new(GatewayConfig::new("gw"), now);
 /// let mut out = [0u8; 512];
 /// let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
 ///
@@ -363,7 +426,7 @@ pub const MAX_REQUESTS: usize = 16;
 /// assert_eq!(h.event, Some(Event::CallDone { call, result: Ok(Json::trusted(b"5")) }));
 /// assert_eq!(gw.in_flight(), 0);
 /// ```
-pub struct Connection<'c, const P: usize, const T: usize> {
+pub struct Connection<'c, S: Storage> {
     config: GatewayConfig<'c>,
     state: State,
     encoding: Encoding,
@@ -371,8 +434,8 @@ pub struct Connection<'c, const P: usize, const T: usize> {
     max_in_flight: u16,
     hello: Option<HelloInfo>,
     hello_reply_id: Option<OwnedId>,
-    tools: heapless::Vec<heapless::String<{ crate::frame::MAX_TOOL_NAME }>, T>,
-    pending: heapless::Vec<Pending, P>,
+    tools: S::Tools,
+    pending: S::Pending,
     requests: heapless::Vec<u64, MAX_REQUESTS>,
     next_id: u64,
     ping_id: Option<u64>,
@@ -382,15 +445,15 @@ pub struct Connection<'c, const P: usize, const T: usize> {
     ctl: heapless::Deque<Ctl, 8>,
     /// `cancel`s owed to the node (call id, true if its deadline passed): one per call removed
     /// from `pending`, so `P` of them fit between two drains even when every call expires at once.
-    cancels: heapless::Deque<(u64, bool), P>,
-    done: heapless::Deque<(CallId, ErrorCode), P>,
+    cancels: S::Cancels,
+    done: S::Done,
     closed: Option<CloseReason>,
     close_reported: bool,
     stats: Stats,
 }
 
-impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
-    const CHECK: () = assert!(T <= Accepted::MAX && P <= u16::MAX as usize);
+impl<'c, S: Storage> Connection<'c, S> {
+    const CHECK: () = assert!(S::MAX_TOOLS <= Accepted::MAX && S::MAX_PENDING <= u16::MAX as usize);
 
     /// A new connection, waiting for `hello`.
     pub fn new(config: GatewayConfig<'c>, now: Instant) -> Self {
@@ -404,16 +467,16 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             max_in_flight: 0,
             hello: None,
             hello_reply_id: None,
-            tools: heapless::Vec::new(),
-            pending: heapless::Vec::new(),
+            tools: Default::default(),
+            pending: Default::default(),
             requests: heapless::Vec::new(),
             next_id: 1,
             ping_id: None,
             last_heard: now,
             next_ping: None,
             ctl: heapless::Deque::new(),
-            cancels: heapless::Deque::new(),
-            done: heapless::Deque::new(),
+            cancels: Default::default(),
+            done: Default::default(),
             closed: None,
             close_reported: false,
             stats: Stats::default(),
@@ -439,22 +502,22 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
 
     /// Names of the tools the node registered.
     pub fn tools(&self) -> impl Iterator<Item = &str> {
-        self.tools.iter().map(|s| s.as_str())
+        self.tools.as_slice().iter().map(|s| s.as_str())
     }
 
     /// True if the node registered `tool`.
     pub fn has_tool(&self, tool: &str) -> bool {
-        self.tools.iter().any(|t| t == tool)
+        self.tools.as_slice().iter().any(|t| t == tool)
     }
 
     /// Calls in flight.
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.pending.as_slice().len()
     }
 
     /// Calls allowed in flight (the smaller of both sides' limits).
     pub fn max_in_flight(&self) -> usize {
-        (self.max_in_flight as usize).min(P)
+        (self.max_in_flight as usize).min(S::MAX_PENDING)
     }
 
     /// Oddity counters.
@@ -512,7 +575,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                 if matches!(rej.reply_to, None | Some(Id::Null))
                     && self.state == State::Ready(Role::Node)
                     && let Some(n) = codec::response_id(frame, enc, &self.config.limits)
-                    && let Some(i) = self.pending.iter().position(|p| p.id == n)
+                    && let Some(i) = self.pending.as_slice().iter().position(|p| p.id == n)
                 {
                     self.pending.swap_remove(i);
                     h.event = Some(Event::CallDone {
@@ -730,7 +793,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                 .config
                 .max_in_flight
                 .min(hello.max_in_flight)
-                .min(P as u16),
+                .min(S::MAX_PENDING as u16),
             heartbeat_ms: self.config.heartbeat.as_millis().min(u64::from(u32::MAX)) as u32,
             gateway: Str::new(&self.config.name),
         };
@@ -784,10 +847,10 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         match request {
             Request::Ping => self.reply_ok(id, reply, h),
             Request::Register(reg) => {
-                let mut accepted_names: heapless::Vec<Str<'a>, T> = heapless::Vec::new();
-                let mut rejected: heapless::Vec<Rejection<'a>, T> = heapless::Vec::new();
+                let mut accepted_names = S::Accepted::<'a>::default();
+                let mut rejected = S::Rejected::<'a>::default();
                 let mut mask = Accepted([0; 8]);
-                if reg.tools.iter().nth(T).is_some() {
+                if reg.tools.iter().nth(S::MAX_TOOLS).is_some() {
                     return self.error_reply(
                         enc,
                         id,
@@ -812,7 +875,12 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                     } else {
                         heapless::String::try_from(tool.name.raw())
                             .map_err(|_| RejectReason::BadName)
-                            .and_then(|n| self.tools.push(n).map_err(|_| RejectReason::TooMany))
+                            .and_then(|n| {
+                                if self.tools.as_slice().len() >= S::MAX_TOOLS {
+                                    return Err(RejectReason::TooMany);
+                                }
+                                self.tools.push(n).map_err(|_| RejectReason::TooMany)
+                            })
                     };
                     match verdict {
                         Ok(()) => {
@@ -828,8 +896,8 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
                     }
                 }
                 let ack = RegisterAck {
-                    accepted: List::from_slice(&accepted_names),
-                    rejected: List::from_slice(&rejected),
+                    accepted: List::from_slice(accepted_names.as_slice()),
+                    rejected: List::from_slice(rejected.as_slice()),
                 };
                 match codec::encode_result(enc, id, &ack, reply) {
                     Ok(n) => h.reply = n,
@@ -903,7 +971,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             self.ping_id = None;
             return;
         }
-        if let Some(i) = self.pending.iter().position(|p| p.id == n) {
+        if let Some(i) = self.pending.as_slice().iter().position(|p| p.id == n) {
             self.pending.swap_remove(i);
             let result = match result {
                 Ok(p) => match p.decode::<Json<'a>>(&self.config.limits) {
@@ -961,8 +1029,11 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
             }
         }
         let mut i = 0;
-        while i < self.pending.len() {
-            if self.pending[i].deadline.is_some_and(|d| now >= d) {
+        while i < self.pending.as_slice().len() {
+            if self.pending.as_slice()[i]
+                .deadline
+                .is_some_and(|d| now >= d)
+            {
                 let p = self.pending.swap_remove(i);
                 let _ = self.cancels.push_back((p.id, true));
                 let _ = self.done.push_back((CallId(p.id), ErrorCode::Timeout));
@@ -986,7 +1057,12 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         if self.state == State::Closed {
             return None;
         }
-        let calls = self.pending.iter().filter_map(|p| p.deadline).min();
+        let calls = self
+            .pending
+            .as_slice()
+            .iter()
+            .filter_map(|p| p.deadline)
+            .min();
         let idle = (self.config.heartbeat.as_millis() > 0 && matches!(self.state, State::Ready(_)))
             .then(|| self.last_heard + self.config.heartbeat.silence_limit());
         [calls, idle, self.next_ping, self.handshake_deadline]
@@ -1063,7 +1139,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         if !self.has_tool(tool) {
             return Err(SendError::ToolNotFound);
         }
-        if self.pending.len() >= self.max_in_flight() {
+        if self.pending.as_slice().len() >= self.max_in_flight() {
             return Err(SendError::Busy);
         }
         let id = self.next_id;
@@ -1096,7 +1172,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
     /// Cancels a pending call: it leaves the table (no `CallDone` follows) and a `cancel` is
     /// queued for the node. False if the call was not pending.
     pub fn cancel(&mut self, call: CallId) -> bool {
-        match self.pending.iter().position(|p| p.id == call.0) {
+        match self.pending.as_slice().iter().position(|p| p.id == call.0) {
             Some(i) => {
                 self.pending.swap_remove(i);
                 let _ = self.cancels.push_back((call.0, false));
@@ -1210,9 +1286,13 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         self.hello_reply_id = None;
         self.handshake_deadline = None;
         self.next_ping = None;
-        for p in self.pending.drain(..) {
+        // Oldest first, as the table holds them.
+        let mut i = 0;
+        while let Some(p) = self.pending.as_slice().get(i).copied() {
             let _ = self.done.push_back((CallId(p.id), ErrorCode::Disconnected));
+            i += 1;
         }
+        self.pending.retain(|_| false);
         Event::Closed(reason)
     }
 
@@ -1234,6 +1314,7 @@ impl<'c, const P: usize, const T: usize> Connection<'c, P, T> {
         match id {
             Id::Num(n) => self
                 .pending
+                .as_slice()
                 .iter()
                 .any(|p| p.id == *n)
                 .then_some(CallId(*n)),

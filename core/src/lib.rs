@@ -36,6 +36,7 @@ pub mod router;
 pub mod json;
 
 pub mod stream;
+pub mod table;
 mod time;
 pub mod wire;
 

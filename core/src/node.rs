@@ -217,7 +217,7 @@ const FIRST_ASK_ID: u64 = 2;
 ///
 /// ```
 /// use toolwire_core::frame::{Annotations, ToolDef};
-/// use toolwire_core::gateway::{Connection, Event, GatewayConfig};
+/// use toolwire_core::gateway::{Connection, Fixed, Event, GatewayConfig};
 /// use toolwire_core::node::{Node, NodeConfig, NodeEvent};
 /// use toolwire_core::{Instant, Json, Str};
 ///
@@ -230,7 +230,7 @@ const FIRST_ASK_ID: u64 = 2;
 /// }];
 /// let now = Instant(0);
 /// let mut node: Node<'_, 4> = Node::new(NodeConfig::new("dev-1", &tools), now);
-/// let mut gw: Connection<'_, 4, 8> = Connection::new(GatewayConfig::new("gw"), now);
+/// let mut gw: Connection<'_, Fixed<4, 8>> = Connection::new(GatewayConfig::new("gw"), now);
 /// let (mut to_gw, mut to_node) = ([0u8; 512], [0u8; 512]);
 ///
 /// // hello → welcome

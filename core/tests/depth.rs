@@ -5,7 +5,7 @@
 
 use toolwire_core::codec::{self, DecodeError, Limits, Message};
 use toolwire_core::frame::*;
-use toolwire_core::gateway::{Connection, GatewayConfig, State};
+use toolwire_core::gateway::{Connection, Fixed, GatewayConfig, State};
 use toolwire_core::json::{DEFAULT_MAX_DEPTH, JsonErrorKind};
 use toolwire_core::wire::FieldError;
 use toolwire_core::{Encoding, ErrorCode, Id, Instant, Json, List, Str};
@@ -165,7 +165,7 @@ fn results_partial_data_and_schemas_follow_their_place() {
 #[test]
 fn gateway_registers_only_schemas_a_listing_can_carry() {
     for enc in [Encoding::Json, Encoding::Postcard] {
-        let mut gw: Connection<'static, 8, 16> =
+        let mut gw: Connection<'static, Fixed<8, 16>> =
             Connection::new(GatewayConfig::new("gw"), Instant(0));
         let mut reply = [0u8; 4096];
         let hello = Hello {

@@ -3,7 +3,7 @@
 use toolwire_core::codec::{DecodeError, Limits, Message, Rejected, decode, encode};
 use toolwire_core::frame::{GoodbyeReason, Notification, Request, Role, ToolDef};
 use toolwire_core::gateway::{
-    Auth, Connection, Event, GatewayConfig, MAX_REQUESTS, SendError, State,
+    Auth, Connection, Event, Fixed, GatewayConfig, MAX_REQUESTS, SendError, State,
 };
 use toolwire_core::node::{CloseReason, Node, NodeConfig, NodeEvent, NodeState};
 use toolwire_core::stream::{Deframed, Deframer, FrameError};
@@ -11,7 +11,7 @@ use toolwire_core::{Duration, EncodeError, Encoding, ErrorCode, Id, Instant, Jso
 
 const HELLO: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":2}}"#;
 
-fn ready_gateway() -> Connection<'static, 8, 16> {
+fn ready_gateway() -> Connection<'static, Fixed<8, 16>> {
     let mut gw = Connection::new(GatewayConfig::new("gw"), Instant(0));
     let mut reply = [0u8; 512];
     let h = gw.handle_frame(Instant(0), HELLO, &mut reply);
@@ -55,7 +55,7 @@ fn gateway_reports_the_response_to_its_own_request() {
 #[test]
 fn gateway_requests_are_bounded_and_need_the_handshake() {
     let mut out = [0u8; 256];
-    let mut fresh: Connection<'static, 8, 16> =
+    let mut fresh: Connection<'static, Fixed<8, 16>> =
         Connection::new(GatewayConfig::new("gw"), Instant(0));
     assert_eq!(
         fresh.request(&Request::Ping, &mut out),
@@ -167,7 +167,7 @@ fn postcard_encoding_of_escaped_strings_reports_the_size_needed() {
 
 const DEFERRED_HELLO: &[u8] = br#"{"jsonrpc":"2.0","id":"h","method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":2}}"#;
 
-fn deferred_gateway() -> Connection<'static, 8, 16> {
+fn deferred_gateway() -> Connection<'static, Fixed<8, 16>> {
     let mut config = GatewayConfig::new("gw");
     config.auth = Auth::Deferred;
     let mut gw = Connection::new(config, Instant(0));
@@ -178,7 +178,7 @@ fn deferred_gateway() -> Connection<'static, 8, 16> {
     gw
 }
 
-fn closed_events(gw: &mut Connection<'static, 8, 16>) -> usize {
+fn closed_events(gw: &mut Connection<'static, Fixed<8, 16>>) -> usize {
     let mut n = 0;
     while let Some(e) = gw.poll_event() {
         n += usize::from(matches!(e, Event::Closed(_)));
@@ -189,7 +189,8 @@ fn closed_events(gw: &mut Connection<'static, 8, 16>) -> usize {
 /// gateway_sm: `refuse` on a closed connection closed it again and reported `Closed` twice.
 #[test]
 fn gateway_refuse_twice_closes_once() {
-    let mut gw: Connection<'static, 8, 16> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+    let mut gw: Connection<'static, Fixed<8, 16>> =
+        Connection::new(GatewayConfig::new("gw"), Instant(0));
     let mut out = [0u8; 256];
     assert_eq!(gw.refuse(ErrorCode::Unauthorized, "no", &mut out), Ok(0));
     assert_eq!(gw.refuse(ErrorCode::ParseError, "no", &mut out), Ok(0));
@@ -299,7 +300,7 @@ fn result_with_null_id_is_refused_in_both_encodings() {
 fn gateway_sends_a_cancel_for_every_call_that_expires() {
     let mut config = GatewayConfig::new("gw");
     config.heartbeat = Duration::from_millis(1000);
-    let mut gw: Connection<'static, 8, 16> = Connection::new(config, Instant(0));
+    let mut gw: Connection<'static, Fixed<8, 16>> = Connection::new(config, Instant(0));
     let mut reply = [0u8; 1024];
     let hello = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":8}}"#;
     let _ = gw.handle_frame(Instant(0), hello, &mut reply);

@@ -3,12 +3,12 @@
 
 use toolwire_core::codec::{self, Limits, Message, Rejected};
 use toolwire_core::frame::*;
-use toolwire_core::gateway::{self, CloseReason, Connection, GatewayConfig, State};
+use toolwire_core::gateway::{self, CloseReason, Connection, Fixed, GatewayConfig, State};
 use toolwire_core::node::{Node, NodeConfig, NodeEvent};
 use toolwire_core::stream::{Deframed, Deframer};
 use toolwire_core::{Duration, Encoding, ErrorCode, Id, Instant, Json, Str};
 
-type Gw = Connection<'static, 8, 8>;
+type Gw = Connection<'static, Fixed<8, 8>>;
 
 fn decode(frame: &[u8]) -> Result<Message<'_>, Rejected<'_>> {
     codec::decode(frame, codec::sniff(frame), &Limits::default())

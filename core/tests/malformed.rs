@@ -3,7 +3,7 @@
 
 use toolwire_core::codec::{self, DecodeError, Limits, Message};
 use toolwire_core::frame::*;
-use toolwire_core::gateway::{Connection, GatewayConfig, State};
+use toolwire_core::gateway::{Connection, Fixed, GatewayConfig, State};
 use toolwire_core::json::JsonErrorKind;
 use toolwire_core::{Encoding, ErrorCode, Id, Instant, Str};
 
@@ -193,7 +193,7 @@ fn postcard_table() {
 /// connection stays up.
 #[test]
 fn connection_goes_on_after_bad_frames() {
-    let mut gw: Connection<'_, 4, 8> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+    let mut gw: Connection<'_, Fixed<4, 8>> = Connection::new(GatewayConfig::new("gw"), Instant(0));
     let hello = Request::Hello(Hello {
         min_version: 1,
         max_version: 1,

@@ -3,7 +3,7 @@
 
 use toolwire_core::codec::{self, DecodeError, Limits, Message};
 use toolwire_core::frame::*;
-use toolwire_core::gateway::{Connection, GatewayConfig, State};
+use toolwire_core::gateway::{Connection, Fixed, GatewayConfig, State};
 use toolwire_core::wire::FieldError;
 use toolwire_core::{Encoding, ErrorCode, Id, Instant, Str};
 
@@ -88,7 +88,8 @@ fn escaped_names_never_equal_plain_ones() {
 
 #[test]
 fn gateway_keeps_a_tool_an_escaped_unregister_names() {
-    let mut gw: Connection<'static, 8, 16> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+    let mut gw: Connection<'static, Fixed<8, 16>> =
+        Connection::new(GatewayConfig::new("gw"), Instant(0));
     let mut reply = [0u8; 1024];
     let hello = br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"min_version":1,"max_version":1,"role":"node","id":"dev-1","encodings":{"json":true},"max_frame":4096,"max_in_flight":2}}"#;
     let _ = gw.handle_frame(Instant(0), hello, &mut reply);

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use toolwire_core::codec::{self, Limits};
 use toolwire_core::frame::*;
-use toolwire_core::gateway::{self, Auth, CallId, Connection, GatewayConfig, SendError};
+use toolwire_core::gateway::{self, Auth, CallId, Connection, Fixed, GatewayConfig, SendError};
 use toolwire_core::node::{self, CallHandle, Node, NodeConfig, NodeEvent};
 use toolwire_core::{Duration, ErrorCode, Id, Instant, Json, Str};
 
@@ -77,7 +77,7 @@ fn gw_ev(e: gateway::Event<'_>) -> GwEv {
 
 struct Pair {
     now: Instant,
-    gw: Connection<'static, 16, 32>,
+    gw: Connection<'static, Fixed<16, 32>>,
     node: Node<'static, 2>,
     to_node: VecDeque<Vec<u8>>,
     to_gw: VecDeque<Vec<u8>>,
@@ -603,7 +603,7 @@ fn deferred_auth_accept_and_refuse() {
 fn version_mismatch_is_refused_clearly() {
     for enc in BOTH {
         let cfg = GatewayConfig::new("gw");
-        let mut gw: Connection<'_, 4, 4> = Connection::new(cfg, Instant(0));
+        let mut gw: Connection<'_, Fixed<4, 4>> = Connection::new(cfg, Instant(0));
         let hello = Request::Hello(Hello {
             min_version: 2,
             max_version: 3,
@@ -777,7 +777,7 @@ fn transport_loss_fails_pending_calls() {
 
 #[test]
 fn handshake_timeout() {
-    let mut gw: Connection<'_, 4, 4> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+    let mut gw: Connection<'_, Fixed<4, 4>> = Connection::new(GatewayConfig::new("gw"), Instant(0));
     assert_eq!(gw.poll_timeout(), Some(Instant(10_000)));
     gw.handle_timeout(Instant(10_000));
     assert_eq!(
@@ -789,7 +789,8 @@ fn handshake_timeout() {
 #[test]
 fn requests_before_hello_are_refused_and_connection_goes_on() {
     for enc in BOTH {
-        let mut gw: Connection<'_, 4, 4> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+        let mut gw: Connection<'_, Fixed<4, 4>> =
+            Connection::new(GatewayConfig::new("gw"), Instant(0));
         let mut out = [0u8; 256];
         let n = codec::encode_request(enc, Id::Num(5), &Request::Ping, &mut out).unwrap();
         let mut reply = [0u8; 256];
@@ -805,7 +806,8 @@ fn requests_before_hello_are_refused_and_connection_goes_on() {
 #[test]
 fn controller_requests_become_events() {
     for enc in BOTH {
-        let mut gw: Connection<'_, 4, 4> = Connection::new(GatewayConfig::new("gw"), Instant(0));
+        let mut gw: Connection<'_, Fixed<4, 4>> =
+            Connection::new(GatewayConfig::new("gw"), Instant(0));
         let mut out = [0u8; 512];
         let mut reply = [0u8; 512];
         let hello = Request::Hello(Hello {

@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use toolwire_core::codec::{self, Limits, Message};
 use toolwire_core::frame::*;
 use toolwire_core::gateway::{
-    AskId, Auth, CallId, Connection, Event, GatewayConfig, MAX_REQUESTS, SendError, State,
+    AskId, Auth, CallId, Connection, Event, Fixed, GatewayConfig, MAX_REQUESTS, SendError, State,
 };
 use toolwire_core::{Duration, EncodeError, Encoding, ErrorCode, Id, Instant, Json, List, Str};
 use toolwire_fuzz::*;
@@ -132,7 +132,7 @@ struct Input {
 }
 
 struct Harness {
-    gw: Connection<'static, P, 16>,
+    gw: Connection<'static, Fixed<P, 16>>,
     now: Instant,
     limits: Limits,
     reply_len: usize,

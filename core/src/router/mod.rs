@@ -77,7 +77,7 @@ use crate::frame::{
     NodeInfo, NodesPage, Notification, Progress, Request, Resolved, Role, ToolDef, ToolEntry,
     ToolsChanged, ToolsPage,
 };
-use crate::gateway::{self, AskId, Auth, CallId, Connection, State, ct_eq};
+use crate::gateway::{self, AskId, Auth, CallId, Connection, Heap, State, ct_eq};
 use crate::{Duration, EncodeError, ErrorCode, Id, Instant, Json, List, OwnedId, Str};
 
 /// Calls pending on one node connection, at most.
@@ -89,7 +89,7 @@ pub const MAX_PAGE: usize = 1000;
 /// Items in a listing page when the controller gives no `limit`.
 pub const DEFAULT_PAGE: usize = 100;
 
-type Conn = Connection<'static, MAX_PENDING, MAX_TOOLS>;
+type Conn = Connection<'static, Heap<MAX_PENDING, MAX_TOOLS>>;
 
 /// Who is on the other end of a connection.
 enum Peer {

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use embassy_time::{Duration, Instant, with_deadline};
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
-use toolwire_core::gateway::{self, AskId, CloseReason, Connection, GatewayConfig};
+use toolwire_core::gateway::{self, AskId, CloseReason, Connection, Fixed, GatewayConfig};
 use toolwire_core::stream::{Deframed, Deframer, encode_frame};
 use toolwire_core::{ErrorObject, Json};
 
@@ -71,7 +71,7 @@ pub type Result<T, E = (i32, String)> = std::result::Result<T, E>;
 
 /// A gateway end of one connection.
 pub struct Gw<R, W> {
-    pub conn: Connection<'static, 8, 16>,
+    pub conn: Connection<'static, Fixed<8, 16>>,
     rx: R,
     tx: W,
     deframer: Deframer<Vec<u8>>,
