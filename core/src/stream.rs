@@ -194,6 +194,46 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> Deframer<B> {
     }
 }
 
+/// Decodes one COBS frame in place: `frame` is the bytes before a delimiter (no `0x00` in
+/// them); the payload is written over its start and its length returned. For a reader that
+/// keeps raw stream bytes in a buffer of its own and splits them at each `0x00` (a runtime
+/// that sizes its buffer by what arrives rather than by the largest frame); [`Deframer`] gives
+/// the same verdicts for the same bytes. A payload of zero bytes (`01`) is a valid frame of
+/// length 0, which a stream reader skips as the deframer does.
+///
+/// ```
+/// use toolwire_core::stream::{decode_in_place, encode_frame, FrameError};
+/// let mut wire = [0u8; 16];
+/// let n = encode_frame(b"a\0b", &mut wire).unwrap();
+/// let frame = &mut wire[..n - 1]; // without the delimiter
+/// let len = decode_in_place(frame).unwrap();
+/// assert_eq!(&frame[..len], b"a\0b");
+/// assert_eq!(decode_in_place(&mut [0x05, b'x']), Err(FrameError::Malformed)); // cut short
+/// ```
+pub fn decode_in_place(frame: &mut [u8]) -> Result<usize, FrameError> {
+    let (mut r, mut w) = (0, 0);
+    while r < frame.len() {
+        let code = frame[r];
+        r += 1;
+        let n = usize::from(code).wrapping_sub(1);
+        // A 0x00 here (a code byte of zero) or a block running past the end: not a frame.
+        if code == 0 || n > frame.len() - r {
+            return Err(FrameError::Malformed);
+        }
+        if frame[r..r + n].contains(&0) {
+            return Err(FrameError::Malformed);
+        }
+        frame.copy_within(r..r + n, w);
+        w += n;
+        r += n;
+        if code != 0xFF && r < frame.len() {
+            frame[w] = 0;
+            w += 1;
+        }
+    }
+    Ok(w)
+}
+
 /// COBS-encodes `payload` into `out` and appends the `0x00` delimiter; returns the length.
 pub fn encode_frame(payload: &[u8], out: &mut [u8]) -> Result<usize, crate::EncodeError> {
     let needed = max_encoded_len(payload.len());
