@@ -18,7 +18,7 @@ use futures_util::sink::SinkExt;
 use futures_util::stream::StreamExt;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use smol::net::TcpStream;
-use toolwire_core::stream::{Deframed, Deframer, encode_frame, max_encoded_len};
+use toolwire_core::stream::{decode_in_place, encode_frame, max_encoded_len};
 use toolwire_core::{Encoding, codec};
 
 /// Any duplex byte stream (TCP, TLS over TCP).
@@ -179,20 +179,35 @@ pub enum FrameReader {
         last: Option<Message>,
     },
     /// COBS frames.
-    Stream {
-        /// The read half.
-        io: ReadHalf<BoxIo>,
-        /// Deframer sized to the maximum frame.
-        deframer: Box<Deframer<Vec<u8>>>,
-        /// Bytes read and not yet fed.
-        buf: Vec<u8>,
-        /// Start of unfed bytes in `buf`.
-        pos: usize,
-        /// End of valid bytes in `buf`.
-        len: usize,
-        /// The frame last returned.
-        frame: Vec<u8>,
-    },
+    Stream(Box<StreamReader>),
+}
+
+/// Bytes read on a stream and not yet framed start in a buffer of this size.
+const READ_MIN: usize = 1024;
+/// A buffer larger than this goes back to [`READ_MIN`] (and a write buffer to [`WRITE_KEEP`])
+/// once traffic is light again: an idle connection holds little memory, a busy one keeps its
+/// large buffer.
+const KEEP: usize = 4096;
+/// What a stream writer keeps between light batches.
+const WRITE_KEEP: usize = 1024;
+
+/// COBS frames off a byte stream. Raw bytes are kept as they arrive (the buffer grows only as a
+/// frame needs, up to one frame of the maximum size, and shrinks when traffic is light), split at
+/// each `0x00` and decoded in place (`toolwire_core::stream::decode_in_place`, which gives the
+/// verdicts of the core's `Deframer`): no buffer of the maximum frame size per connection and no
+/// copy of a frame.
+pub struct StreamReader {
+    io: ReadHalf<BoxIo>,
+    /// `buf[start..end]` is unframed; `buf[start..scan]` holds no delimiter.
+    buf: Vec<u8>,
+    start: usize,
+    scan: usize,
+    end: usize,
+    /// Skipping an oversized frame up to its delimiter.
+    discarding: bool,
+    max_frame: usize,
+    /// Bytes the last read returned.
+    last_read: usize,
 }
 
 /// Sends frames.
@@ -238,47 +253,96 @@ impl FrameReader {
                     Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
                 }
             },
-            FrameReader::Stream {
-                io,
-                deframer,
-                buf,
-                pos,
-                len,
-                frame,
-            } => {
-                let mut reads = 0u32;
-                loop {
-                    while *pos < *len {
-                        let (used, out) = deframer.push(&buf[*pos..*len]);
-                        *pos += used;
-                        match out {
-                            Deframed::Frame(f) => {
-                                // Copied once into a buffer that keeps its capacity: the deframer's
-                                // own buffer cannot be lent out of this loop.
-                                frame.clear();
-                                frame.extend_from_slice(f);
-                                return Ok(Some(frame));
-                            }
-                            Deframed::Error(e) => tracing::debug!("dropped bytes on stream: {e}"),
-                            Deframed::NeedMore => {}
-                        }
-                    }
-                    // Consistent before the await, so that a cancelled read loses nothing.
-                    *pos = 0;
-                    *len = 0;
-                    let n = io.read(buf).await?;
-                    if n == 0 {
-                        return Ok(None);
-                    }
-                    *len = n;
-                    // A peer streaming a frame that is dropped as it arrives (oversized, garbage)
-                    // always has bytes ready: yield now and then, so that this task does not hold an
-                    // executor thread (and every other connection's work on it) for the whole frame.
-                    reads += 1;
-                    if reads.is_multiple_of(16) {
-                        smol::future::yield_now().await;
-                    }
+            FrameReader::Stream(r) => r.next().await,
+        }
+    }
+}
+
+impl StreamReader {
+    fn new(io: ReadHalf<BoxIo>, max_frame: usize) -> Self {
+        StreamReader {
+            io,
+            buf: vec![0; READ_MIN],
+            start: 0,
+            scan: 0,
+            end: 0,
+            discarding: false,
+            max_frame,
+            last_read: 0,
+        }
+    }
+
+    /// Bytes of buffer held (for tests of the memory an idle connection keeps).
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    async fn next(&mut self) -> io::Result<Option<&[u8]>> {
+        // The largest frame's COBS form, without its delimiter, fits in this many bytes: a run of
+        // this many bytes without a delimiter is a frame too large.
+        let limit = max_encoded_len(self.max_frame);
+        let mut reads = 0u32;
+        loop {
+            while let Some(p) = self.buf[self.scan..self.end].iter().position(|&b| b == 0) {
+                let (s, z) = (self.start, self.scan + p);
+                self.start = z + 1;
+                self.scan = z + 1;
+                if self.discarding {
+                    self.discarding = false;
+                    continue;
                 }
+                match decode_in_place(&mut self.buf[s..z]) {
+                    Ok(0) => {} // empty frames and stray delimiters are ignored
+                    Ok(n) if n > self.max_frame => {
+                        tracing::debug!(
+                            "dropped a frame on stream: larger than {} bytes",
+                            self.max_frame
+                        )
+                    }
+                    Ok(n) => return Ok(Some(&self.buf[s..s + n])),
+                    Err(e) => tracing::debug!("dropped bytes on stream: {e}"),
+                }
+            }
+            self.scan = self.end;
+            if !self.discarding && self.end - self.start >= limit {
+                tracing::debug!(
+                    "dropping a frame on stream: larger than {} bytes",
+                    self.max_frame
+                );
+                self.discarding = true;
+            }
+            if self.discarding {
+                self.start = self.end;
+            }
+            // Make room; consistent before the await, so that a cancelled read loses nothing.
+            if self.start == self.end {
+                (self.start, self.scan, self.end) = (0, 0, 0);
+                if self.buf.len() > KEEP && self.last_read < KEEP / 2 {
+                    self.buf.truncate(READ_MIN);
+                    self.buf.shrink_to_fit();
+                }
+            } else if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.scan -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                let grown = (self.buf.len() * 2).clamp(READ_MIN, limit.max(READ_MIN));
+                self.buf.resize(grown, 0);
+            }
+            let n = self.io.read(&mut self.buf[self.end..]).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.end += n;
+            self.last_read = n;
+            // A peer streaming a frame that is dropped as it arrives (oversized, garbage) always
+            // has bytes ready: yield now and then, so that this task does not hold an executor
+            // thread (and every other connection's work on it) for the whole frame.
+            reads += 1;
+            if reads.is_multiple_of(16) {
+                smol::future::yield_now().await;
             }
         }
     }
@@ -319,6 +383,11 @@ impl FrameWriter {
                     buf.truncate(start + n);
                 }
                 io.write_all(buf).await?;
+                // A light batch after a heavy one: give the large buffer back.
+                if buf.capacity() > KEEP && buf.len() <= WRITE_KEEP {
+                    buf.clear();
+                    buf.shrink_to(WRITE_KEEP);
+                }
                 io.flush().await
             }
         }
@@ -351,8 +420,12 @@ impl FrameWriter {
     }
 }
 
+/// WebSocket settings: messages up to `max_frame`, and a read buffer of 4 KiB instead of
+/// tungstenite's 128 KiB (allocated whole for every connection; a larger message is read
+/// in several pieces), so that a gateway holds thousands of idle peers.
 fn ws_config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(KEEP)
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame))
 }
@@ -372,17 +445,10 @@ fn split_ws(ws: WebSocketStream<BoxIo>) -> (FrameReader, FrameWriter) {
 pub fn stream(io: BoxIo, max_frame: usize) -> (FrameReader, FrameWriter) {
     let (r, w) = smol::io::split(io);
     (
-        FrameReader::Stream {
-            io: r,
-            deframer: Box::new(Deframer::new(vec![0u8; max_frame])),
-            buf: vec![0u8; 16 * 1024],
-            pos: 0,
-            len: 0,
-            frame: Vec::new(),
-        },
+        FrameReader::Stream(Box::new(StreamReader::new(r, max_frame))),
         FrameWriter::Stream {
             io: w,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: Vec::new(),
         },
     )
 }
@@ -461,6 +527,68 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cobs(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; max_encoded_len(payload.len())];
+        let n = encode_frame(payload, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    /// A stream reader over a real loopback socket: frames split across reads, a frame over the
+    /// limit dropped without ending the stream, garbage skipped, and a buffer that grew for a
+    /// large frame given back once traffic is light.
+    #[test]
+    fn stream_reader_grows_for_large_frames_and_shrinks_when_idle() {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let writer = smol::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+                let mut bytes = cobs(b"first");
+                bytes.extend(cobs(&big));
+                bytes.extend(cobs(&vec![7u8; 70_000])); // over the 64 KiB limit
+                bytes.extend([0x05, b'x', 0x00]); // cut short
+                bytes.extend(cobs(b"after"));
+                // In pieces, so that frames straddle reads.
+                for chunk in bytes.chunks(999) {
+                    s.write_all(chunk).await.unwrap();
+                    s.flush().await.unwrap();
+                }
+                // Light traffic afterwards.
+                for i in 0..3u8 {
+                    smol::Timer::after(std::time::Duration::from_millis(20)).await;
+                    s.write_all(&cobs(&[b'p', i])).await.unwrap();
+                }
+                big
+            });
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (mut reader, _w) = stream(Box::new(tcp), 64 * 1024);
+            let mut got = vec![];
+            let mut largest = 0;
+            for _ in 0..6 {
+                let f = reader.next().await.unwrap().expect("a frame").to_vec();
+                if let FrameReader::Stream(r) = &reader {
+                    largest = largest.max(r.buffer_capacity());
+                }
+                got.push(f);
+            }
+            let big = writer.await;
+            assert_eq!(got[0], b"first");
+            assert_eq!(got[1], big);
+            assert_eq!(got[2], b"after");
+            assert_eq!(
+                &got[3..],
+                &[b"p\0".to_vec(), b"p\x01".to_vec(), b"p\x02".to_vec()]
+            );
+            assert!(largest >= 40_000, "grew to {largest}");
+            let FrameReader::Stream(r) = &reader else {
+                unreachable!()
+            };
+            assert!(r.buffer_capacity() <= KEEP, "kept {}", r.buffer_capacity());
+        });
+    }
 
     #[test]
     fn endpoints_parse_or_say_why_not() {
