@@ -128,7 +128,9 @@ struct ToolRec<K> {
 
 struct NodeRec<K> {
     conn: ConnId,
-    tools: BTreeMap<String, ToolRec<K>>,
+    /// Boxed: a map's node has room for eleven entries, so a node with one tool would pay for
+    /// eleven records (a compiled schema is a few hundred bytes).
+    tools: BTreeMap<String, Box<ToolRec<K>>>,
     bucket: Bucket,
 }
 

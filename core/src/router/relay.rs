@@ -39,13 +39,13 @@ impl<S: Schemas> Router<S> {
                         .insert(node.clone());
                     rec.tools.insert(
                         name,
-                        ToolRec {
+                        Box::new(ToolRec {
                             description: t.description.to_string(),
                             input_schema: t.input_schema.as_str().to_owned(),
                             output_schema: t.output_schema.map(|o| o.as_str().to_owned()),
                             annotations: t.annotations,
                             compiled: k,
-                        },
+                        }),
                     );
                 }
                 self.tools_changed(node);

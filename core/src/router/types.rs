@@ -312,6 +312,18 @@ impl Outbox {
         self.frames = 0;
     }
 
+    /// Bytes of memory held for frames.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives back memory beyond `keep` bytes (or beyond what the frames queued need): a
+    /// runtime calls it after a light batch, so that a connection that was busy once does not
+    /// hold its largest batch's memory while idle.
+    pub fn trim(&mut self, keep: usize) {
+        self.buf.shrink_to(keep.max(self.buf.len()));
+    }
+
     pub(super) fn push(&mut self, frame: &[u8]) {
         self.buf
             .extend_from_slice(&(frame.len() as u32).to_le_bytes());

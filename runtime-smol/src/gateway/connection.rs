@@ -13,6 +13,9 @@ use toolwire_core::router::Outbox;
 use super::{Gateway, Inner};
 use crate::transport::{Close, FrameReader, FrameWriter};
 
+/// Bytes an idle connection's outbox keeps.
+const OUTBOX_KEEP: usize = 1024;
+
 enum Woke<'f> {
     Frame(io::Result<Option<&'f [u8]>>),
     Wake,
@@ -58,7 +61,12 @@ impl Gateway {
                     tracing::debug!("{peer}: write failed: {e}");
                     break;
                 }
+                // After a light batch, an outbox grown by a heavy one gives its memory back.
+                let light = out.bytes() <= OUTBOX_KEEP;
                 out.clear();
+                if light && out.capacity() > 4 * OUTBOX_KEEP {
+                    out.trim(OUTBOX_KEEP);
+                }
             }
             if closing {
                 break;

@@ -650,7 +650,9 @@ impl Gateway {
                 smol::spawn(async move {
                     let inner = gw.inner.clone();
                     let _socket = SocketCount::new(&inner.sockets);
-                    let setup = async {
+                    // Boxed, so that the handshake's state (TLS, WebSocket upgrade) is freed
+                    // once done instead of sizing this task's memory for as long as it runs.
+                    let setup = Box::pin(async {
                         let io = transport::accept_io(tcp, tls.as_ref()).await?;
                         match framing {
                             Framing::Stream => {
@@ -660,7 +662,7 @@ impl Gateway {
                                 transport::ws_accept(io, gw.inner.cfg.max_frame as usize).await
                             }
                         }
-                    };
+                    });
                     let timeout = gw.inner.cfg.handshake_timeout;
                     let r = setup
                         .or(async {
