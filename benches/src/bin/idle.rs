@@ -1,8 +1,9 @@
-//! Gateway memory per idle node: N nodes connect over TCP, say hello and register one tool, and
-//! stay idle; the gateway process's resident memory grows by this much per node.
+//! Gateway memory per idle node: N nodes connect over TCP or WebSocket, say hello and register
+//! one tool, and stay idle; the gateway process's resident memory grows by this much per node.
 //!
 //! ```sh
-//! cargo run --release -p toolwire-benches --bin idle -- 2000
+//! cargo run --release -p toolwire-benches --bin idle -- 2000        # TCP
+//! cargo run --release -p toolwire-benches --bin idle -- 2000 ws     # WebSocket
 //! ```
 //!
 //! The nodes are plain blocking sockets on this process's main thread (their user-space memory
@@ -13,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use async_tungstenite::tungstenite;
 use toolwire_core::stream::{encode_frame, max_encoded_len};
 use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
 
@@ -32,15 +34,45 @@ fn frame(json: &str) -> Vec<u8> {
     out
 }
 
-fn node(addr: &str, i: usize) -> TcpStream {
+fn hello(i: usize) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"hello","params":{{"min_version":1,"max_version":1,"role":"node","id":"n{i}","encodings":{{"json":true,"postcard":false}},"max_frame":65536,"max_in_flight":4}}}}"#
+    )
+}
+
+const REGISTER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"echo","description":"Returns its arguments.","input_schema":{"type":"object"}}]}}"#;
+
+/// A node on its own socket, idle once registered.
+enum Idle {
+    Tcp(#[allow(dead_code)] TcpStream),
+    Ws(#[allow(dead_code)] Box<tungstenite::WebSocket<TcpStream>>),
+}
+
+fn ws_node(addr: &str, i: usize) -> Idle {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    // The nodes live in this process: a small read buffer keeps their share of the figure small
+    // (tungstenite's default is 128 KiB each).
+    let cfg = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(256);
+    let (mut ws, _) =
+        tungstenite::client::client_with_config(format!("ws://{addr}/"), s, Some(cfg))
+            .expect("upgrade");
+    for f in [hello(i), REGISTER.to_owned()] {
+        ws.send(tungstenite::Message::text(f)).expect("send");
+    }
+    // Welcome and register ack.
+    for _ in 0..2 {
+        let m = ws.read().expect("read");
+        assert!(m.is_text(), "gateway closed node {i}: {m:?}");
+    }
+    Idle::Ws(Box::new(ws))
+}
+
+fn node(addr: &str, i: usize) -> Idle {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).ok();
-    let hello = format!(
-        r#"{{"jsonrpc":"2.0","id":0,"method":"hello","params":{{"min_version":1,"max_version":1,"role":"node","id":"n{i}","encodings":{{"json":true,"postcard":false}},"max_frame":65536,"max_in_flight":4}}}}"#
-    );
-    let register = r#"{"jsonrpc":"2.0","id":1,"method":"register","params":{"tools":[{"name":"echo","description":"Returns its arguments.","input_schema":{"type":"object"}}]}}"#;
-    let mut bytes = frame(&hello);
-    bytes.extend(frame(register));
+    let mut bytes = frame(&hello(i));
+    bytes.extend(frame(REGISTER));
     s.write_all(&bytes).expect("write");
     // Welcome and register ack: two frames, each ending in 0x00.
     let (mut zeros, mut buf) = (0, [0u8; 4096]);
@@ -49,7 +81,7 @@ fn node(addr: &str, i: usize) -> TcpStream {
         assert!(n > 0, "gateway closed node {i}");
         zeros += buf[..n].iter().filter(|&&b| b == 0).count();
     }
-    s
+    Idle::Tcp(s)
 }
 
 fn main() {
@@ -57,12 +89,18 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
+    let ws = std::env::args().nth(2).as_deref() == Some("ws");
+    let (scheme, node): (_, fn(&str, usize) -> Idle) =
+        if ws { ("ws", ws_node) } else { ("tcp", node) };
     let gw = Gateway::new(GatewayConfig {
         max_connections: n + 16,
         ..Default::default()
     });
-    let listener = smol::block_on(gw.listen(&Endpoint::parse("tcp://127.0.0.1:0").unwrap(), None))
-        .expect("listen");
+    let listener = smol::block_on(gw.listen(
+        &Endpoint::parse(&format!("{scheme}://127.0.0.1:0")).unwrap(),
+        None,
+    ))
+    .expect("listen");
     let addr = listener.addr.to_string();
     let mut nodes = vec![node(&addr, 0)];
     let wait = |want: usize| {
@@ -83,7 +121,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let after = rss_kib();
     println!(
-        "{n} idle TCP nodes: gateway RSS +{} KiB, {:.1} KiB per node; connected and registered in {:.2} s",
+        "{n} idle {scheme} nodes: gateway RSS +{} KiB, {:.1} KiB per node; connected and registered in {:.2} s",
         after - before,
         (after - before) as f64 / n as f64,
         started.elapsed().as_secs_f64()
