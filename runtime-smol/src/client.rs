@@ -649,7 +649,7 @@ impl driver::Session for ClientSession {
         self.core.handle_timeout(now);
     }
 
-    fn drain_events(&mut self) {
+    fn drain_events(&mut self, _out: &mut Batch) {
         // Only the close of a timeout (or a shutdown) arrives this way: `is_closed` ends the
         // loop.
         while self.core.poll_event().is_some() {}

@@ -37,7 +37,7 @@ pub(crate) trait Session {
     fn handle_timeout(&mut self, now: Instant);
 
     /// Acts on the core's events not tied to an input (calls expired, connection timed out).
-    fn drain_events(&mut self);
+    fn drain_events(&mut self, out: &mut Batch);
 
     /// Writes the core's next queued frame into `out`; `None` when there is nothing to send.
     fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>>;
@@ -146,7 +146,7 @@ pub(crate) async fn run<S: Session>(
     mut out: Batch,
 ) {
     let end = loop {
-        session.drain_events();
+        session.drain_events(&mut out);
         while let Some(r) = session.poll_transmit(out.space()) {
             match r {
                 Ok(n) => out.commit(n),
@@ -242,7 +242,7 @@ mod tests {
             self.deadline = None;
             let _ = self.seen.try_send(Seen::Timeout);
         }
-        fn drain_events(&mut self) {}
+        fn drain_events(&mut self, _out: &mut Batch) {}
         fn poll_transmit(&mut self, _out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
             None
         }

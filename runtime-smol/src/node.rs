@@ -8,8 +8,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_rustls::rustls::ClientConfig;
@@ -427,6 +429,7 @@ impl HostNode {
             tools: self.tools.clone(),
             cmd_tx,
             running: HashMap::new(),
+            finished: Vec::new(),
             asks: HashMap::new(),
             status,
             was_ready: false,
@@ -448,6 +451,8 @@ struct NodeSession<'t> {
     tools: Arc<Vec<Tool>>,
     cmd_tx: Sender<Cmd>,
     running: HashMap<usize, Task<()>>,
+    /// Calls whose tool answered at once, to send in this turn.
+    finished: Vec<(CallHandle, Result<String, ToolError>)>,
     asks: HashMap<usize, Sender<Result<Value, CallError>>>,
     status: Option<Sender<NodeStatus>>,
     was_ready: bool,
@@ -467,6 +472,7 @@ impl driver::Session for NodeSession<'_> {
         if let Some(ev) = h.event {
             self.on_event(ev);
         }
+        self.send_finished(out);
     }
 
     fn handle_cmd(&mut self, cmd: Cmd, out: &mut Batch) {
@@ -477,10 +483,11 @@ impl driver::Session for NodeSession<'_> {
         self.node.handle_timeout(now);
     }
 
-    fn drain_events(&mut self) {
+    fn drain_events(&mut self, out: &mut Batch) {
         while let Some(ev) = self.node.poll_event() {
             self.on_event(ev);
         }
+        self.send_finished(out);
     }
 
     fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
@@ -510,7 +517,20 @@ impl driver::Session for NodeSession<'_> {
     }
 }
 
+fn panicked(_: Box<dyn std::any::Any + Send>) -> Result<String, ToolError> {
+    Err(ToolError::failed("the tool panicked"))
+}
+
 impl NodeSession<'_> {
+    /// Results of the tools that answered as they were called.
+    fn send_finished(&mut self, out: &mut Batch) {
+        let mut finished = std::mem::take(&mut self.finished);
+        for (call, result) in finished.drain(..) {
+            self.on_cmd(Cmd::Done { call, result }, out);
+        }
+        self.finished = finished;
+    }
+
     fn on_event(&mut self, ev: NodeEvent<'_>) {
         match ev {
             NodeEvent::Ready { rejected } => {
@@ -529,16 +549,44 @@ impl NodeSession<'_> {
                     call,
                     cmd: self.cmd_tx.clone(),
                 };
-                let done = self.cmd_tx.clone();
-                let task = smol::spawn(async move {
-                    let _permit = match &t.limit {
-                        Some(s) => Some(s.acquire_arc().await),
-                        None => None,
-                    };
-                    let result = (t.handler)(ctx, args).await.map(|v| v.to_string());
-                    let _ = done.send(Cmd::Done { call, result }).await;
-                });
-                self.running.insert(call.slot(), task);
+                // A panicking tool fails its call (the node and its other calls go on).
+                let mut run = Box::pin(
+                    AssertUnwindSafe(async move {
+                        let _permit = match &t.limit {
+                            Some(s) => Some(s.acquire_arc().await),
+                            None => None,
+                        };
+                        (t.handler)(ctx, args).await.map(|v| v.to_string())
+                    })
+                    .catch_unwind(),
+                );
+                // Polled once here: a tool that does not wait (most do not) answers in this
+                // turn of the loop, with no task spawned and no wake-up through the command
+                // channel. One that waits goes on in a task of its own; its next poll there
+                // registers the task's waker (the no-op one of this poll is forgotten).
+                let mut cx = Context::from_waker(Waker::noop());
+                match run.as_mut().poll(&mut cx) {
+                    // Progress the tool sent is in the command channel: the result goes after it.
+                    Poll::Ready(r) if self.cmd_tx.is_empty() => {
+                        self.finished.push((call, r.unwrap_or_else(panicked)))
+                    }
+                    Poll::Ready(r) => {
+                        let done = self.cmd_tx.clone();
+                        let result = r.unwrap_or_else(panicked);
+                        let task = smol::spawn(async move {
+                            let _ = done.send(Cmd::Done { call, result }).await;
+                        });
+                        self.running.insert(call.slot(), task);
+                    }
+                    Poll::Pending => {
+                        let done = self.cmd_tx.clone();
+                        let task = smol::spawn(async move {
+                            let result = run.await.unwrap_or_else(panicked);
+                            let _ = done.send(Cmd::Done { call, result }).await;
+                        });
+                        self.running.insert(call.slot(), task);
+                    }
+                }
             }
             NodeEvent::Cancel { call } => {
                 // Dropping the task cancels the handler at its next await point.

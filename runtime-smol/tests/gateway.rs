@@ -667,3 +667,61 @@ fn tool_listings_page_and_shrink_pages_to_fit_the_frame() {
         assert_eq!(client.tools(Some("tool_14"), None).await.unwrap().len(), 10);
     });
 }
+
+#[test]
+fn a_panicking_tool_fails_its_call_and_the_node_goes_on() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        // One panics as it is called, one after waiting; a third answers with progress first
+        // without ever waiting (its result must not overtake its progress).
+        let now = Tool::new("now", "panics", json!({"type":"object"}), |_, _| async {
+            panic!("at once")
+        });
+        let later = Tool::new("later", "panics", json!({"type":"object"}), |_, _| async {
+            smol::Timer::after(Duration::from_millis(10)).await;
+            panic!("after a wait")
+        });
+        let quick = Tool::new(
+            "quick",
+            "progress then result",
+            json!({"type":"object"}),
+            |ctx, _| async move {
+                ctx.progress(1, Some(2), Some("half"), None).await;
+                Ok(json!("done"))
+            },
+        );
+        let node = HostNode::new(NodeOptions::new("p1"))
+            .tool(now)
+            .tool(later)
+            .tool(quick);
+        let _node = spawn_node(&ws, node);
+        assert!(gw.wait_for_node("p1", Duration::from_secs(5)).await);
+        let opts = || CallOptions {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        for tool in ["now", "later", "now"] {
+            let e = gw.call("p1", tool, &json!({}), opts()).await.unwrap_err();
+            assert_eq!(e.known(), Some(ErrorCode::ToolFailed), "{tool}: {e}");
+            assert!(e.message.contains("panicked"), "{e}");
+        }
+        let (tx, rx) = unbounded();
+        let r = gw
+            .call(
+                "p1",
+                "quick",
+                &json!({}),
+                CallOptions {
+                    progress: Some(tx),
+                    ..opts()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(r, json!("done"));
+        let p = rx
+            .try_recv()
+            .expect("the progress arrived before the result");
+        assert_eq!((p.progress, p.total), (1, Some(2)));
+    });
+}
