@@ -145,6 +145,11 @@ pub(crate) async fn run<S: Session>(
     cmds: &Receiver<S::Cmd>,
     mut out: Batch,
 ) {
+    // One timer for the whole connection, moved only when the deadline moves: a timer made
+    // and dropped every turn costs a reactor update (and a wake-up of the reactor thread) per
+    // frame.
+    let mut timer = smol::Timer::never();
+    let mut armed: Option<std::time::Instant> = None;
     let end = loop {
         session.drain_events(&mut out);
         while let Some(r) = session.poll_transmit(out.space()) {
@@ -173,12 +178,14 @@ pub(crate) async fn run<S: Session>(
                 }
             })
             .or(async {
-                match deadline {
-                    Some(t) => {
-                        smol::Timer::at(t).await;
+                if deadline != armed {
+                    armed = deadline;
+                    match deadline {
+                        Some(t) => timer.set_at(t),
+                        None => timer = smol::Timer::never(),
                     }
-                    None => std::future::pending::<()>().await,
                 }
+                (&mut timer).await;
                 Woke::Timer
             })
             .await;
@@ -188,7 +195,11 @@ pub(crate) async fn run<S: Session>(
             Woke::Frame(Err(e)) => break End::Failed(e),
             Woke::Cmd(c) => session.handle_cmd(c, &mut out),
             Woke::NoMoreCmds => break End::Abandoned,
-            Woke::Timer => session.handle_timeout(clock.now()),
+            Woke::Timer => {
+                // A fired timer fires no more until set again.
+                armed = None;
+                session.handle_timeout(clock.now())
+            }
         }
     };
     let close = match &end {
