@@ -1,0 +1,62 @@
+//! Sequential calls through the gateway to a host node's `echo` tool, in one process, for
+//! profilers: instructions per call (run with N and with 0, subtract, divide) do not depend on
+//! the machine's load the way timings do.
+//!
+//! ```sh
+//! cargo build --release -p toolwire-benches --example call_loop
+//! B=target/release/examples/call_loop
+//! SMOL_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/tmp/cl.out $B tcp json 2000
+//! SMOL_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/tmp/cl0.out $B tcp json 0
+//! callgrind_annotate /tmp/cl.out | head -60
+//! ```
+
+use std::time::Duration;
+
+use serde_json::json;
+use toolwire_core::frame::Encodings;
+use toolwire_smol::gateway::CallOptions;
+use toolwire_smol::node::{HostNode, NodeOptions, Tool};
+use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
+
+const ARGS: &str = r#"{"channel":2,"label":"bench","values":[1,2,3,4]}"#;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let transport = args.next().unwrap_or_else(|| "tcp".into());
+    let encoding = args.next().unwrap_or_else(|| "json".into());
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    smol::block_on(async {
+        let gw = Gateway::new(GatewayConfig::default());
+        let listener = gw
+            .listen(
+                &Endpoint::parse(&format!("{transport}://127.0.0.1:0")).unwrap(),
+                None,
+            )
+            .await
+            .expect("listen");
+        let ep = Endpoint::parse(&format!("{transport}://{}", listener.addr)).unwrap();
+        let mut opts = NodeOptions::new("n");
+        if encoding == "json" {
+            opts.encodings = Encodings::JSON;
+        }
+        let node = HostNode::new(opts).tool(Tool::new(
+            "echo",
+            "returns its arguments",
+            json!({"type": "object"}),
+            |_, v| async move { Ok(v) },
+        ));
+        let _node = smol::spawn(async move { node.run(&ep, None).await });
+        assert!(gw.wait_for_node("n", Duration::from_secs(10)).await);
+        // Warm-up: the same for every N, so that it subtracts out.
+        for _ in 0..100 {
+            gw.call_raw("n", "echo", ARGS, CallOptions::default())
+                .await
+                .expect("call");
+        }
+        for _ in 0..n {
+            gw.call_raw("n", "echo", ARGS, CallOptions::default())
+                .await
+                .expect("call");
+        }
+    });
+}
