@@ -6,9 +6,8 @@
 //! cargo run --release -p toolwire-benches --bin idle -- 2000 ws     # WebSocket
 //! ```
 //!
-//! The nodes are plain blocking sockets on this process's main thread (their user-space memory
-//! is a few hundred bytes each: the figure is the gateway's). Linux only (reads
-//! `/proc/self/status`).
+//! The nodes are plain blocking sockets in a child process (this binary run with `--nodes`), so
+//! the figure is the gateway's alone. Linux only (reads `/proc/self/status`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -85,13 +84,16 @@ fn node(addr: &str, i: usize) -> Idle {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1000);
-    let ws = std::env::args().nth(2).as_deref() == Some("ws");
-    let (scheme, node): (_, fn(&str, usize) -> Idle) =
-        if ws { ("ws", ws_node) } else { ("tcp", node) };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--nodes") {
+        return run_nodes(&args[1..]);
+    }
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let scheme = if args.get(1).map(String::as_str) == Some("ws") {
+        "ws"
+    } else {
+        "tcp"
+    };
     let gw = Gateway::new(GatewayConfig {
         max_connections: n + 16,
         ..Default::default()
@@ -102,29 +104,66 @@ fn main() {
     ))
     .expect("listen");
     let addr = listener.addr.to_string();
-    let mut nodes = vec![node(&addr, 0)];
+    // The nodes live in a child process (this binary with `--nodes`), so that the figure is the
+    // gateway's alone.
+    let spawn_nodes = |from: usize, to: usize| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--nodes", &addr, &from.to_string(), &to.to_string(), scheme])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node process");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .expect("node process output");
+        assert_eq!(line.trim(), "ready", "node process failed");
+        child
+    };
     let wait = |want: usize| {
-        let until = Instant::now() + Duration::from_secs(30);
+        let until = Instant::now() + Duration::from_secs(60);
         while gw.nodes().iter().filter(|s| s.tools == 1).count() < want {
             assert!(Instant::now() < until, "nodes did not register");
             std::thread::sleep(Duration::from_millis(5));
         }
     };
+    let mut first = spawn_nodes(0, 1);
     wait(1);
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib();
     let started = Instant::now();
-    for i in 1..=n {
-        nodes.push(node(&addr, i));
-    }
+    let mut rest = spawn_nodes(1, n + 1);
     wait(n + 1);
+    let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_millis(200));
     let after = rss_kib();
     println!(
         "{n} idle {scheme} nodes: gateway RSS +{} KiB, {:.1} KiB per node; connected and registered in {:.2} s",
         after - before,
         (after - before) as f64 / n as f64,
-        started.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
+    for c in [&mut first, &mut rest] {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+}
+
+/// `--nodes ADDR FROM TO SCHEME`: connects nodes FROM..TO, says "ready", holds them until
+/// stdin closes.
+fn run_nodes(args: &[String]) {
+    let (addr, from, to, scheme) = (
+        &args[0],
+        args[1].parse::<usize>().unwrap(),
+        args[2].parse::<usize>().unwrap(),
+        args[3].as_str(),
+    );
+    let connect: fn(&str, usize) -> Idle = if scheme == "ws" { ws_node } else { node };
+    let nodes: Vec<Idle> = (from..to).map(|i| connect(addr, i)).collect();
+    println!("ready");
+    let mut sink = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
     drop(nodes);
 }
