@@ -58,7 +58,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
     let gw = Gateway::new(GatewayConfig {
-        max_connections: n + 16,
+        max_nodes: n + 16,
         ..Default::default()
     });
     let listener = smol::block_on(gw.listen(&Endpoint::parse("tcp://127.0.0.1:0").unwrap(), None))
