@@ -763,3 +763,34 @@ fn a_node_flood_leaves_room_for_controllers() {
         assert_eq!(r, json!({"y": 2}));
     });
 }
+
+#[test]
+fn every_gateway_runs_its_timers() {
+    // A gateway's timer task may start on the executor's thread before `Gateway::new` has
+    // returned; it must still serve that gateway. A silent socket, closed at the handshake
+    // timeout, shows the timer of each of many gateways at work.
+    smol::block_on(async {
+        let mut held = vec![];
+        for _ in 0..50 {
+            let gw = Gateway::new(GatewayConfig {
+                handshake_timeout: Duration::from_millis(100),
+                ..Default::default()
+            });
+            let l = gw
+                .listen(&Endpoint::parse("tcp://127.0.0.1:0").unwrap(), None)
+                .await
+                .unwrap();
+            let s = std::net::TcpStream::connect(l.addr).unwrap();
+            held.push((gw, l, s));
+        }
+        for (i, (_, _, s)) in held.iter_mut().enumerate() {
+            use std::io::Read;
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let r = s.read(&mut [0u8; 16]);
+            assert!(
+                matches!(r, Ok(0)),
+                "gateway {i}: a silent socket outlived the handshake timeout: {r:?}"
+            );
+        }
+    });
+}

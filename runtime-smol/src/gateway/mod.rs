@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use futures_rustls::rustls::{ClientConfig, ServerConfig};
@@ -397,7 +397,8 @@ pub(crate) struct Inner {
     state: Mutex<Shared>,
     /// Tells the timer task that the router's next deadline moved.
     timer_wake: Sender<()>,
-    _timer: Task<()>,
+    /// The timer task (set right after the gateway is built; dropped with it).
+    timer: OnceLock<Task<()>>,
     /// Sockets accepted and not yet closed (including those still in TLS/WebSocket setup).
     sockets: Arc<AtomicUsize>,
     /// Sockets accepted whose `hello` is not accepted yet (TLS/WebSocket setup included).
@@ -612,7 +613,7 @@ impl Gateway {
         rc.max_handshakes = cfg.max_handshakes;
         rc.max_queued = 16 * cfg.max_frame as usize;
         let (timer_wake, timer_rx) = bounded(1);
-        let inner = Arc::new_cyclic(|weak| Inner {
+        let inner = Arc::new(Inner {
             clock: Clock::new(),
             state: Mutex::new(Shared {
                 router: Router::new(rc, JsonSchemas),
@@ -622,11 +623,17 @@ impl Gateway {
                 armed: None,
             }),
             timer_wake,
-            _timer: spawn_timer(weak.clone(), timer_rx),
+            timer: OnceLock::new(),
             sockets: Arc::new(AtomicUsize::new(0)),
             handshakes: Arc::new(AtomicUsize::new(0)),
             cfg,
         });
+        // Spawned once the gateway exists: a timer task that ran while `Inner` was still being
+        // built (as `Arc::new_cyclic` allowed) found no gateway behind its weak handle, ended,
+        // and left the gateway without heartbeats or timeouts.
+        let _ = inner
+            .timer
+            .set(spawn_timer(Arc::downgrade(&inner), timer_rx));
         Gateway { inner }
     }
 
