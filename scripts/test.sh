@@ -46,9 +46,13 @@ bash scripts/footprint.sh --markdown \
   firmware/qemu/target/thumbv7m-none-eabi/release/node \
   firmware/nucleo-f429zi/target/thumbv7em-none-eabihf/release/node
 
-step "benchmarks compile; end-to-end benchmark, short run"
+step "benchmarks compile; end-to-end and fleet benchmarks, short runs"
 cargo bench --workspace --no-run --locked
 SMOL_THREADS=2 cargo run --release --locked -p toolwire-benches --bin e2e -- --quick
+# Many idle nodes on one gateway (the `toolwire` binary, run as a child process): a few hundred
+# nodes per transport and encoding, ~10 s; fails if any node is dropped.
+cargo build --release --locked -p toolwire --bin toolwire
+cargo run --release --locked -p toolwire-benches --bin fleet -- --quick
 
 step "fuzz smoke run"
 bash scripts/fuzz-smoke.sh

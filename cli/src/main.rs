@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
+use toolwire_core::router::{DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_NODES};
 use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
 use toolwire_smol::gateway::{Acl, RateLimit, TokenSpec};
 use toolwire_smol::node::{HostNode, NodeOptions, SessionEnd};
@@ -72,6 +73,43 @@ struct GatewayArgs {
     /// Allow a non-loopback listener without a token.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Nodes connected at once, at most; a node past it is refused with -32005 ("gateway
+    /// full"). Every connection is a file descriptor: see `ulimit -n`.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_NODES, value_parser = count)]
+    max_nodes: usize,
+    /// Controllers connected at once, at most, counted apart from nodes (a flood of nodes
+    /// cannot lock controllers out).
+    #[arg(long, value_name = "M", default_value_t = DEFAULT_MAX_CONTROLLERS, value_parser = count)]
+    max_controllers: usize,
+    /// Seconds between pings; a peer silent for three intervals is dropped.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    heartbeat: Duration,
+    /// Seconds a new connection has to say hello (TLS and WebSocket setup included).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    handshake_timeout: Duration,
+}
+
+/// A limit: a whole number, at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Seconds as a decimal number: finite, at least a millisecond (intervals travel in whole
+/// milliseconds, and 0 would turn heartbeats off), at most what a `u32` of milliseconds holds
+/// (the welcome's `heartbeat_ms`), about 49 days.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let max = f64::from(u32::MAX) / 1000.0;
+    if !v.is_finite() || !(0.001..=max).contains(&v) {
+        return Err(format!("must be between 0.001 and {max} seconds"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Clone)]
@@ -134,8 +172,8 @@ struct CallArgs {
     #[arg(default_value = "{}")]
     args: String,
     /// Seconds to wait.
-    #[arg(long, default_value_t = 30.0)]
-    timeout: f64,
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    timeout: Duration,
 }
 
 #[derive(Args)]
@@ -200,6 +238,20 @@ async fn gateway(a: GatewayArgs) -> Res {
         });
     }
     cfg.allow_open_public = a.insecure_no_auth;
+    cfg.max_nodes = a.max_nodes;
+    cfg.max_controllers = a.max_controllers;
+    cfg.heartbeat = a.heartbeat;
+    cfg.handshake_timeout = a.handshake_timeout;
+    if let Some(limit) = open_file_limit()
+        && cfg.max_connections() as u64 + 64 > limit
+    {
+        eprintln!(
+            "warning: up to {} connections (--max-nodes + --max-controllers + {} handshakes) but \
+             this process may open {limit} files: raise `ulimit -n` or lower the limits",
+            cfg.max_connections(),
+            cfg.max_handshakes,
+        );
+    }
     cfg.rate_limit = a.rate.map(|r| RateLimit {
         per_second: r,
         burst: (r * 2.0).ceil().max(1.0) as u32,
@@ -245,6 +297,13 @@ async fn gateway(a: GatewayArgs) -> Res {
         tracing::info!("{e:?}");
     }
     Ok(())
+}
+
+/// The soft limit on open files of this process (Linux: `/proc/self/limits`).
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 async fn connect(c: &Connect) -> Result<Client, String> {
@@ -328,7 +387,7 @@ async fn call(a: CallArgs) -> Res {
         shown
     });
     let opts = ClientCallOptions {
-        timeout: Some(Duration::from_secs_f64(a.timeout)),
+        timeout: Some(a.timeout),
         progress: Some(ptx),
         asks: None,
     };
@@ -359,4 +418,80 @@ async fn mcp(a: McpArgs) -> Res {
     toolwire::mcp::serve_stdio(client, opts)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway_args(extra: &[&str]) -> Result<GatewayArgs, clap::Error> {
+        let argv = ["toolwire", "gateway"].iter().chain(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Gateway(a) => Ok(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn gateway_limits_and_intervals_default_to_the_library_defaults() {
+        let a = gateway_args(&[]).unwrap();
+        let d = GatewayConfig::default();
+        assert_eq!(
+            (a.max_nodes, a.max_controllers),
+            (d.max_nodes, d.max_controllers)
+        );
+        assert_eq!((a.max_nodes, a.max_controllers), (16_384, 256));
+        assert_eq!(
+            (a.heartbeat, a.handshake_timeout),
+            (d.heartbeat, d.handshake_timeout)
+        );
+    }
+
+    #[test]
+    fn gateway_limits_and_intervals_parse() {
+        let a = gateway_args(&[
+            "--max-nodes",
+            "10000",
+            "--max-controllers",
+            "4",
+            "--heartbeat",
+            "2",
+            "--handshake-timeout",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!((a.max_nodes, a.max_controllers), (10_000, 4));
+        assert_eq!(a.heartbeat, Duration::from_secs(2));
+        assert_eq!(a.handshake_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_limits_and_intervals_are_refused_not_panicked_on() {
+        for (flag, v) in [
+            ("--max-nodes", "0"),
+            ("--max-nodes", "-1"),
+            ("--max-nodes", "many"),
+            ("--max-controllers", "0"),
+            ("--max-controllers", "1.5"),
+            ("--heartbeat", "0"),
+            ("--heartbeat", "-2"),
+            ("--heartbeat", "nan"),
+            ("--heartbeat", "inf"),
+            ("--heartbeat", "0.0001"),
+            ("--heartbeat", "1e10"),
+            ("--handshake-timeout", "-0"),
+            ("--handshake-timeout", "soon"),
+        ] {
+            assert!(gateway_args(&[flag, v]).is_err(), "{flag} {v}");
+        }
+    }
+
+    #[test]
+    fn call_timeout_is_checked_too() {
+        let parse = |t: &str| Cli::try_parse_from(["toolwire", "call", "n", "t", "--timeout", t]);
+        assert!(parse("2.5").is_ok());
+        for bad in ["-1", "nan", "inf", "0"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -170,3 +170,81 @@ fn demo_runs_and_exits_zero() {
         assert!(text.contains(expect), "`{expect}` missing from:\n{text}");
     }
 }
+
+/// Says hello as node `id` over TCP (COBS framing, JSON); returns the socket and the answer.
+fn tcp_hello(addr: &str, id: &str) -> Option<(std::net::TcpStream, Value)> {
+    use std::io::Write;
+    use toolwire_core::stream::{encode_frame, max_encoded_len};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let hello = serde_json::json!({"jsonrpc":"2.0","id":0,"method":"hello","params":{
+        "min_version":1,"max_version":1,"role":"node","id":id,
+        "encodings":{"json":true,"postcard":false},"max_frame":65536,"max_in_flight":1}})
+    .to_string();
+    let mut out = vec![0u8; max_encoded_len(hello.len())];
+    let n = encode_frame(hello.as_bytes(), &mut out).ok()?;
+    s.write_all(&out[..n]).ok()?;
+    let answer = read_frame(&mut s)?;
+    Some((s, answer))
+}
+
+/// The next JSON frame on a COBS stream; `None` once it closes.
+fn read_frame(s: &mut std::net::TcpStream) -> Option<Value> {
+    use std::io::Read;
+    use toolwire_core::stream::{Deframed, Deframer};
+    let mut de = Deframer::new(vec![0u8; 65536]);
+    let mut byte = [0u8; 1];
+    // A byte at a time: what follows the frame stays in the socket for the next call.
+    loop {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        if let (_, Deframed::Frame(f)) = de.push(&byte) {
+            return serde_json::from_slice(f).ok();
+        }
+    }
+}
+
+#[test]
+fn gateway_flags_set_limits_and_intervals() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let gw = Command::new(BIN)
+        .args([
+            "gateway",
+            "--ws",
+            &format!("ws://127.0.0.1:{}", free_port()),
+        ])
+        .args(["--tcp", &format!("tcp://{addr}")])
+        .args(["--max-nodes", "1", "--heartbeat", "0.25"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _g = KillOnDrop(gw);
+    let end = Instant::now() + Duration::from_secs(15);
+    let (mut first, welcome) = loop {
+        match tcp_hello(&addr, "first") {
+            Some(x) => break x,
+            None if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
+            None => panic!("the gateway did not answer"),
+        }
+    };
+    assert_eq!(welcome["result"]["heartbeat_ms"], 250, "{welcome}");
+    // One node is the limit: a second id is refused, and told why.
+    let (_, refused) = tcp_hello(&addr, "second").expect("an answer");
+    assert_eq!(refused["error"]["code"], -32005, "{refused}");
+    assert_eq!(
+        refused["error"]["message"], "gateway full: 1 node connected",
+        "{refused}"
+    );
+    // The first node never answers a ping: three 0.25 s heartbeats later it is gone, which
+    // makes room for the second.
+    let t0 = Instant::now();
+    while let Some(f) = read_frame(&mut first) {
+        if f["method"] == "goodbye" {
+            assert_eq!(f["params"]["reason"], "idle_timeout", "{f}");
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let (_, welcome) = tcp_hello(&addr, "second").expect("an answer");
+    assert!(welcome.get("result").is_some(), "{welcome}");
+}

@@ -26,7 +26,8 @@ pub enum ErrorCode {
     Timeout,
     /// -32004: the call was cancelled.
     Cancelled,
-    /// -32005: the node already runs as many calls as it allows.
+    /// -32005: the node already runs as many calls as it allows; in answer to `hello`, the
+    /// gateway has as many nodes (or controllers) connected as it allows.
     Busy,
     /// -32006: missing or wrong token, or the token may not use this tool.
     Unauthorized,

@@ -112,6 +112,19 @@ struct NodePeer {
     /// Its transport is open (the router has not closed it, the test has not dropped it).
     linked: bool,
     events: Vec<NodeEv>,
+    /// Every frame the router sent it, in order.
+    frames: Vec<Vec<u8>>,
+}
+
+/// A controller besides the trio's own (for the limit on controllers): it connects, hears
+/// events and is refused or not; the trio's own controller makes the calls.
+struct ExtraCtrl {
+    conn: ConnId,
+    core: Controller,
+    inbox: VecDeque<Vec<u8>>,
+    linked: bool,
+    events: Vec<CtrlEv>,
+    frames: Vec<Vec<u8>>,
 }
 
 struct Trio<S: Schemas> {
@@ -129,6 +142,7 @@ struct Trio<S: Schemas> {
     ctrl_errors: usize,
     nodes: Vec<NodePeer>,
     node_errors: usize,
+    extras: Vec<ExtraCtrl>,
     to_router: VecDeque<(ConnId, Vec<u8>)>,
     events: Vec<Event>,
 }
@@ -176,6 +190,7 @@ impl<S: Schemas> Trio<S> {
             ctrl_errors: 0,
             nodes: vec![],
             node_errors: 0,
+            extras: vec![],
             to_router: VecDeque::new(),
             events: vec![],
         };
@@ -215,9 +230,28 @@ impl<S: Schemas> Trio<S> {
             inbox: VecDeque::new(),
             linked: true,
             events: vec![],
+            frames: vec![],
         });
         self.drive();
         self.nodes.len() - 1
+    }
+
+    /// Connects another controller speaking `enc`; returns its index in `extras`.
+    fn add_controller(&mut self, enc: Encoding) -> usize {
+        let mut cc = ControllerConfig::new("cli-2");
+        cc.encodings = only(enc);
+        cc.hello_encoding = enc;
+        let conn = self.router.open(self.now).expect("open");
+        self.extras.push(ExtraCtrl {
+            conn,
+            core: Controller::new(cc, self.now),
+            inbox: VecDeque::new(),
+            linked: true,
+            events: vec![],
+            frames: vec![],
+        });
+        self.drive();
+        self.extras.len() - 1
     }
 
     /// Moves frames and events between every side until nothing moves (bounded).
@@ -245,6 +279,17 @@ impl<S: Schemas> Trio<S> {
                 }
                 while let Some(e) = p.core.poll_event() {
                     p.events.push(node_ev(&p.tools, e));
+                    moved = true;
+                }
+            }
+            for x in self.extras.iter_mut().filter(|x| x.linked) {
+                while let Some(r) = x.core.poll_transmit(&mut buf) {
+                    let n = r.expect("controller encode");
+                    self.to_router.push_back((x.conn, buf[..n].to_vec()));
+                    moved = true;
+                }
+                while let Some(e) = x.core.poll_event() {
+                    x.events.push(extra_ev(e));
                     moved = true;
                 }
             }
@@ -312,6 +357,27 @@ impl<S: Schemas> Trio<S> {
                     p.events.push(node_ev(&p.tools, e));
                 }
             }
+            for x in self.extras.iter_mut() {
+                let Some(f) = x.inbox.pop_front() else {
+                    continue;
+                };
+                moved = true;
+                if !x.linked {
+                    continue;
+                }
+                let mut reply = vec![0u8; 1 << 16];
+                let h = x.core.handle_frame(self.now, &f, &mut reply);
+                if h.error.is_some() {
+                    self.ctrl_errors += 1;
+                }
+                if h.reply > 0 {
+                    self.to_router
+                        .push_back((x.conn, reply[..h.reply].to_vec()));
+                }
+                if let Some(e) = h.event {
+                    x.events.push(extra_ev(e));
+                }
+            }
             // A peer whose core closed closes its transport once what it sent is delivered.
             let pending_from =
                 |c: ConnId, q: &VecDeque<(ConnId, Vec<u8>)>| q.iter().any(|(from, _)| *from == c);
@@ -335,6 +401,15 @@ impl<S: Schemas> Trio<S> {
                     moved = true;
                 }
             }
+            for i in 0..self.extras.len() {
+                let x = &self.extras[i];
+                if x.linked && x.core.is_closed() && !pending_from(x.conn, &self.to_router) {
+                    let conn = x.conn;
+                    self.router.close(conn, self.now);
+                    self.extras[i].linked = false;
+                    moved = true;
+                }
+            }
             if !moved {
                 return;
             }
@@ -352,7 +427,13 @@ impl<S: Schemas> Trio<S> {
         } else if let Some(p) = self.nodes.iter_mut().find(|p| p.conn == conn) {
             codec::decode(&f, p.core.encoding(), &Limits::default())
                 .unwrap_or_else(|e| panic!("router sent an undecodable frame: {e:?}"));
+            p.frames.push(f.clone());
             p.inbox.push_back(f);
+        } else if let Some(x) = self.extras.iter_mut().find(|x| x.conn == conn) {
+            codec::decode(&f, x.core.encoding(), &Limits::default())
+                .unwrap_or_else(|e| panic!("router sent an undecodable frame: {e:?}"));
+            x.frames.push(f.clone());
+            x.inbox.push_back(f);
         } else {
             panic!("frame for an unknown connection");
         }
@@ -398,6 +479,9 @@ impl<S: Schemas> Trio<S> {
             for p in self.nodes.iter().filter(|p| p.linked) {
                 consider(p.core.poll_timeout());
             }
+            for x in self.extras.iter().filter(|x| x.linked) {
+                consider(x.core.poll_timeout());
+            }
             match next.filter(|t| *t <= until) {
                 Some(t) => {
                     self.now = self.now.max(t);
@@ -411,6 +495,9 @@ impl<S: Schemas> Trio<S> {
                     }
                     for p in self.nodes.iter_mut().filter(|p| p.linked) {
                         p.core.handle_timeout(self.now);
+                    }
+                    for x in self.extras.iter_mut().filter(|x| x.linked) {
+                        x.core.handle_timeout(self.now);
                     }
                     self.drive();
                 }
@@ -660,6 +747,27 @@ fn node_ev(tools: &[&str], e: NodeEvent<'_>) -> NodeEv {
         ),
         NodeEvent::Closed(r) => NodeEv::Closed(r),
         other => panic!("unexpected node event {other:?}"),
+    }
+}
+
+/// What an extra controller's event is, for the few events such a controller gets.
+fn extra_ev(e: ControllerEvent<'_>) -> CtrlEv {
+    match e {
+        ControllerEvent::Ready => CtrlEv::Ready,
+        ControllerEvent::Response { id, result } => {
+            CtrlEv::Response(id, result.map(|_| ()).map_err(|e| e.code))
+        }
+        ControllerEvent::ToolsChanged { node } => CtrlEv::ToolsChanged(node.to_string()),
+        ControllerEvent::Closed(r) => CtrlEv::Closed(r),
+        other => panic!("unexpected controller event {other:?}"),
+    }
+}
+
+/// The code and message of a refused hello's answer.
+fn refusal(f: &[u8], enc: Encoding) -> (i32, String) {
+    match decode_response(f, enc) {
+        Ok(_) => panic!("a welcome, not a refusal"),
+        Err(e) => (e.code, e.message.to_string()),
     }
 }
 
@@ -1560,15 +1668,11 @@ fn result_too_big_for_the_controller_is_frame_too_large() {
 }
 
 #[test]
-fn connection_limit() {
-    let mut cfg = standard_config();
-    cfg.max_connections = 3;
-    let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, Encoding::Json, None);
+fn a_freed_slot_is_reused_and_the_old_handle_stays_stale() {
+    let mut t = Trio::standard(Encoding::Json);
     let a = t.add_node("a", &["echo"], Encoding::Json);
     t.add_node("b", &["echo"], Encoding::Json);
     assert_eq!(t.router.connections(), 3);
-    assert_eq!(t.router.open(t.now), Err(OpenError::Full));
-    // A slot freed is usable again, and the old handle stays stale.
     let old = t.nodes[a].conn;
     t.drop_node(a);
     assert_eq!(t.router.connections(), 2);
@@ -1577,8 +1681,213 @@ fn connection_limit() {
     assert_eq!(t.nodes[c].conn.index(), old.index());
     assert!(!t.router.is_open(old));
     assert_eq!(t.router.node_of(t.nodes[c].conn), Some("c"));
-    assert_eq!(t.router.open(t.now), Err(OpenError::Full));
     t.check_clean();
+}
+
+// ----- limits: by role after hello, and on handshakes before it
+
+#[test]
+fn limits_default_to_a_fleet_and_add_up_to_the_socket_budget() {
+    let cfg = RouterConfig::new("gw");
+    assert_eq!(
+        (cfg.max_nodes, cfg.max_controllers, cfg.max_handshakes),
+        (16_384, 256, 1024)
+    );
+    assert_eq!(cfg.max_connections(), 17_664);
+    let mut huge = cfg.clone();
+    huge.max_nodes = usize::MAX;
+    assert_eq!(huge.max_connections(), usize::MAX, "saturates");
+}
+
+#[test]
+fn a_node_past_max_nodes_is_refused_busy_and_nothing_else_moves() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.max_nodes = 2;
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let a = t.add_node("dev-a", &["echo"], node_enc);
+        let b = t.add_node("dev-b", &["echo"], node_enc);
+        // A call in flight across the refusal.
+        let pending = t.call("dev-a", "echo", r#"{"x":1}"#, None);
+        let (call, ..) = t.take_execute(a);
+        t.events.clear();
+        t.ctrl_events.clear();
+
+        let c = t.add_node_with("dev-c", tool_defs(&["echo"], SCHEMA), node_enc, None);
+        assert_eq!(
+            t.nodes[c].events,
+            vec![NodeEv::Closed(node::CloseReason::Refused(code(
+                ErrorCode::Busy
+            )))]
+        );
+        assert_eq!(t.nodes[c].frames.len(), 1, "the refusal and nothing else");
+        assert_eq!(
+            refusal(&t.nodes[c].frames[0], node_enc),
+            (-32005, "gateway full: 2 nodes connected".into())
+        );
+        assert!(!t.router.is_open(t.nodes[c].conn));
+        assert_eq!(t.router.stats().refused_full, 1);
+        assert_eq!(
+            t.router.handshakes(),
+            0,
+            "its handshake place is free again"
+        );
+        // Nobody else heard of it.
+        assert!(t.events.is_empty(), "{:?}", t.events);
+        assert!(t.ctrl_events.is_empty(), "{:?}", t.ctrl_events);
+        assert!(t.nodes[a].events.is_empty() && t.nodes[b].events.is_empty());
+        assert_eq!(t.list_nodes(None, None).0, ["dev-a", "dev-b"]);
+        // The call in flight completes, and the controller still calls both nodes.
+        t.finish(a, call, Ok(r#"{"y":1}"#));
+        assert_eq!(t.result(pending), Ok(r#"{"y":1}"#.into()));
+        let id = t.call("dev-b", "echo", r#"{"x":2}"#, None);
+        let (call, ..) = t.take_execute(b);
+        t.finish(b, call, Ok("2"));
+        assert_eq!(t.result(id), Ok("2".into()));
+
+        // A node whose id is connected takes over its place, full or not.
+        let a2 = t.add_node("dev-a", &["echo"], node_enc);
+        assert_eq!(
+            t.nodes[a].events,
+            vec![NodeEv::Closed(node::CloseReason::Goodbye(
+                GoodbyeReason::Replaced
+            ))]
+        );
+        assert_eq!(t.router.nodes().count(), 2);
+        let id = t.call("dev-a", "echo", "{}", None);
+        let (call, ..) = t.take_execute(a2);
+        t.finish(a2, call, Ok("3"));
+        assert_eq!(t.result(id), Ok("3".into()));
+        // Still full for a new id; a place freed is a place to take.
+        let d = t.add_node_with("dev-d", tool_defs(&["echo"], SCHEMA), node_enc, None);
+        assert!(!t.router.is_open(t.nodes[d].conn));
+        t.drop_node(b);
+        let d = t.add_node("dev-d", &["echo"], node_enc);
+        assert_eq!(t.router.node_of(t.nodes[d].conn), Some("dev-d"));
+        assert_eq!(t.router.stats().refused_full, 2);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn a_controller_past_max_controllers_is_refused_busy_and_nothing_else_moves() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.max_controllers = 2;
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let n = t.add_node("dev-1", &["echo"], node_enc);
+        let x = t.add_controller(node_enc);
+        assert_eq!(t.extras[x].events, vec![CtrlEv::Ready]);
+        assert_eq!(t.router.controllers(), 2);
+        t.ctrl_events.clear();
+
+        let y = t.add_controller(ctrl_enc);
+        assert_eq!(
+            t.extras[y].events,
+            vec![CtrlEv::Closed(node::CloseReason::Refused(code(
+                ErrorCode::Busy
+            )))]
+        );
+        assert_eq!(
+            refusal(&t.extras[y].frames[0], ctrl_enc),
+            (-32005, "gateway full: 2 controllers connected".into())
+        );
+        assert!(!t.router.is_open(t.extras[y].conn));
+        assert_eq!(t.router.controllers(), 2);
+        assert!(t.ctrl_events.is_empty() && t.extras[x].events == [CtrlEv::Ready]);
+        // The controllers in still call; nodes still connect, and both controllers hear of it.
+        let id = t.call("dev-1", "echo", r#"{"x":5}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("5"));
+        assert_eq!(t.result(id), Ok("5".into()));
+        t.add_node("dev-2", &["echo"], node_enc);
+        assert!(
+            t.ctrl_events
+                .contains(&CtrlEv::ToolsChanged("dev-2".into()))
+        );
+        assert!(
+            t.extras[x]
+                .events
+                .contains(&CtrlEv::ToolsChanged("dev-2".into()))
+        );
+        // One leaves: another gets in.
+        let gone = t.extras[x].conn;
+        t.extras[x].linked = false;
+        t.router.close(gone, t.now);
+        t.drive();
+        let z = t.add_controller(ctrl_enc);
+        assert_eq!(t.extras[z].events, vec![CtrlEv::Ready]);
+        assert_eq!(t.router.stats().refused_full, 1);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn a_flood_of_silent_connections_is_bounded_and_times_out() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.max_handshakes = 4;
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let n = t.add_node("dev-1", &["echo"], node_enc);
+        assert_eq!(
+            t.router.handshakes(),
+            0,
+            "connections past hello do not count"
+        );
+        let silent: Vec<ConnId> = (0..4)
+            .map(|_| t.router.open(t.now).expect("room for four"))
+            .collect();
+        assert_eq!(t.router.handshakes(), 4);
+        assert_eq!(t.router.open(t.now), Err(OpenError::Full));
+        assert_eq!(t.router.connections(), 6);
+        // Those already connected are not disturbed.
+        let id = t.call("dev-1", "echo", r#"{"x":7}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("7"));
+        assert_eq!(t.result(id), Ok("7".into()));
+        // One silent connection that says hello at last leaves a place behind it.
+        let last = silent[3];
+        t.nodes.push(NodePeer {
+            conn: last,
+            core: Node::new(
+                {
+                    let mut nc = NodeConfig::new("dev-late", tool_defs(&["echo"], SCHEMA));
+                    nc.encodings = only(node_enc);
+                    nc.hello_encoding = node_enc;
+                    nc
+                },
+                t.now,
+            ),
+            tools: vec!["echo"],
+            inbox: VecDeque::new(),
+            linked: true,
+            events: vec![],
+            frames: vec![],
+        });
+        t.drive();
+        assert_eq!(t.nodes.last().unwrap().events, vec![NodeEv::Ready(0)]);
+        assert_eq!(t.router.handshakes(), 3);
+        let another = t.router.open(t.now).expect("a place freed by a hello");
+        assert_eq!(t.router.open(t.now), Err(OpenError::Full));
+        // The silent ones go at the handshake timeout (10 s); heartbeats keep the others.
+        t.advance(Duration::from_secs(11));
+        for c in silent[..3].iter().chain([&another]) {
+            assert!(
+                !t.router.is_open(*c),
+                "a silent connection outlived its handshake"
+            );
+        }
+        assert_eq!(t.router.handshakes(), 0);
+        assert_eq!(t.router.connections(), 3, "controller, dev-1, dev-late");
+        let m = t.add_node("dev-2", &["echo"], node_enc);
+        assert!(t.router.is_open(t.nodes[m].conn));
+        let id = t.call("dev-2", "echo", "{}", None);
+        let (call, ..) = t.take_execute(m);
+        t.finish(m, call, Ok("8"));
+        assert_eq!(t.result(id), Ok("8".into()));
+        assert!(t.ctrl_ready());
+        t.check_clean();
+    }
 }
 
 #[test]

@@ -52,6 +52,8 @@ struct Config {
     default_deadline_ms: u16,
     rate: Option<(u8, u8)>,
     tokens: bool,
+    /// The limits, packed (the field keeps its old name so the corpus still reads the same):
+    /// bits 0–2 handshakes, 3–4 nodes, 5–6 controllers.
     max_connections: u8,
     max_frame: u16,
 }
@@ -605,7 +607,10 @@ fuzz_target!(|input: Input| {
         per_second: f64::from(per % 10),
         burst: u32::from(burst % 5),
     });
-    cfg.max_connections = usize::from(c.max_connections % 8);
+    cfg.max_handshakes = usize::from(c.max_connections & 7);
+    cfg.max_nodes = usize::from((c.max_connections >> 3) & 3);
+    cfg.max_controllers = usize::from((c.max_connections >> 5) & 3);
+    let limits = (cfg.max_nodes, cfg.max_controllers, cfg.max_handshakes);
     if c.tokens {
         cfg.tokens = vec![
             TokenSpec {
@@ -639,6 +644,11 @@ fuzz_target!(|input: Input| {
     for a in input.actions.iter().take(256) {
         h.act(a);
         h.drain();
+        // Each role stays within its own limit, and so do handshakes.
+        let r = &h.router;
+        assert!(r.nodes().count() <= limits.0, "more nodes than allowed");
+        assert!(r.controllers() <= limits.1, "more controllers than allowed");
+        assert!(r.handshakes() <= limits.2, "more handshakes than allowed");
     }
     // Close everything, pass every deadline: every call is over.
     for c in h.conns.clone() {
@@ -646,6 +656,8 @@ fuzz_target!(|input: Input| {
         h.drain();
     }
     assert_eq!(h.router.connections(), 0);
+    assert_eq!(h.router.handshakes(), 0);
+    assert_eq!(h.router.controllers(), 0);
     let late = h.now + Duration::from_secs(3600);
     h.timeout(late);
     h.drain();

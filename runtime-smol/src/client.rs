@@ -236,6 +236,9 @@ impl Client {
                                 Some(ErrorCode::Unauthorized) => {
                                     "unauthorized: missing or wrong token".to_owned()
                                 }
+                                Some(ErrorCode::Busy) => {
+                                    "busy: as many controllers connected as it allows".to_owned()
+                                }
                                 Some(c) => c.message().to_owned(),
                                 None => format!("error {c}"),
                             }

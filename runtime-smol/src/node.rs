@@ -263,7 +263,8 @@ impl NodeOptions {
 pub enum SessionEnd {
     /// The transport closed or failed (retry).
     Lost(String),
-    /// The gateway refused the handshake with this code (retrying will not help).
+    /// The gateway refused the handshake with this code. Retrying will not help, except after
+    /// `-32005` (the gateway is full), which [`HostNode::run`] retries with backoff.
     Refused(i32),
     /// The gateway said goodbye.
     Goodbye(GoodbyeReason),
@@ -349,7 +350,8 @@ impl HostNode {
     }
 
     /// Connects, serves until the connection ends, reconnects with exponential backoff and
-    /// jitter. Returns only when the gateway refuses the handshake (wrong token, version).
+    /// jitter. Returns only when the gateway refuses the handshake for good (wrong token,
+    /// version); a full gateway (`-32005`) may have room later, so that is retried too.
     /// `status` (if given) hears of every registration and every disconnect.
     pub async fn run(&self, endpoint: &Endpoint, status: Option<Sender<NodeStatus>>) -> SessionEnd {
         let mut delay = self.opts.backoff_initial;
@@ -358,7 +360,9 @@ impl HostNode {
             if let Some(s) = &status {
                 let _ = s.try_send(NodeStatus::Ended(end.clone()));
             }
-            if let SessionEnd::Refused(_) = end {
+            if let SessionEnd::Refused(code) = end
+                && code != ErrorCode::Busy.code()
+            {
                 return end;
             }
             if was_ready {

@@ -13,7 +13,7 @@ use toolwire_core::ErrorCode;
 use toolwire_core::frame::AskKind;
 use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
 use toolwire_smol::gateway::{Acl, CallOptions, GatewayEvent, RateLimit, TokenSpec};
-use toolwire_smol::node::{HostNode, NodeOptions, NodeStatus, Tool, ToolError};
+use toolwire_smol::node::{HostNode, NodeOptions, NodeStatus, SessionEnd, Tool, ToolError};
 use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
 
 #[test]
@@ -723,5 +723,132 @@ fn a_panicking_tool_fails_its_call_and_the_node_goes_on() {
             .try_recv()
             .expect("the progress arrived before the result");
         assert_eq!((p.progress, p.total), (1, Some(2)));
+    });
+}
+
+/// A node with one `echo` tool that retries quickly (a flood hammers the gateway).
+fn echo_node(id: &str, json_only: bool) -> HostNode {
+    let mut opts = NodeOptions::new(id);
+    opts.backoff_initial = Duration::from_millis(50);
+    opts.backoff_max = Duration::from_millis(500);
+    if json_only {
+        opts.encodings = toolwire_core::frame::Encodings::JSON;
+    }
+    HostNode::new(opts).tool(Tool::new(
+        "echo",
+        "returns its arguments",
+        json!({"type": "object"}),
+        |_, args| async move { Ok(args) },
+    ))
+}
+
+#[test]
+fn a_node_flood_leaves_room_for_controllers() {
+    smol::block_on(async {
+        const NODES: usize = 24;
+        let cfg = GatewayConfig {
+            max_nodes: NODES,
+            max_controllers: 2,
+            ..Default::default()
+        };
+        let (gw, ws, tcp) = gateway(cfg).await;
+        let urls = [&ws, &tcp];
+        let connected = |prefix: &str| {
+            gw.nodes()
+                .iter()
+                .filter(|n| n.id.starts_with(prefix) && n.tools == 1)
+                .count()
+        };
+        // Both transports, both encodings.
+        let mut fleet: Vec<_> = (0..NODES)
+            .map(|i| spawn_node(urls[i % 2], echo_node(&format!("dev-{i}"), i % 4 >= 2)))
+            .collect();
+        assert!(wait_until(Duration::from_secs(10), || connected("dev-") == NODES).await);
+        let events = gw.events();
+
+        // Twice as many nodes again, each retrying as soon as it is refused.
+        let _flood: Vec<_> = (0..2 * NODES)
+            .map(|i| spawn_node(urls[i % 2], echo_node(&format!("flood-{i}"), i % 4 >= 2)))
+            .collect();
+        // A node past the limit is told why.
+        let end = echo_node("flood-x", false)
+            .run_once(&Endpoint::parse(&tcp).unwrap(), None)
+            .await;
+        assert_eq!(end, SessionEnd::Refused(ErrorCode::Busy.code()));
+
+        // The operator still gets in while the flood goes on, and calls a node.
+        let client = Client::connect(&Endpoint::parse(&ws).unwrap(), ClientOptions::default())
+            .await
+            .expect("a controller connects during a node flood");
+        let second = Client::connect(&Endpoint::parse(&tcp).unwrap(), ClientOptions::default())
+            .await
+            .expect("a second controller");
+        for (c, node) in [(&client, "dev-3"), (&second, "dev-6")] {
+            let r = c
+                .call(node, "echo", &json!({"x": 1}), ClientCallOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(r, json!({"x": 1}));
+        }
+        // A third controller is one too many, and is told so.
+        let third = Client::connect(&Endpoint::parse(&ws).unwrap(), ClientOptions::default()).await;
+        let err = third.err().expect("the third controller is refused");
+        assert!(err.to_string().contains("busy"), "{err}");
+
+        // Nothing else moved: the same nodes, none came or went.
+        assert_eq!(connected("dev-"), NODES);
+        assert_eq!(gw.nodes().len(), NODES);
+        while let Ok(e) = events.try_recv() {
+            assert!(
+                matches!(e, GatewayEvent::CallFinished { .. }),
+                "during the flood: {e:?}"
+            );
+        }
+
+        // A place freed is taken by a node of the flood, which kept retrying.
+        drop(fleet.pop());
+        assert!(wait_until(Duration::from_secs(10), || connected("flood-") == 1).await);
+        assert_eq!(gw.nodes().len(), NODES);
+        let r = client
+            .call(
+                "dev-0",
+                "echo",
+                &json!({"y": 2}),
+                ClientCallOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r, json!({"y": 2}));
+    });
+}
+
+#[test]
+fn every_gateway_runs_its_timers() {
+    // A gateway's timer task may start on the executor's thread before `Gateway::new` has
+    // returned; it must still serve that gateway. A silent socket, closed at the handshake
+    // timeout, shows the timer of each of many gateways at work.
+    smol::block_on(async {
+        let mut held = vec![];
+        for _ in 0..50 {
+            let gw = Gateway::new(GatewayConfig {
+                handshake_timeout: Duration::from_millis(100),
+                ..Default::default()
+            });
+            let l = gw
+                .listen(&Endpoint::parse("tcp://127.0.0.1:0").unwrap(), None)
+                .await
+                .unwrap();
+            let s = std::net::TcpStream::connect(l.addr).unwrap();
+            held.push((gw, l, s));
+        }
+        for (i, (_, _, s)) in held.iter_mut().enumerate() {
+            use std::io::Read;
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let r = s.read(&mut [0u8; 16]);
+            assert!(
+                matches!(r, Ok(0)),
+                "gateway {i}: a silent socket outlived the handshake timeout: {r:?}"
+            );
+        }
     });
 }

@@ -260,7 +260,7 @@ fn a_sender_that_never_finishes_is_cut_off_in_bounded_time() {
 fn connection_flood_is_capped() {
     smol::block_on(async {
         let (gw, _ws, tcp) = gateway(GatewayConfig {
-            max_connections: 8,
+            max_handshakes: 8,
             ..Default::default()
         })
         .await;

@@ -95,7 +95,7 @@ fn main() {
         "tcp"
     };
     let gw = Gateway::new(GatewayConfig {
-        max_connections: n + 16,
+        max_nodes: n + 16,
         ..Default::default()
     });
     let listener = smol::block_on(gw.listen(

@@ -20,17 +20,42 @@ pub struct RouterConfig {
     /// Deadline of calls made without one (a controller's `tools.call` without `deadline_ms`,
     /// a local call with `None`). Every call has a deadline, so every call completes.
     pub default_deadline: Duration,
-    /// Connections open at once, at most: [`super::Router::open`] refuses beyond.
-    pub max_connections: usize,
+    /// Nodes connected at once, at most, counted by id once their `hello` is accepted. A node
+    /// past the limit is refused in its welcome with `-32005 busy` ("gateway full: N nodes
+    /// connected") and its connection closes; nothing else is disturbed. A node whose id is
+    /// connected already is not refused: it replaces the older connection.
+    pub max_nodes: usize,
+    /// Controllers connected at once, at most, counted once their `hello` is accepted; past it,
+    /// `-32005` as for nodes. Separate from [`RouterConfig::max_nodes`] so that a flood of nodes
+    /// cannot lock the operator's controller out.
+    pub max_controllers: usize,
+    /// Connections whose handshake is not done (no `hello` accepted yet, or refused and not
+    /// yet closed), at most: [`super::Router::open`] refuses beyond. Each is also bounded in
+    /// time by the handshake timeout, so a flood of silent sockets holds at most this many
+    /// connections for that long.
+    pub max_handshakes: usize,
     /// Bytes queued for one connection, at most. A peer that does not read its frames while
     /// more pile up is cut off (its calls fail with `-32009 disconnected`), so a slow reader
     /// cannot grow the gateway's memory.
     pub max_queued: usize,
 }
 
+/// Default of [`RouterConfig::max_nodes`].
+pub const DEFAULT_MAX_NODES: usize = 16_384;
+/// Default of [`RouterConfig::max_controllers`].
+pub const DEFAULT_MAX_CONTROLLERS: usize = 256;
+/// Default of [`RouterConfig::max_handshakes`].
+pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
+
 impl RouterConfig {
     /// Defaults: [`GatewayConfig::new`]`(name)`, no tokens, no rate limit, 30 s default
-    /// deadline, 1024 connections, 16 frames of the maximum size queued per connection.
+    /// deadline, 16 frames of the maximum size queued per connection, and limits sized for a
+    /// fleet: 16,384 nodes, 256 controllers and 1,024 handshakes at once
+    /// ([`DEFAULT_MAX_NODES`], [`DEFAULT_MAX_CONTROLLERS`], [`DEFAULT_MAX_HANDSHAKES`]). Every
+    /// connection is a socket, so together they need 17,664 file descriptors (see
+    /// [`RouterConfig::max_connections`]); that fits a process limit of 20,000 with room for
+    /// listeners and files, and a host with a lower limit (1,024 is a common default) must
+    /// raise it or lower these.
     pub fn new(name: &str) -> Self {
         let connection = GatewayConfig::new(name);
         RouterConfig {
@@ -39,8 +64,19 @@ impl RouterConfig {
             tokens: Vec::new(),
             rate_limit: None,
             default_deadline: Duration::from_secs(30),
-            max_connections: 1024,
+            max_nodes: DEFAULT_MAX_NODES,
+            max_controllers: DEFAULT_MAX_CONTROLLERS,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
         }
+    }
+
+    /// Connections the limits allow at once: nodes, controllers and handshakes added up (plus,
+    /// for a moment, connections a reconnecting node replaced, while their goodbye is sent).
+    /// A runtime sizes its socket cap and file descriptor budget by this.
+    pub fn max_connections(&self) -> usize {
+        self.max_nodes
+            .saturating_add(self.max_controllers)
+            .saturating_add(self.max_handshakes)
     }
 }
 

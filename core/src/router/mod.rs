@@ -62,7 +62,10 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::Bound;
 
-pub use config::{Acl, RateLimit, RouterConfig, TokenSpec};
+pub use config::{
+    Acl, DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_NODES, RateLimit,
+    RouterConfig, TokenSpec,
+};
 pub use types::{
     AcceptAll, AskKey, CallKey, ConnId, Event, Failure, NodeView, OpenError, Outbox, Schemas,
     Stats, ToolView,
@@ -111,6 +114,8 @@ struct Slot {
     ready: bool,
     /// Listed in `dirty`.
     dirty: bool,
+    /// Counted in `Router::handshakes` (no `hello` accepted yet).
+    handshaking: bool,
 }
 
 struct Entry {
@@ -185,6 +190,8 @@ pub struct Router<S: Schemas> {
     entries: Vec<Entry>,
     free: Vec<u32>,
     open: usize,
+    /// Open connections whose `hello` has not been accepted.
+    handshaking: usize,
     nodes: BTreeMap<String, NodeRec<S::Compiled>>,
     /// Tool name → nodes offering it.
     tool_index: BTreeMap<String, BTreeSet<String>>,
@@ -227,6 +234,7 @@ impl<S: Schemas> Router<S> {
             entries: Vec::new(),
             free: Vec::new(),
             open: 0,
+            handshaking: 0,
             nodes: BTreeMap::new(),
             tool_index: BTreeMap::new(),
             controllers: BTreeSet::new(),
@@ -261,6 +269,16 @@ impl<S: Schemas> Router<S> {
     /// Connections open.
     pub fn connections(&self) -> usize {
         self.open
+    }
+
+    /// Open connections whose handshake is not done (see [`RouterConfig::max_handshakes`]).
+    pub fn handshakes(&self) -> usize {
+        self.handshaking
+    }
+
+    /// Controllers connected.
+    pub fn controllers(&self) -> usize {
+        self.controllers.len()
     }
 
     /// Calls in flight, from every origin.
@@ -333,10 +351,12 @@ impl<S: Schemas> Router<S> {
 
     // ----- inputs
 
-    /// A new connection (accepted or dialled), waiting for its `hello`.
+    /// A new connection (accepted or dialled), waiting for its `hello`. Refused while
+    /// [`RouterConfig::max_handshakes`] others are: connections already past their handshake
+    /// are bounded by role, when they say hello.
     pub fn open(&mut self, now: Instant) -> Result<ConnId, OpenError> {
         self.now = now;
-        if self.open >= self.config.max_connections {
+        if self.handshaking >= self.config.max_handshakes {
             return Err(OpenError::Full);
         }
         let mut cfg = self.config.connection.clone();
@@ -348,6 +368,7 @@ impl<S: Schemas> Router<S> {
             timer: None,
             ready: false,
             dirty: false,
+            handshaking: true,
         };
         let index = match self.free.pop() {
             Some(i) => {
@@ -363,6 +384,7 @@ impl<S: Schemas> Router<S> {
             }
         };
         self.open += 1;
+        self.handshaking += 1;
         let id = ConnId {
             index,
             generation: self.entries[index as usize].generation,
@@ -447,6 +469,9 @@ impl<S: Schemas> Router<S> {
             self.entries[idx].generation = self.entries[idx].generation.wrapping_add(1);
             self.free.push(conn.index);
             self.open -= 1;
+            if slot.handshaking {
+                self.handshaking -= 1;
+            }
         }
     }
 

@@ -120,6 +120,15 @@ impl<S: Schemas> Router<S> {
                 })
                 .map(Some)
         };
+        // Each role has its own limit, so that a flood of one cannot lock the other out. A node
+        // whose id is connected takes over that place rather than a new one.
+        let full = match role {
+            Role::Node => (self.nodes.len() >= self.config.max_nodes
+                && !self.nodes.contains_key(id.raw()))
+            .then(|| plural(self.nodes.len(), "node")),
+            Role::Controller => (self.controllers.len() >= self.config.max_controllers)
+                .then(|| plural(self.controllers.len(), "controller")),
+        };
         let Router {
             entries, scratch, ..
         } = self;
@@ -133,9 +142,21 @@ impl<S: Schemas> Router<S> {
             let _ = self.send_result(idx, r);
             return;
         };
+        if let Some(who) = full {
+            self.stats.refused_full += 1;
+            let msg = format!("gateway full: {who} connected");
+            let r = slot.conn.refuse(ErrorCode::Busy, &msg, scratch);
+            let _ = self.send_result(idx, r);
+            return;
+        }
         let r = slot.conn.accept(self.now, scratch);
         if self.send_result(idx, r).is_err() {
             return;
+        }
+        if let Some(slot) = self.entries[idx as usize].slot.as_mut()
+            && core::mem::take(&mut slot.handshaking)
+        {
+            self.handshaking -= 1;
         }
         match role {
             Role::Controller => {
@@ -704,6 +725,14 @@ impl<S: Schemas> Router<S> {
             let r = slot.conn.respond_error(id, &f.as_object(), scratch);
             let _ = self.send_result(conn.index, r);
         }
+    }
+}
+
+/// "1 node", "2 nodes".
+fn plural(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        _ => format!("{n} {what}s"),
     }
 }
 

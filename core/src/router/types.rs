@@ -195,14 +195,16 @@ pub enum Event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// [`super::RouterConfig::max_connections`] connections are open.
+    /// [`super::RouterConfig::max_handshakes`] connections are in their handshake.
     Full,
 }
 
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OpenError::Full => f.write_str("as many connections open as the router allows"),
+            OpenError::Full => {
+                f.write_str("as many connections in their handshake as the router allows")
+            }
         }
     }
 }
@@ -263,6 +265,9 @@ pub struct Stats {
     pub cut_off: u64,
     /// Asks answered by a controller after their call ended.
     pub late_answers: u64,
+    /// Nodes and controllers refused `-32005` because as many of their role were connected
+    /// as [`super::RouterConfig`] allows.
+    pub refused_full: u64,
 }
 
 /// Frames queued for one connection, in order: [`super::Router::poll_transmit`] hands them over

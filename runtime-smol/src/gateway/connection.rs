@@ -10,7 +10,7 @@ use smol::channel::bounded;
 use smol::future::FutureExt;
 use toolwire_core::router::Outbox;
 
-use super::{Gateway, Inner};
+use super::{Counted, Gateway, Inner};
 use crate::transport::{Close, FrameReader, FrameWriter};
 
 /// Bytes an idle connection's outbox keeps.
@@ -27,6 +27,7 @@ impl Gateway {
         mut reader: FrameReader,
         mut writer: FrameWriter,
         peer: String,
+        mut handshake: Option<Counted>,
     ) {
         let inner: &Arc<Inner> = &self.inner;
         let (wake_tx, wake_rx) = bounded::<()>(1);
@@ -82,6 +83,10 @@ impl Gateway {
                     let mut s = inner.lock();
                     let now = inner.clock.now();
                     s.router.handle_frame(conn, now, frame);
+                    // Welcomed: this socket no longer counts against `max_handshakes`.
+                    if handshake.is_some() && s.router.role(conn).is_some() {
+                        handshake = None;
+                    }
                     inner.pump(&mut s, Some(conn));
                 }
                 Woke::Frame(Ok(None)) => break,

@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use futures_rustls::rustls::{ClientConfig, ServerConfig};
@@ -64,6 +64,12 @@ use crate::transport::{self, Endpoint, Framing};
 use schemas::JsonSchemas;
 
 /// Gateway settings.
+///
+/// The limits' defaults are sized for a fleet on one host: 16,384 nodes, 256 controllers and
+/// 1,024 handshakes at once, so at most 17,664 sockets
+/// ([`GatewayConfig::max_connections`]). Every socket is a file descriptor: the process's
+/// limit (`ulimit -n`) must exceed that, with room for listeners and files. 20,000 does; on a
+/// host whose limit is 1,024 (a common default) raise it, or lower the limits to fit.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// Name sent in the welcome.
@@ -85,8 +91,17 @@ pub struct GatewayConfig {
     pub rate_limit: Option<RateLimit>,
     /// Timeout of calls made without one.
     pub default_timeout: Duration,
-    /// Connections at once, at most (a flood beyond is closed at accept).
-    pub max_connections: usize,
+    /// Nodes connected at once, at most, counted by id after their `hello`; a node past it is
+    /// refused `-32005` ("gateway full: N nodes connected") and nothing else is disturbed. A
+    /// node whose id is connected replaces that connection instead. Default 16,384.
+    pub max_nodes: usize,
+    /// Controllers connected at once, at most, counted apart from nodes so that a flood of
+    /// nodes cannot lock the operator out; past it, `-32005` as for nodes. Default 256.
+    pub max_controllers: usize,
+    /// Sockets accepted whose `hello` has not been accepted yet (TLS and WebSocket setup
+    /// included), at most: beyond, a new socket is closed at accept without a byte read. Each
+    /// is also bounded in time by `handshake_timeout`. Default 1,024.
+    pub max_handshakes: usize,
     /// Encodings accepted.
     pub encodings: toolwire_core::frame::Encodings,
     /// Encoding chosen when a peer accepts both.
@@ -105,10 +120,23 @@ impl Default for GatewayConfig {
             handshake_timeout: Duration::from_secs(10),
             rate_limit: None,
             default_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            max_nodes: router::DEFAULT_MAX_NODES,
+            max_controllers: router::DEFAULT_MAX_CONTROLLERS,
+            max_handshakes: router::DEFAULT_MAX_HANDSHAKES,
             encodings: toolwire_core::frame::Encodings::BOTH,
             prefer: toolwire_core::Encoding::Postcard,
         }
+    }
+}
+
+impl GatewayConfig {
+    /// Sockets open at once, at most: nodes, controllers and handshakes added up (the accept
+    /// loop closes sockets beyond it; transiently, a node's replaced connection may still be
+    /// sending its goodbye).
+    pub fn max_connections(&self) -> usize {
+        self.max_nodes
+            .saturating_add(self.max_controllers)
+            .saturating_add(self.max_handshakes)
     }
 }
 
@@ -369,9 +397,12 @@ pub(crate) struct Inner {
     state: Mutex<Shared>,
     /// Tells the timer task that the router's next deadline moved.
     timer_wake: Sender<()>,
-    _timer: Task<()>,
+    /// The timer task (set right after the gateway is built; dropped with it).
+    timer: OnceLock<Task<()>>,
     /// Sockets accepted and not yet closed (including those still in TLS/WebSocket setup).
-    sockets: AtomicUsize,
+    sockets: Arc<AtomicUsize>,
+    /// Sockets accepted whose `hello` is not accepted yet (TLS/WebSocket setup included).
+    handshakes: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -489,17 +520,18 @@ impl Inner {
     }
 }
 
-/// Counts a socket for as long as it lives.
-struct SocketCount<'a>(&'a AtomicUsize);
+/// Counts a socket (or a socket's handshake) for as long as it is held. Taken in the accept
+/// loop itself, before the connection's task runs: a burst of accepts cannot overshoot the cap.
+pub(crate) struct Counted(Arc<AtomicUsize>);
 
-impl<'a> SocketCount<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
+impl Counted {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
         n.fetch_add(1, Ordering::Relaxed);
-        SocketCount(n)
+        Counted(n.clone())
     }
 }
 
-impl Drop for SocketCount<'_> {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -576,10 +608,12 @@ impl Gateway {
         rc.tokens = cfg.tokens.clone();
         rc.rate_limit = cfg.rate_limit;
         rc.default_deadline = core_duration(cfg.default_timeout);
-        rc.max_connections = cfg.max_connections;
+        rc.max_nodes = cfg.max_nodes;
+        rc.max_controllers = cfg.max_controllers;
+        rc.max_handshakes = cfg.max_handshakes;
         rc.max_queued = 16 * cfg.max_frame as usize;
         let (timer_wake, timer_rx) = bounded(1);
-        let inner = Arc::new_cyclic(|weak| Inner {
+        let inner = Arc::new(Inner {
             clock: Clock::new(),
             state: Mutex::new(Shared {
                 router: Router::new(rc, JsonSchemas),
@@ -589,10 +623,17 @@ impl Gateway {
                 armed: None,
             }),
             timer_wake,
-            _timer: spawn_timer(weak.clone(), timer_rx),
-            sockets: AtomicUsize::new(0),
+            timer: OnceLock::new(),
+            sockets: Arc::new(AtomicUsize::new(0)),
+            handshakes: Arc::new(AtomicUsize::new(0)),
             cfg,
         });
+        // Spawned once the gateway exists: a timer task that ran while `Inner` was still being
+        // built (as `Arc::new_cyclic` allowed) found no gateway behind its weak handle, ended,
+        // and left the gateway without heartbeats or timeouts.
+        let _ = inner
+            .timer
+            .set(spawn_timer(Arc::downgrade(&inner), timer_rx));
         Gateway { inner }
     }
 
@@ -637,19 +678,27 @@ impl Gateway {
                         continue;
                     }
                 };
-                if gw.inner.sockets.load(Ordering::Relaxed) >= gw.inner.cfg.max_connections {
+                let cfg = &gw.inner.cfg;
+                let handshakes = gw.inner.handshakes.load(Ordering::Relaxed);
+                if handshakes >= cfg.max_handshakes {
                     tracing::warn!(
-                        "connection from {peer} refused: {} connections open",
-                        gw.inner.cfg.max_connections
+                        "connection from {peer} closed: {handshakes} connections in their handshake"
                     );
                     drop(tcp);
                     continue;
                 }
+                let sockets = gw.inner.sockets.load(Ordering::Relaxed);
+                if sockets >= cfg.max_connections() {
+                    tracing::warn!("connection from {peer} closed: {sockets} connections open");
+                    drop(tcp);
+                    continue;
+                }
+                let socket = Counted::new(&gw.inner.sockets);
+                let handshake = Counted::new(&gw.inner.handshakes);
                 let gw = gw.clone();
                 let tls = tls.clone();
                 smol::spawn(async move {
-                    let inner = gw.inner.clone();
-                    let _socket = SocketCount::new(&inner.sockets);
+                    let _socket = socket;
                     // Boxed, so that the handshake's state (TLS, WebSocket upgrade) is freed
                     // once done instead of sizing this task's memory for as long as it runs.
                     let setup = Box::pin(async {
@@ -675,7 +724,8 @@ impl Gateway {
                         .await;
                     match r {
                         Ok((reader, writer)) => {
-                            gw.run_connection(reader, writer, peer.to_string()).await
+                            gw.run_connection(reader, writer, peer.to_string(), Some(handshake))
+                                .await
                         }
                         Err(e) => tracing::debug!("{peer}: {e}"),
                     }
@@ -698,7 +748,7 @@ impl Gateway {
         let gw = self.clone();
         let peer = endpoint.url();
         Ok(smol::spawn(async move {
-            gw.run_connection(reader, writer, peer).await
+            gw.run_connection(reader, writer, peer, None).await
         }))
     }
 
