@@ -23,6 +23,7 @@ bash scripts/python-env.sh >/dev/null
 step "format"
 cargo fmt --all --check
 for fw in firmware/*/; do (cd "$fw" && cargo fmt --check); done
+(cd benches/peers && cargo fmt --check)
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -53,6 +54,12 @@ SMOL_THREADS=2 cargo run --release --locked -p toolwire-benches --bin e2e -- --q
 # nodes per transport and encoding, ~10 s; fails if any node is dropped.
 cargo build --release --locked -p toolwire --bin toolwire
 cargo run --release --locked -p toolwire-benches --bin fleet -- --quick
+
+# The peers benchmark (jsonrpsee, tarpc) is a workspace of its own, so tokio stays out of the
+# product crates; it sets SMOL_THREADS for its own children. Its release build is the cost here
+# (~300 crates, none shared with the root's target directory); clippy on it would add a second
+# full pass over its dependencies, so it is run by hand (benches/README.md, "Peers").
+cargo run --release --locked --manifest-path benches/peers/Cargo.toml -- --quick
 
 step "fuzz smoke run"
 bash scripts/fuzz-smoke.sh

@@ -7,9 +7,13 @@
 //! values out of the same bytes as toolwire-core does (and, for encoders, writes the same bytes),
 //! so the benchmarks compare like with like. See `benches/README.md` for how to run them and
 //! the results.
+//!
+//! [`e2e`] holds the end-to-end measurement (gateway and nodes over loopback against the raw
+//! transports), shared by `src/bin/e2e.rs` and the `peers` binary in `benches/peers/`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod e2e;
 pub mod fixtures;
 pub mod peers;
 
