@@ -1286,13 +1286,10 @@ impl<'c, S: Storage> Connection<'c, S> {
         self.hello_reply_id = None;
         self.handshake_deadline = None;
         self.next_ping = None;
-        // Oldest first, as the table holds them.
-        let mut i = 0;
-        while let Some(p) = self.pending.as_slice().get(i).copied() {
+        for p in self.pending.as_slice() {
             let _ = self.done.push_back((CallId(p.id), ErrorCode::Disconnected));
-            i += 1;
         }
-        self.pending.retain(|_| false);
+        self.pending.clear();
         Event::Closed(reason)
     }
 

@@ -16,8 +16,8 @@ pub trait Table<X> {
     fn swap_remove(&mut self, i: usize) -> X;
     /// Keeps the items `f` says yes to.
     fn retain(&mut self, f: impl FnMut(&X) -> bool);
-    /// Removes the last item.
-    fn pop(&mut self) -> Option<X>;
+    /// Removes every item.
+    fn clear(&mut self);
 }
 
 /// A bounded FIFO: what a connection needs of `heapless::Deque` and `VecDeque`.
@@ -26,12 +26,6 @@ pub trait Queue<X> {
     fn push_back(&mut self, x: X) -> Result<(), X>;
     /// Takes the front item.
     fn pop_front(&mut self) -> Option<X>;
-    /// Items queued.
-    fn len(&self) -> usize;
-    /// True if nothing is queued.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl<X, const N: usize> Table<X> for heapless::Vec<X, N> {
@@ -47,8 +41,8 @@ impl<X, const N: usize> Table<X> for heapless::Vec<X, N> {
     fn retain(&mut self, f: impl FnMut(&X) -> bool) {
         heapless::Vec::retain(self, f)
     }
-    fn pop(&mut self) -> Option<X> {
-        heapless::Vec::pop(self)
+    fn clear(&mut self) {
+        heapless::Vec::clear(self)
     }
 }
 
@@ -58,9 +52,6 @@ impl<X, const N: usize> Queue<X> for heapless::Deque<X, N> {
     }
     fn pop_front(&mut self) -> Option<X> {
         heapless::Deque::pop_front(self)
-    }
-    fn len(&self) -> usize {
-        heapless::Deque::len(self)
     }
 }
 
@@ -79,8 +70,8 @@ impl<X> Table<X> for alloc::vec::Vec<X> {
     fn retain(&mut self, f: impl FnMut(&X) -> bool) {
         alloc::vec::Vec::retain(self, f)
     }
-    fn pop(&mut self) -> Option<X> {
-        alloc::vec::Vec::pop(self)
+    fn clear(&mut self) {
+        alloc::vec::Vec::clear(self)
     }
 }
 
@@ -92,8 +83,5 @@ impl<X> Queue<X> for alloc::collections::VecDeque<X> {
     }
     fn pop_front(&mut self) -> Option<X> {
         alloc::collections::VecDeque::pop_front(self)
-    }
-    fn len(&self) -> usize {
-        alloc::collections::VecDeque::len(self)
     }
 }
