@@ -36,7 +36,8 @@ pub(crate) trait Session {
     /// The deadline of [`Session::poll_timeout`] passed.
     fn handle_timeout(&mut self, now: Instant);
 
-    /// Acts on the core's events not tied to an input (calls expired, connection timed out).
+    /// Acts on the core's events not tied to an input (calls expired, connection timed out);
+    /// frames they make at once (a tool that answered as it was called) go into `out`.
     fn drain_events(&mut self, out: &mut Batch);
 
     /// Writes the core's next queued frame into `out`; `None` when there is nothing to send.
@@ -169,7 +170,7 @@ pub(crate) async fn run<S: Session>(
         }
         let deadline = session.poll_timeout().map(|t| clock.instant(t));
         // Every branch is cancel-safe: the one that loses loses nothing (a frame half-read
-        // stays in the reader's deframer, a command in the channel).
+        // stays in the reader's buffer, a command in the channel).
         let woke = async { Woke::Frame(reader.next().await) }
             .or(async {
                 match cmds.recv().await {

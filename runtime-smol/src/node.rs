@@ -570,17 +570,15 @@ impl NodeSession<'_> {
                 // registers the task's waker (the no-op one of this poll is forgotten).
                 let mut cx = Context::from_waker(Waker::noop());
                 match run.as_mut().poll(&mut cx) {
-                    // Progress the tool sent is in the command channel: the result goes after it.
-                    Poll::Ready(r) if self.cmd_tx.is_empty() => {
-                        self.finished.push((call, r.unwrap_or_else(panicked)))
-                    }
                     Poll::Ready(r) => {
-                        let done = self.cmd_tx.clone();
                         let result = r.unwrap_or_else(panicked);
-                        let task = smol::spawn(async move {
-                            let _ = done.send(Cmd::Done { call, result }).await;
-                        });
-                        self.running.insert(call.slot(), task);
+                        if self.cmd_tx.is_empty() {
+                            self.finished.push((call, result));
+                        } else {
+                            // Progress the tool sent is in the (unbounded) command channel: the
+                            // result goes after it.
+                            let _ = self.cmd_tx.try_send(Cmd::Done { call, result });
+                        }
                     }
                     Poll::Pending => {
                         let done = self.cmd_tx.clone();

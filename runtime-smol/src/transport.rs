@@ -225,7 +225,8 @@ pub enum FrameWriter {
 
 impl FrameReader {
     /// The next frame, lent until the next call; `Ok(None)` when the peer closed. Oversized or
-    /// malformed stream frames are skipped (the deframer resynchronises) and logged.
+    /// malformed stream frames are skipped (the reader picks up at the next delimiter) and
+    /// logged.
     ///
     /// Cancel-safe: dropping the future before it completes loses no bytes, so a connection
     /// loop can wait for a frame and for other work at once.
