@@ -352,31 +352,11 @@ async fn ws_raw(url: &str, size: usize, k: usize, d: Duration) -> RawRun {
         ws.feed(msg.clone()).await.unwrap();
     }
     ws.flush().await.unwrap();
-    let mut lat = Vec::with_capacity(16_384);
-    let warm = Instant::now();
-    let mut start = warm;
-    let mut measuring = false;
-    loop {
-        let now = Instant::now();
-        if !measuring && now - warm >= warm_up(d) {
-            measuring = true;
-            start = now;
-        }
-        if measuring && now - start >= d {
-            break;
-        }
+    echo_loop(d, async || {
         ws.next().await.unwrap().unwrap();
         ws.send(msg.clone()).await.unwrap();
-        if measuring {
-            lat.push(now.elapsed().as_secs_f64() * 1e6);
-        }
-    }
-    let rate = lat.len() as f64 / start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    RawRun {
-        rate,
-        sorted_us: lat,
-    }
+    })
+    .await
 }
 
 /// Raw TCP echo server; returns its address.
@@ -415,6 +395,16 @@ async fn tcp_raw(addr: &str, size: usize, k: usize, d: Duration) -> RawRun {
     for _ in 0..k {
         s.write_all(&msg).await.unwrap();
     }
+    echo_loop(d, async || {
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&msg).await.unwrap();
+    })
+    .await
+}
+
+/// Runs `round_trip` (take one echo back, send the next) for `d` after a warm-up; with `k`
+/// messages already in flight, each latency is the time of one turn of that circulation.
+async fn echo_loop(d: Duration, mut round_trip: impl AsyncFnMut()) -> RawRun {
     let mut lat = Vec::with_capacity(16_384);
     let warm = Instant::now();
     let mut start = warm;
@@ -428,8 +418,7 @@ async fn tcp_raw(addr: &str, size: usize, k: usize, d: Duration) -> RawRun {
         if measuring && now - start >= d {
             break;
         }
-        s.read_exact(&mut buf).await.unwrap();
-        s.write_all(&msg).await.unwrap();
+        round_trip().await;
         if measuring {
             lat.push(now.elapsed().as_secs_f64() * 1e6);
         }
