@@ -394,7 +394,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         _ => return Ok(None),
     };
     if let Req(r) = &p {
-        plain_names(r)?;
+        plain_names(r, true)?;
     }
     Ok(Some(p))
 }
@@ -416,7 +416,7 @@ fn parse_params_node<'a>(
         _ => return Ok(None),
     };
     if let Req(r) = &p {
-        plain_names(r)?;
+        plain_names(r, true)?;
     }
     Ok(Some(p))
 }
@@ -426,10 +426,20 @@ fn parse_params_node<'a>(
 /// So is one holding a character JSON can only write escaped (`"`, `\`, controls), in either
 /// encoding, so that a frame valid in postcard stays valid in JSON. (The alphabet of names is
 /// checked where they are registered, `frame::valid_tool_name` and `frame::valid_node_id`.)
-fn plain_name(name: Option<crate::Str<'_>>, field: &'static str) -> Result<(), FieldError> {
+///
+/// `json`: the names were read from JSON. Without escapes such a name cannot hold those
+/// characters (the scanner ends a string at `"`, marks it escaped at `\` and refuses control
+/// characters), so only the escape flag is looked at.
+#[inline(always)]
+fn plain_name(
+    name: Option<crate::Str<'_>>,
+    field: &'static str,
+    json: bool,
+) -> Result<(), FieldError> {
     match name {
         Some(n)
-            if n.is_escaped() || n.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') =>
+            if n.is_escaped()
+                || (!json && n.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')) =>
         {
             Err(FieldError::Invalid(field))
         }
@@ -438,22 +448,22 @@ fn plain_name(name: Option<crate::Str<'_>>, field: &'static str) -> Result<(), F
 }
 
 /// [`plain_name`] for every name a request looks something up by.
-fn plain_names(r: &Request<'_>) -> Result<(), FieldError> {
+fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
     match r {
-        Request::Execute(e) => plain_name(Some(e.tool), "tool"),
+        Request::Execute(e) => plain_name(Some(e.tool), "tool", json),
         Request::Call(c) => {
-            plain_name(Some(c.node), "node")?;
-            plain_name(Some(c.tool), "tool")
+            plain_name(Some(c.node), "node", json)?;
+            plain_name(Some(c.tool), "tool", json)
         }
-        Request::Resolve(r) => plain_name(Some(r.tool), "tool"),
+        Request::Resolve(r) => plain_name(Some(r.tool), "tool", json),
         Request::ListTools(l) => {
-            plain_name(l.prefix, "prefix")?;
-            plain_name(l.node, "node")
+            plain_name(l.prefix, "prefix", json)?;
+            plain_name(l.node, "node", json)
         }
         Request::Unregister(u) => u
             .names
             .iter()
-            .try_for_each(|n| plain_name(Some(n), "names")),
+            .try_for_each(|n| plain_name(Some(n), "names", json)),
         _ => Ok(()),
     }
 }
@@ -513,9 +523,16 @@ fn decode_json<'a>(
     let mut result_error: Option<JsonError> = None;
 
     c.begin_object().map_err(parse_error)?;
+    // Members in the order this protocol's encoders write them, guessed one by one.
+    const GUESS: [&str; 4] = ["\"jsonrpc\":", "\"id\":", "\"method\":", "\"params\":"];
     let mut first = true;
-    while let Some(key) = c.next_key(first).map_err(parse_error)? {
+    let mut n = 0;
+    while let Some(key) = c
+        .next_key_guess(first, GUESS.get(n).copied())
+        .map_err(parse_error)?
+    {
         first = false;
+        n += 1;
         let bit = match key.raw {
             "jsonrpc" => 1,
             "id" => 2,
@@ -812,7 +829,7 @@ fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T>
 }
 
 fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
-    plain_names(r)?;
+    plain_names(r, false)?;
     match r {
         Request::Hello(_)
         | Request::Unregister(_)

@@ -835,9 +835,13 @@ macro_rules! wire_struct {
                     return Err(FieldError::Invalid(""));
                 }
                 c.begin_object()?;
+                // Members as encoders write them: each key guessed in declaration order.
+                const GUESS: &[&str] = &[$(concat!("\"", $key, "\":"),)*];
                 let mut first = true;
-                while let Some(k) = c.next_key(first)? {
+                let mut n = 0;
+                while let Some(k) = c.next_key_guess(first, GUESS.get(n).copied())? {
                     first = false;
+                    n += 1;
                     match k.raw {
                         $(
                             $key if !k.escaped => {

@@ -93,6 +93,29 @@ fn skip_plain_first(buf: &[u8], i: usize) -> (usize, Option<u64>) {
     (skip_plain(buf, i), None)
 }
 
+/// `a == b` for two slices of the same length, without a call to `memcmp` for the short ones:
+/// two overlapping loads from each end.
+#[inline(always)]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    let at = |s: &[u8], i: usize, k: usize| -> u64 {
+        let mut w = [0u8; 8];
+        if let (Some(d), Some(src)) = (w.get_mut(..k), s.get(i..i + k)) {
+            d.copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    };
+    if n != b.len() {
+        false
+    } else if (8..=16).contains(&n) {
+        at(a, 0, 8) == at(b, 0, 8) && at(a, n - 8, 8) == at(b, n - 8, 8)
+    } else if (4..8).contains(&n) {
+        at(a, 0, 4) == at(b, 0, 4) && at(a, n - 4, 4) == at(b, n - 4, 4)
+    } else {
+        a == b
+    }
+}
+
 /// A scanned JSON string: the raw bytes between the quotes, escapes left in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawString<'a> {
@@ -282,6 +305,39 @@ impl<'a> Cursor<'a> {
         let key = self.string_body()?;
         self.colon()?;
         Ok(Some(key))
+    }
+
+    /// [`Cursor::next_key`] with a guess (if any): `guess` is a member as compact JSON writes it,
+    /// `"name":`. If the next member starts with exactly those bytes (right after the `{` or
+    /// `,`), it is read with one comparison; otherwise as by [`Cursor::next_key`]. The result
+    /// is the same either way: those bytes are a name without escapes and its colon.
+    ///
+    /// A 32-bit device reads every key the long way: its keys are few, its flash is not.
+    #[inline(always)]
+    pub fn next_key_guess(
+        &mut self,
+        first: bool,
+        guess: Option<&'static str>,
+    ) -> Result<Option<RawString<'a>>, JsonError> {
+        let Some(guess) = guess.filter(|_| cfg!(target_pointer_width = "64")) else {
+            return self.next_key(first);
+        };
+        let at = self.pos + usize::from(!first);
+        let g = guess.as_bytes();
+        if (first || self.buf.get(self.pos) == Some(&b','))
+            && self
+                .buf
+                .get(at..at + g.len())
+                .is_some_and(|b| same_short(b, g))
+            && let Some(raw) = guess.get(1..g.len() - 2)
+        {
+            self.pos = at + g.len();
+            return Ok(Some(RawString {
+                raw,
+                escaped: false,
+            }));
+        }
+        self.next_key(first)
     }
 
     /// Consumes `[`. Iterate elements with [`Cursor::next_element`].
