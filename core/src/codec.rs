@@ -13,6 +13,8 @@ use crate::frame::{Encoding, ErrorObject, Notification, Request};
 use crate::json::{self, Cursor, JsonError, Kind, Writer};
 use crate::wire::{FieldError, Id, Json, Wire};
 
+mod pc;
+
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -263,11 +265,15 @@ pub fn decode_for_node<'a>(
     decode_with(bytes, encoding, limits, &Methods::node())
 }
 
+/// A postcard request reader: see [`Methods::postcard_request`].
+type PostcardRequest<'a> = fn(u32, &'a [u8], &'a [u8]) -> Option<Option<Request<'a>>>;
+
 /// The methods a decoder reads: one reader per encoding.
 struct Methods<'a> {
     json: fn(&str, &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError>,
-    /// `None`: unknown method; `Some(None)`: the params do not fit.
-    postcard_request: fn(u32, &'a [u8]) -> Option<Option<Request<'a>>>,
+    /// The variant, the request (variant and params) and its params. `None`: unknown method;
+    /// `Some(None)`: the params do not fit.
+    postcard_request: PostcardRequest<'a>,
     postcard_notification: fn(u32, &'a [u8]) -> Option<Option<Notification<'a>>>,
 }
 
@@ -275,8 +281,11 @@ impl<'a> Methods<'a> {
     fn all() -> Self {
         Methods {
             json: parse_params,
-            postcard_request: |variant, body| {
-                (variant < REQUEST_VARIANTS).then(|| from_bytes_exact(body))
+            postcard_request: |variant, body, params| {
+                (variant < REQUEST_VARIANTS).then(|| match variant {
+                    EXECUTE => pc::execute(params).map(Request::Execute),
+                    _ => from_bytes_exact(body),
+                })
             },
             postcard_notification: |variant, body| {
                 (variant < NOTIFICATION_VARIANTS).then(|| from_bytes_exact(body))
@@ -287,16 +296,15 @@ impl<'a> Methods<'a> {
     fn node() -> Self {
         Methods {
             json: parse_params_node,
-            postcard_request: |variant, body| {
-                let (_, params) = postcard::take_from_bytes::<u32>(body).ok()?;
-                match variant {
-                    3 => Some(from_bytes_exact(params).map(Request::Execute)),
-                    5 => Some(params.is_empty().then_some(Request::Ping)),
-                    _ => None,
-                }
+            postcard_request: |variant, _, params| match variant {
+                EXECUTE => Some(pc::execute(params).map(Request::Execute)),
+                5 => Some(params.is_empty().then_some(Request::Ping)),
+                _ => None,
             },
             postcard_notification: |variant, body| {
-                let (_, params) = postcard::take_from_bytes::<u32>(body).ok()?;
+                let mut at = 0;
+                pc::u32(body, &mut at)?;
+                let params = body.get(at..)?;
                 match variant {
                     0 => Some(from_bytes_exact(params).map(Notification::Cancel)),
                     2 => Some(from_bytes_exact(params).map(Notification::Goodbye)),
@@ -327,12 +335,10 @@ fn decode_with<'a>(
 pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<u64> {
     match encoding {
         Encoding::Postcard => match bytes.split_first() {
-            Some((&(tag::RESULT | tag::ERROR), rest)) => {
-                match postcard::take_from_bytes::<Id<'_>>(rest) {
-                    Ok((Id::Num(n), _)) => Some(n),
-                    _ => None,
-                }
-            }
+            Some((&(tag::RESULT | tag::ERROR), rest)) => match pc::id(rest) {
+                Some((Id::Num(n), _)) => Some(n),
+                _ => None,
+            },
             _ => None,
         },
         Encoding::Json => {
@@ -437,10 +443,7 @@ fn plain_name(
     json: bool,
 ) -> Result<(), FieldError> {
     match name {
-        Some(n)
-            if n.is_escaped()
-                || (!json && n.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')) =>
-        {
+        Some(n) if n.is_escaped() || (!json && json::has_special(n.raw().as_bytes())) => {
             Err(FieldError::Invalid(field))
         }
         _ => Ok(()),
@@ -751,6 +754,9 @@ pub mod tag {
     pub const ERROR: u8 = 3;
 }
 
+/// The variant index of `execute` among requests.
+const EXECUTE: u32 = 3;
+
 /// Number of request variants; a larger variant index is an unknown method.
 const REQUEST_VARIANTS: u32 = 10;
 const NOTIFICATION_VARIANTS: u32 = 4;
@@ -766,13 +772,15 @@ fn decode_postcard<'a>(
         .ok_or(Rejected::answer(DecodeError::Empty, Id::Null))?;
     match t {
         tag::REQUEST => {
-            let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| garbage)?;
+            let (id, body) = pc::id(rest).ok_or(garbage)?;
             if id == Id::Null {
                 return Err(Rejected::answer(DecodeError::BadId, Id::Null));
             }
-            let (variant, _) = postcard::take_from_bytes::<u32>(body).map_err(|_| garbage)?;
+            let mut at = 0;
+            let variant = pc::u32(body, &mut at).ok_or(garbage)?;
+            let params = body.get(at..).unwrap_or_default();
             let bad_params = |e| Rejected::answer(DecodeError::InvalidParams(e), id);
-            let request: Request<'a> = (methods.postcard_request)(variant, body)
+            let request: Request<'a> = (methods.postcard_request)(variant, body, params)
                 .ok_or(Rejected::answer(DecodeError::UnknownMethod, id))?
                 .ok_or(bad_params(FieldError::Invalid("params")))?;
             // Each value as deep as in the frame's JSON encoding, inside the frame object.
@@ -780,8 +788,7 @@ fn decode_postcard<'a>(
             Ok(Message::Request { id, request })
         }
         tag::NOTIFICATION => {
-            let (variant, _) = postcard::take_from_bytes::<u32>(rest)
-                .map_err(|_| Rejected::silent(DecodeError::Postcard))?;
+            let variant = pc::u32(rest, &mut 0).ok_or(Rejected::silent(DecodeError::Postcard))?;
             let n: Notification<'a> = (methods.postcard_notification)(variant, rest)
                 .ok_or(Rejected::silent(DecodeError::UnknownMethod))?
                 .ok_or(Rejected::silent(DecodeError::InvalidParams(
@@ -798,7 +805,7 @@ fn decode_postcard<'a>(
         }
         tag::RESULT | tag::ERROR => {
             let silent = Rejected::silent(DecodeError::Postcard);
-            let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| silent)?;
+            let (id, body) = pc::id(rest).ok_or(silent)?;
             // As in JSON: only an error may answer a request whose id could not be read.
             if t == tag::RESULT && id == Id::Null {
                 return Err(Rejected::silent(DecodeError::BadId));

@@ -116,6 +116,16 @@ fn same_short(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// True if `s` holds a byte JSON can only write escaped: `"`, `\` or a control character.
+pub(crate) fn has_special(s: &[u8]) -> bool {
+    if cfg!(target_pointer_width = "64") {
+        skip_plain(s, 0) < s.len()
+    } else {
+        // A byte at a time: on a 32-bit device the word loop costs flash for short names.
+        s.iter().any(|&b| SPECIAL[b as usize])
+    }
+}
+
 /// A scanned JSON string: the raw bytes between the quotes, escapes left in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawString<'a> {
@@ -1281,7 +1291,20 @@ fn hex4(buf: &[u8], i: usize) -> Result<u32, JsonError> {
 /// Validates that `text` is exactly one JSON value (surrounding whitespace allowed) within the
 /// depth limit.
 pub fn validate(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
-    let mut c = Cursor::new(text, max_depth)?;
+    // ASCII (most JSON) is UTF-8; only other text needs the full check. No `&str` is needed:
+    // skipping never slices the text.
+    if !text.is_ascii()
+        && let Err(e) = core::str::from_utf8(text)
+    {
+        return Err(JsonError::new(JsonErrorKind::InvalidUtf8, e.valid_up_to()));
+    }
+    let mut c = Cursor {
+        buf: text,
+        text: "",
+        pos: 0,
+        depth: 0,
+        max_depth,
+    };
     c.skip_value()?;
     c.end()
 }
