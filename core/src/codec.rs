@@ -530,22 +530,27 @@ fn decode_json<'a>(
     const GUESS: [&str; 4] = ["\"jsonrpc\":", "\"id\":", "\"method\":", "\"params\":"];
     let mut first = true;
     let mut n = 0;
-    while let Some(key) = c
-        .next_key_guess(first, GUESS.get(n).copied())
-        .map_err(parse_error)?
-    {
+    loop {
+        // A guessed key is the member of its bit (the guesses are in bit order).
+        let bit = match GUESS.get(n) {
+            Some(g) if c.guess_key(first, g) => 1 << n,
+            _ => match c.next_key(first).map_err(parse_error)? {
+                None => break,
+                Some(key) if key.escaped => 0,
+                Some(key) => match key.raw {
+                    "jsonrpc" => 1,
+                    "id" => 2,
+                    "method" => 4,
+                    "params" => 8,
+                    "result" => 16,
+                    "error" => 32,
+                    _ => 0,
+                },
+            },
+        };
         first = false;
         n += 1;
-        let bit = match key.raw {
-            "jsonrpc" => 1,
-            "id" => 2,
-            "method" => 4,
-            "params" => 8,
-            "result" => 16,
-            "error" => 32,
-            _ => 0,
-        };
-        if key.escaped || bit == 0 {
+        if bit == 0 {
             // Ignored members: their syntax is checked, nothing else.
             c.skip_syntax().map_err(parse_error)?;
             continue;
@@ -556,6 +561,8 @@ fn decode_json<'a>(
         }
         seen |= bit;
         match bit {
+            // What every encoder writes, in one comparison (the string `c.string()` reads).
+            1 if c.eat(b"\"2.0\"") => version_ok = true,
             1 => {
                 let save = c.clone();
                 match c.string() {

@@ -321,33 +321,62 @@ impl<'a> Cursor<'a> {
     /// `"name":`. If the next member starts with exactly those bytes (right after the `{` or
     /// `,`), it is read with one comparison; otherwise as by [`Cursor::next_key`]. The result
     /// is the same either way: those bytes are a name without escapes and its colon.
-    ///
-    /// A 32-bit device reads every key the long way: its keys are few, its flash is not.
     #[inline(always)]
     pub fn next_key_guess(
         &mut self,
         first: bool,
         guess: Option<&'static str>,
     ) -> Result<Option<RawString<'a>>, JsonError> {
-        let Some(guess) = guess.filter(|_| cfg!(target_pointer_width = "64")) else {
-            return self.next_key(first);
-        };
-        let at = self.pos + usize::from(!first);
-        let g = guess.as_bytes();
-        if (first || self.buf.get(self.pos) == Some(&b','))
-            && self
-                .buf
-                .get(at..at + g.len())
-                .is_some_and(|b| same_short(b, g))
-            && let Some(raw) = guess.get(1..g.len() - 2)
+        if let Some(g) = guess
+            && self.guess_key(first, g)
+            && let Some(raw) = g.get(1..g.len() - 2)
         {
-            self.pos = at + g.len();
             return Ok(Some(RawString {
                 raw,
                 escaped: false,
             }));
         }
         self.next_key(first)
+    }
+
+    /// Consumes the next member's `guess` (`"name":`, and the `,` before it unless `first`)
+    /// if the text at the cursor is exactly that; otherwise consumes nothing. True if it did:
+    /// [`Cursor::next_key`] would then have returned that name, unescaped.
+    ///
+    /// A 32-bit device never guesses (false): its keys are few, its flash is not.
+    #[inline(always)]
+    pub fn guess_key(&mut self, first: bool, guess: &'static str) -> bool {
+        if cfg!(not(target_pointer_width = "64")) {
+            return false;
+        }
+        let at = self.pos + usize::from(!first);
+        let g = guess.as_bytes();
+        let hit = (first || self.buf.get(self.pos) == Some(&b','))
+            && self
+                .buf
+                .get(at..at + g.len())
+                .is_some_and(|b| same_short(b, g));
+        if hit {
+            self.pos = at + g.len();
+        }
+        hit
+    }
+
+    /// Consumes `lit` if the text at the cursor starts with exactly it (no whitespace first).
+    /// As [`Cursor::guess_key`], false on a 32-bit device.
+    #[inline(always)]
+    pub fn eat(&mut self, lit: &'static [u8]) -> bool {
+        if cfg!(not(target_pointer_width = "64")) {
+            return false;
+        }
+        let hit = self
+            .buf
+            .get(self.pos..self.pos + lit.len())
+            .is_some_and(|b| same_short(b, lit));
+        if hit {
+            self.pos += lit.len();
+        }
+        hit
     }
 
     /// Consumes `[`. Iterate elements with [`Cursor::next_element`].
