@@ -949,6 +949,13 @@ fn hash_short(n: usize, w: u64) -> u32 {
 #[inline(never)]
 fn hash_long(s: &[u8]) -> u64 {
     let n = s.len();
+    if let (9..=16, Some(first), Some(last)) = (n, s.get(..8), s.get(n.wrapping_sub(8)..)) {
+        // Two words: the first 8 bytes, then the rest as the low bytes of the last 8.
+        return hash_mix(
+            hash_mix(n as u64, word(first)),
+            word(last) >> (8 * (16 - n)),
+        );
+    }
     let mut h = n as u64;
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
