@@ -11,13 +11,14 @@
 use std::hint::black_box;
 
 use toolwire_benches::fixtures::FrameKind;
-use toolwire_benches::peers::json;
+use toolwire_benches::peers::{json, pc};
 use toolwire_core::codec::{self, Message};
 use toolwire_core::{Encoding, Json, Limits};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: decode_loop {toolwire-json|toolwire-postcard|serde_json|jsonrpsee} \
+    let usage = "usage: decode_loop \
+                 {toolwire-json|toolwire-postcard|serde_json|jsonrpsee|postcard-derive} \
                  {register|execute-small|execute-4k|result} ITERATIONS";
     let [_, implementation, frame, iterations] = &args[..] else {
         eprintln!("{usage}");
@@ -33,7 +34,21 @@ fn main() {
         "toolwire-postcard" => Encoding::Postcard,
         _ => Encoding::Json,
     };
-    let bytes = kind.frame(encoding);
+    let bytes = if implementation == "postcard-derive" && kind == FrameKind::Register {
+        // As in benches/framing.rs: the derived layout has a `Vec` (a count prefix) where the
+        // wire has a byte length, so it decodes its own bytes.
+        let mut own = vec![0u8; 64 * 1024];
+        let n = postcard::to_slice(&pc::register_frame(), &mut own)
+            .expect("encodes")
+            .len();
+        own.truncate(n);
+        own
+    } else {
+        kind.frame(match implementation.as_str() {
+            "postcard-derive" => Encoding::Postcard,
+            _ => encoding,
+        })
+    };
     let bytes = &bytes[..];
 
     for _ in 0..iterations {
@@ -67,6 +82,18 @@ fn main() {
                     black_box(bytes),
                 ));
             }
+            "postcard-derive" => match kind {
+                FrameKind::Result => {
+                    let _ = black_box(postcard::from_bytes::<pc::ResultFrame<'_>>(black_box(
+                        bytes,
+                    )));
+                }
+                _ => {
+                    let _ = black_box(postcard::from_bytes::<pc::RequestFrame<'_>>(black_box(
+                        bytes,
+                    )));
+                }
+            },
             _ => panic!("{usage}"),
         }
     }

@@ -13,6 +13,8 @@ use crate::frame::{Encoding, ErrorObject, Notification, Request};
 use crate::json::{self, Cursor, JsonError, Kind, Writer};
 use crate::wire::{FieldError, Id, Json, Wire};
 
+mod pc;
+
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -263,11 +265,15 @@ pub fn decode_for_node<'a>(
     decode_with(bytes, encoding, limits, &Methods::node())
 }
 
+/// A postcard request reader: see [`Methods::postcard_request`].
+type PostcardRequest<'a> = fn(u32, &'a [u8], &'a [u8]) -> Option<Option<Request<'a>>>;
+
 /// The methods a decoder reads: one reader per encoding.
 struct Methods<'a> {
     json: fn(&str, &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError>,
-    /// `None`: unknown method; `Some(None)`: the params do not fit.
-    postcard_request: fn(u32, &'a [u8]) -> Option<Option<Request<'a>>>,
+    /// The variant, the request (variant and params) and its params. `None`: unknown method;
+    /// `Some(None)`: the params do not fit.
+    postcard_request: PostcardRequest<'a>,
     postcard_notification: fn(u32, &'a [u8]) -> Option<Option<Notification<'a>>>,
 }
 
@@ -275,8 +281,11 @@ impl<'a> Methods<'a> {
     fn all() -> Self {
         Methods {
             json: parse_params,
-            postcard_request: |variant, body| {
-                (variant < REQUEST_VARIANTS).then(|| from_bytes_exact(body))
+            postcard_request: |variant, body, params| {
+                (variant < REQUEST_VARIANTS).then(|| match variant {
+                    EXECUTE => pc::execute(params).map(Request::Execute),
+                    _ => from_bytes_exact(body),
+                })
             },
             postcard_notification: |variant, body| {
                 (variant < NOTIFICATION_VARIANTS).then(|| from_bytes_exact(body))
@@ -287,16 +296,15 @@ impl<'a> Methods<'a> {
     fn node() -> Self {
         Methods {
             json: parse_params_node,
-            postcard_request: |variant, body| {
-                let (_, params) = postcard::take_from_bytes::<u32>(body).ok()?;
-                match variant {
-                    3 => Some(from_bytes_exact(params).map(Request::Execute)),
-                    5 => Some(params.is_empty().then_some(Request::Ping)),
-                    _ => None,
-                }
+            postcard_request: |variant, _, params| match variant {
+                EXECUTE => Some(pc::execute(params).map(Request::Execute)),
+                5 => Some(params.is_empty().then_some(Request::Ping)),
+                _ => None,
             },
             postcard_notification: |variant, body| {
-                let (_, params) = postcard::take_from_bytes::<u32>(body).ok()?;
+                let mut at = 0;
+                pc::u32(body, &mut at)?;
+                let params = body.get(at..)?;
                 match variant {
                     0 => Some(from_bytes_exact(params).map(Notification::Cancel)),
                     2 => Some(from_bytes_exact(params).map(Notification::Goodbye)),
@@ -327,12 +335,10 @@ fn decode_with<'a>(
 pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<u64> {
     match encoding {
         Encoding::Postcard => match bytes.split_first() {
-            Some((&(tag::RESULT | tag::ERROR), rest)) => {
-                match postcard::take_from_bytes::<Id<'_>>(rest) {
-                    Ok((Id::Num(n), _)) => Some(n),
-                    _ => None,
-                }
-            }
+            Some((&(tag::RESULT | tag::ERROR), rest)) => match pc::id(rest) {
+                Some((Id::Num(n), _)) => Some(n),
+                _ => None,
+            },
             _ => None,
         },
         Encoding::Json => {
@@ -394,7 +400,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         _ => return Ok(None),
     };
     if let Req(r) = &p {
-        plain_names(r)?;
+        plain_names(r, true)?;
     }
     Ok(Some(p))
 }
@@ -416,7 +422,7 @@ fn parse_params_node<'a>(
         _ => return Ok(None),
     };
     if let Req(r) = &p {
-        plain_names(r)?;
+        plain_names(r, true)?;
     }
     Ok(Some(p))
 }
@@ -426,11 +432,18 @@ fn parse_params_node<'a>(
 /// So is one holding a character JSON can only write escaped (`"`, `\`, controls), in either
 /// encoding, so that a frame valid in postcard stays valid in JSON. (The alphabet of names is
 /// checked where they are registered, `frame::valid_tool_name` and `frame::valid_node_id`.)
-fn plain_name(name: Option<crate::Str<'_>>, field: &'static str) -> Result<(), FieldError> {
+///
+/// `json`: the names were read from JSON. Without escapes such a name cannot hold those
+/// characters (the scanner ends a string at `"`, marks it escaped at `\` and refuses control
+/// characters), so only the escape flag is looked at.
+#[inline(always)]
+fn plain_name(
+    name: Option<crate::Str<'_>>,
+    field: &'static str,
+    json: bool,
+) -> Result<(), FieldError> {
     match name {
-        Some(n)
-            if n.is_escaped() || n.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') =>
-        {
+        Some(n) if n.is_escaped() || (!json && json::has_special(n.raw().as_bytes())) => {
             Err(FieldError::Invalid(field))
         }
         _ => Ok(()),
@@ -438,22 +451,22 @@ fn plain_name(name: Option<crate::Str<'_>>, field: &'static str) -> Result<(), F
 }
 
 /// [`plain_name`] for every name a request looks something up by.
-fn plain_names(r: &Request<'_>) -> Result<(), FieldError> {
+fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
     match r {
-        Request::Execute(e) => plain_name(Some(e.tool), "tool"),
+        Request::Execute(e) => plain_name(Some(e.tool), "tool", json),
         Request::Call(c) => {
-            plain_name(Some(c.node), "node")?;
-            plain_name(Some(c.tool), "tool")
+            plain_name(Some(c.node), "node", json)?;
+            plain_name(Some(c.tool), "tool", json)
         }
-        Request::Resolve(r) => plain_name(Some(r.tool), "tool"),
+        Request::Resolve(r) => plain_name(Some(r.tool), "tool", json),
         Request::ListTools(l) => {
-            plain_name(l.prefix, "prefix")?;
-            plain_name(l.node, "node")
+            plain_name(l.prefix, "prefix", json)?;
+            plain_name(l.node, "node", json)
         }
         Request::Unregister(u) => u
             .names
             .iter()
-            .try_for_each(|n| plain_name(Some(n), "names")),
+            .try_for_each(|n| plain_name(Some(n), "names", json)),
         _ => Ok(()),
     }
 }
@@ -513,19 +526,31 @@ fn decode_json<'a>(
     let mut result_error: Option<JsonError> = None;
 
     c.begin_object().map_err(parse_error)?;
+    // Members in the order this protocol's encoders write them, guessed one by one.
+    const GUESS: [&str; 4] = ["\"jsonrpc\":", "\"id\":", "\"method\":", "\"params\":"];
     let mut first = true;
-    while let Some(key) = c.next_key(first).map_err(parse_error)? {
-        first = false;
-        let bit = match key.raw {
-            "jsonrpc" => 1,
-            "id" => 2,
-            "method" => 4,
-            "params" => 8,
-            "result" => 16,
-            "error" => 32,
-            _ => 0,
+    let mut n = 0;
+    loop {
+        // A guessed key is the member of its bit (the guesses are in bit order).
+        let bit = match GUESS.get(n) {
+            Some(g) if c.guess_key(first, g) => 1 << n,
+            _ => match c.next_key(first).map_err(parse_error)? {
+                None => break,
+                Some(key) if key.escaped => 0,
+                Some(key) => match key.raw {
+                    "jsonrpc" => 1,
+                    "id" => 2,
+                    "method" => 4,
+                    "params" => 8,
+                    "result" => 16,
+                    "error" => 32,
+                    _ => 0,
+                },
+            },
         };
-        if key.escaped || bit == 0 {
+        first = false;
+        n += 1;
+        if bit == 0 {
             // Ignored members: their syntax is checked, nothing else.
             c.skip_syntax().map_err(parse_error)?;
             continue;
@@ -536,6 +561,8 @@ fn decode_json<'a>(
         }
         seen |= bit;
         match bit {
+            // What every encoder writes, in one comparison (the string `c.string()` reads).
+            1 if c.eat(b"\"2.0\"") => version_ok = true,
             1 => {
                 let save = c.clone();
                 match c.string() {
@@ -734,6 +761,9 @@ pub mod tag {
     pub const ERROR: u8 = 3;
 }
 
+/// The variant index of `execute` among requests.
+const EXECUTE: u32 = 3;
+
 /// Number of request variants; a larger variant index is an unknown method.
 const REQUEST_VARIANTS: u32 = 10;
 const NOTIFICATION_VARIANTS: u32 = 4;
@@ -749,13 +779,15 @@ fn decode_postcard<'a>(
         .ok_or(Rejected::answer(DecodeError::Empty, Id::Null))?;
     match t {
         tag::REQUEST => {
-            let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| garbage)?;
+            let (id, body) = pc::id(rest).ok_or(garbage)?;
             if id == Id::Null {
                 return Err(Rejected::answer(DecodeError::BadId, Id::Null));
             }
-            let (variant, _) = postcard::take_from_bytes::<u32>(body).map_err(|_| garbage)?;
+            let mut at = 0;
+            let variant = pc::u32(body, &mut at).ok_or(garbage)?;
+            let params = body.get(at..).unwrap_or_default();
             let bad_params = |e| Rejected::answer(DecodeError::InvalidParams(e), id);
-            let request: Request<'a> = (methods.postcard_request)(variant, body)
+            let request: Request<'a> = (methods.postcard_request)(variant, body, params)
                 .ok_or(Rejected::answer(DecodeError::UnknownMethod, id))?
                 .ok_or(bad_params(FieldError::Invalid("params")))?;
             // Each value as deep as in the frame's JSON encoding, inside the frame object.
@@ -763,8 +795,7 @@ fn decode_postcard<'a>(
             Ok(Message::Request { id, request })
         }
         tag::NOTIFICATION => {
-            let (variant, _) = postcard::take_from_bytes::<u32>(rest)
-                .map_err(|_| Rejected::silent(DecodeError::Postcard))?;
+            let variant = pc::u32(rest, &mut 0).ok_or(Rejected::silent(DecodeError::Postcard))?;
             let n: Notification<'a> = (methods.postcard_notification)(variant, rest)
                 .ok_or(Rejected::silent(DecodeError::UnknownMethod))?
                 .ok_or(Rejected::silent(DecodeError::InvalidParams(
@@ -781,7 +812,7 @@ fn decode_postcard<'a>(
         }
         tag::RESULT | tag::ERROR => {
             let silent = Rejected::silent(DecodeError::Postcard);
-            let (id, body) = postcard::take_from_bytes::<Id<'a>>(rest).map_err(|_| silent)?;
+            let (id, body) = pc::id(rest).ok_or(silent)?;
             // As in JSON: only an error may answer a request whose id could not be read.
             if t == tag::RESULT && id == Id::Null {
                 return Err(Rejected::silent(DecodeError::BadId));
@@ -812,7 +843,7 @@ fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T>
 }
 
 fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
-    plain_names(r)?;
+    plain_names(r, false)?;
     match r {
         Request::Hello(_)
         | Request::Unregister(_)

@@ -337,6 +337,12 @@ impl<'a> Json<'a> {
         Json(text)
     }
 
+    /// Text read from a postcard frame, as serde's reader takes it: the frame decoder checks it
+    /// before the frame is returned (as for every JSON value in a postcard frame).
+    pub(crate) const fn from_postcard(text: &'a [u8]) -> Self {
+        Json(text)
+    }
+
     /// The JSON text.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.0
@@ -403,12 +409,10 @@ impl<'a> Wire<'a> for Json<'a> {
         Some(Json(span))
     }
     fn check_json(&self, max_depth: u16) -> Result<(), FieldError> {
-        let mut c = Cursor::new(self.0, max_depth)?;
-        c.skip_value()?;
-        c.end()?;
+        json::validate(self.0, max_depth)?;
         // Leading/trailing whitespace would make the raw text differ from what JSON mode keeps
         // (the value's exact span): the frame would change on its way from postcard to JSON.
-        let text = c.input();
+        let text = self.0;
         if text.first().is_some_and(|b| b.is_ascii_whitespace()) {
             return Err(FieldError::Json(JsonError::new(
                 JsonErrorKind::Unexpected,
@@ -835,9 +839,13 @@ macro_rules! wire_struct {
                     return Err(FieldError::Invalid(""));
                 }
                 c.begin_object()?;
+                // Members as encoders write them: each key guessed in declaration order.
+                const GUESS: &[&str] = &[$(concat!("\"", $key, "\":"),)*];
                 let mut first = true;
-                while let Some(k) = c.next_key(first)? {
+                let mut n = 0;
+                while let Some(k) = c.next_key_guess(first, GUESS.get(n).copied())? {
                     first = false;
+                    n += 1;
                     match k.raw {
                         $(
                             $key if !k.escaped => {

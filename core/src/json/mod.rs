@@ -10,10 +10,10 @@
 mod scan;
 mod write;
 
-pub(crate) use scan::unescape;
 #[doc(hidden)]
 pub use scan::{Cursor, Kind};
 pub use scan::{DEFAULT_MAX_DEPTH, MAX_OPEN_NAMES, validate};
+pub(crate) use scan::{has_special, unescape};
 #[doc(hidden)]
 pub use write::Writer;
 

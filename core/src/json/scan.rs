@@ -77,6 +77,55 @@ fn skip_plain(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// [`skip_plain`] that also returns, if the special byte is in the first word, the bytes before
+/// it as a word padded with zeros (a short name's bytes, for its fingerprint).
+#[inline(always)]
+fn skip_plain_first(buf: &[u8], i: usize) -> (usize, Option<u64>) {
+    if let Some(chunk) = buf.get(i..i + 8) {
+        let w = word(chunk);
+        let m = special_mask(w);
+        if m != 0 {
+            let k = m.trailing_zeros() / 8;
+            return (i + k as usize, Some(w & ((1u64 << (8 * k)) - 1)));
+        }
+        return (skip_plain(buf, i + 8), None);
+    }
+    (skip_plain(buf, i), None)
+}
+
+/// `a == b` for two slices of the same length, without a call to `memcmp` for the short ones:
+/// two overlapping loads from each end.
+#[inline(always)]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    let at = |s: &[u8], i: usize, k: usize| -> u64 {
+        let mut w = [0u8; 8];
+        if let (Some(d), Some(src)) = (w.get_mut(..k), s.get(i..i + k)) {
+            d.copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    };
+    if n != b.len() {
+        false
+    } else if (8..=16).contains(&n) {
+        at(a, 0, 8) == at(b, 0, 8) && at(a, n - 8, 8) == at(b, n - 8, 8)
+    } else if (4..8).contains(&n) {
+        at(a, 0, 4) == at(b, 0, 4) && at(a, n - 4, 4) == at(b, n - 4, 4)
+    } else {
+        a == b
+    }
+}
+
+/// True if `s` holds a byte JSON can only write escaped: `"`, `\` or a control character.
+pub(crate) fn has_special(s: &[u8]) -> bool {
+    if cfg!(target_pointer_width = "64") {
+        skip_plain(s, 0) < s.len()
+    } else {
+        // A byte at a time: on a 32-bit device the word loop costs flash for short names.
+        s.iter().any(|&b| SPECIAL[b as usize])
+    }
+}
+
 /// A scanned JSON string: the raw bytes between the quotes, escapes left in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawString<'a> {
@@ -159,21 +208,7 @@ impl<'a> Cursor<'a> {
     /// Skips insignificant whitespace.
     #[inline]
     pub fn ws(&mut self) {
-        // Frames are compact: one test on the common path, the loop out of line.
-        if matches!(self.buf.get(self.pos), Some(&b) if b <= b' ') {
-            self.ws_slow();
-        }
-    }
-
-    #[inline(never)]
-    fn ws_slow(&mut self) {
-        while let Some(&b) = self.buf.get(self.pos) {
-            if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
+        self.pos = ws_at(self.buf, self.pos);
     }
 
     /// The next non-whitespace byte, not consumed.
@@ -282,6 +317,68 @@ impl<'a> Cursor<'a> {
         Ok(Some(key))
     }
 
+    /// [`Cursor::next_key`] with a guess (if any): `guess` is a member as compact JSON writes it,
+    /// `"name":`. If the next member starts with exactly those bytes (right after the `{` or
+    /// `,`), it is read with one comparison; otherwise as by [`Cursor::next_key`]. The result
+    /// is the same either way: those bytes are a name without escapes and its colon.
+    #[inline(always)]
+    pub fn next_key_guess(
+        &mut self,
+        first: bool,
+        guess: Option<&'static str>,
+    ) -> Result<Option<RawString<'a>>, JsonError> {
+        if let Some(g) = guess
+            && self.guess_key(first, g)
+            && let Some(raw) = g.get(1..g.len() - 2)
+        {
+            return Ok(Some(RawString {
+                raw,
+                escaped: false,
+            }));
+        }
+        self.next_key(first)
+    }
+
+    /// Consumes the next member's `guess` (`"name":`, and the `,` before it unless `first`)
+    /// if the text at the cursor is exactly that; otherwise consumes nothing. True if it did:
+    /// [`Cursor::next_key`] would then have returned that name, unescaped.
+    ///
+    /// A 32-bit device never guesses (false): its keys are few, its flash is not.
+    #[inline(always)]
+    pub fn guess_key(&mut self, first: bool, guess: &'static str) -> bool {
+        if cfg!(not(target_pointer_width = "64")) {
+            return false;
+        }
+        let at = self.pos + usize::from(!first);
+        let g = guess.as_bytes();
+        let hit = (first || self.buf.get(self.pos) == Some(&b','))
+            && self
+                .buf
+                .get(at..at + g.len())
+                .is_some_and(|b| same_short(b, g));
+        if hit {
+            self.pos = at + g.len();
+        }
+        hit
+    }
+
+    /// Consumes `lit` if the text at the cursor starts with exactly it (no whitespace first).
+    /// As [`Cursor::guess_key`], false on a 32-bit device.
+    #[inline(always)]
+    pub fn eat(&mut self, lit: &'static [u8]) -> bool {
+        if cfg!(not(target_pointer_width = "64")) {
+            return false;
+        }
+        let hit = self
+            .buf
+            .get(self.pos..self.pos + lit.len())
+            .is_some_and(|b| same_short(b, lit));
+        if hit {
+            self.pos += lit.len();
+        }
+        hit
+    }
+
     /// Consumes `[`. Iterate elements with [`Cursor::next_element`].
     pub fn begin_array(&mut self) -> Result<(), JsonError> {
         self.expect(b'[')?;
@@ -335,75 +432,22 @@ impl<'a> Cursor<'a> {
     /// Validates the rest of a string whose opening quote has been consumed, without slicing it.
     #[inline(always)]
     fn skip_string(&mut self) -> Result<(), JsonError> {
-        let i = skip_plain(self.buf, self.pos);
-        if self.buf.get(i) == Some(&b'"') {
-            self.pos = i + 1;
-            Ok(())
-        } else {
-            self.string_rest(i).map(drop)
-        }
+        self.pos = string_end(self.buf, self.pos)?;
+        Ok(())
     }
 
     /// The string from `i`, a special byte (or the end) that is not its closing quote. Leaves
-    /// the cursor after the closing quote and returns whether the string holds escapes.
-    #[inline(never)]
-    fn string_rest(&mut self, mut i: usize) -> Result<bool, JsonError> {
-        let buf = self.buf;
-        let mut escaped = false;
-        loop {
-            match buf.get(i) {
-                Some(b'"') => {
-                    self.pos = i + 1;
-                    return Ok(escaped);
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    i = if matches!(
-                        buf.get(i + 1),
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
-                    ) {
-                        i + 2
-                    } else {
-                        self.pos = i;
-                        escape(buf, i + 1)?
-                    };
-                    i = skip_plain(buf, i);
-                }
-                Some(_) => {
-                    self.pos = i;
-                    return Err(fail(JsonErrorKind::ControlCharacter, i));
-                }
-                None => {
-                    self.pos = i;
-                    return Err(fail(JsonErrorKind::UnexpectedEnd, i));
-                }
-            }
-        }
+    /// the cursor after the closing quote; the string holds escapes (it did not end at `i`).
+    #[inline(always)]
+    fn string_rest(&mut self, i: usize) -> Result<bool, JsonError> {
+        self.pos = string_rest(self.buf, i)?;
+        Ok(true)
     }
 
-    /// The end of the number that starts at `start` (RFC 8259 grammar: no leading zeros, no
-    /// `+`, digits after `.` and `e`).
+    /// The end of the number that starts at `start`.
     #[inline(always)]
     fn number_end(&self, start: usize) -> Result<usize, JsonError> {
-        let buf = self.buf;
-        let mut i = start;
-        if buf.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match buf.get(i) {
-            Some(b'0') => {
-                i += 1;
-                if is_digit(buf.get(i)) {
-                    return Err(fail(JsonErrorKind::BadNumber, i));
-                }
-            }
-            Some(b'1'..=b'9') => i = digits(buf, i + 1),
-            _ => return Err(fail(JsonErrorKind::BadNumber, i)),
-        }
-        match buf.get(i) {
-            Some(b'.' | b'e' | b'E') => number_tail(buf, i),
-            _ => Ok(i),
-        }
+        number_end(self.buf, start)
     }
 
     /// Scans a number (RFC 8259 grammar: no leading zeros, no `+`, digits after `.` and `e`).
@@ -527,67 +571,61 @@ impl<'a> Cursor<'a> {
     /// Validates and skips one value of any kind, returning its exact text. Objects must not
     /// repeat a member name (compared after unescaping), at any depth.
     pub fn skip_value(&mut self) -> Result<&'a [u8], JsonError> {
-        self.skip_value_with::<SMALL_NAMES>()
+        let b = self.peek()?;
+        let start = self.pos;
+        match b {
+            b'{' | b'[' => self.skip_checked(b)?,
+            _ => self.skip_leaf(b)?,
+        }
+        Ok(self.buf.get(start..self.pos).unwrap_or_default())
     }
 
     /// [`Cursor::skip_value`] that lets member names repeat: the syntax alone. For values that
     /// are ignored, or skipped to recover after an error found in them.
     pub fn skip_syntax(&mut self) -> Result<&'a [u8], JsonError> {
-        self.skip_value_with::<0>()
-    }
-
-    /// `N`: room for member names (0: not compared).
-    #[inline(always)]
-    fn skip_value_with<const N: usize>(&mut self) -> Result<&'a [u8], JsonError> {
         let b = self.peek()?;
         let start = self.pos;
         match b {
-            b'"' => {
-                self.pos += 1;
-                self.skip_string()?;
-            }
-            b'{' | b'[' if N == 0 => self.skip_container::<0>(b)?,
-            b'{' | b'[' => {
-                let (pos, depth) = (self.pos, self.depth);
-                match self.skip_container::<N>(b) {
-                    Err(e) if e.kind == JsonErrorKind::TooManyMembers && N < MAX_OPEN_NAMES => {
-                        // Rare: more names than the small table holds. Again, with the large one.
-                        (self.pos, self.depth) = (pos, depth);
-                        self.skip_container_large(b)?;
-                    }
-                    r => r?,
-                }
-            }
-            _ => self.skip_scalar(b)?,
+            b'{' | b'[' => self.skip_container(b, &mut Names::none())?,
+            _ => self.skip_leaf(b)?,
         }
         Ok(self.buf.get(start..self.pos).unwrap_or_default())
     }
 
-    #[inline(never)]
-    fn skip_container_large(&mut self, b: u8) -> Result<(), JsonError> {
-        self.skip_container::<MAX_OPEN_NAMES>(b)
+    /// Skips a string or a scalar whose first byte `b` is at the cursor.
+    #[inline(always)]
+    fn skip_leaf(&mut self, b: u8) -> Result<(), JsonError> {
+        if b == b'"' {
+            self.pos += 1;
+            self.skip_string()
+        } else {
+            self.skip_scalar(b)
+        }
     }
 
-    /// Scans a member name whose opening quote has been consumed and, if `N > 0`, checks it
-    /// against the earlier names of its object (those from `base` on in `names`).
-    #[inline(always)]
-    fn member_name<const N: usize>(
-        &mut self,
-        names: &mut Names<N>,
-        base: usize,
-    ) -> Result<(), JsonError> {
-        if N == 0 {
-            return self.skip_string();
+    /// Skips the container at the cursor, comparing member names: first with room for
+    /// [`SMALL_NAMES`] and, for the rare value that needs more, again with room for
+    /// [`MAX_OPEN_NAMES`]. The verdict is the large table's either way.
+    fn skip_checked(&mut self, b: u8) -> Result<(), JsonError> {
+        let (pos, depth) = (self.pos, self.depth);
+        let mut keys = [0u32; SMALL_NAMES];
+        let mut starts = [0usize; SMALL_NAMES];
+        let mut bases = [0u16; MAX_OPEN];
+        match self.skip_container(b, &mut Names::new(&mut keys, &mut starts, &mut bases)) {
+            Err(e) if e.kind == JsonErrorKind::TooManyMembers => {
+                (self.pos, self.depth) = (pos, depth);
+                self.skip_checked_large(b)
+            }
+            r => r,
         }
-        let start = self.pos;
-        let i = skip_plain(self.buf, start);
-        let escaped = if self.buf.get(i) == Some(&b'"') {
-            self.pos = i + 1;
-            false
-        } else {
-            self.string_rest(i)?
-        };
-        names.add(self.buf, start, self.pos - 1, escaped, base)
+    }
+
+    #[inline(never)]
+    fn skip_checked_large(&mut self, b: u8) -> Result<(), JsonError> {
+        let mut keys = [0u32; MAX_OPEN_NAMES];
+        let mut starts = [0usize; MAX_OPEN_NAMES];
+        let mut bases = [0u16; MAX_OPEN];
+        self.skip_container(b, &mut Names::new(&mut keys, &mut starts, &mut bases))
     }
 
     /// Skips a number, `true`, `false` or `null` starting with `b` at the cursor.
@@ -613,39 +651,91 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips the object or array whose opening byte `b` is at the cursor: one loop over its
-    /// values with a stack of container kinds in a word, instead of a call per value. With
-    /// `N > 0`, member names are kept (up to `N` open at once) and compared within each object.
-    fn skip_container<const N: usize>(&mut self, mut b: u8) -> Result<(), JsonError> {
+    /// values with a stack of container kinds in a word, instead of a call per value. Member
+    /// names go into `names` (if it compares them) and are compared within each object. The
+    /// position and depth live in locals while it runs (the cursor is updated at the end).
+    fn skip_container(&mut self, mut b: u8, names: &mut Names<'_>) -> Result<(), JsonError> {
+        let buf = self.buf;
+        let max_depth = self.max_depth;
+        let mut pos = self.pos;
+        let mut depth = self.depth;
         // Bit 0 of `objects` is set if the innermost open container is an object, bit 1 for
         // the one around it, and so on; `open` containers are open.
         let mut objects: u64 = 0;
         let mut open: u32 = 0;
-        let mut names = Names::<N>::new();
-        // Where each open container's names start in `names` (for objects).
-        let mut bases = [0u16; u64::BITS as usize];
+        // Where the innermost open container's names start in `names`.
+        let mut base = 0;
+        // The next non-whitespace byte (not consumed), or the end of the text.
+        macro_rules! peek {
+            () => {{
+                // One bounds check on the common path (no whitespace).
+                match buf.get(pos) {
+                    Some(&c) if c > b' ' => c,
+                    _ => {
+                        pos = ws_slow(buf, pos);
+                        match buf.get(pos) {
+                            Some(&c) => c,
+                            None => return Err(fail(JsonErrorKind::UnexpectedEnd, pos)),
+                        }
+                    }
+                }
+            }};
+        }
+        // A member name whose opening quote has been consumed, compared with the earlier
+        // names of its object, and the colon after it.
+        macro_rules! member {
+            () => {{
+                let start = pos;
+                let (i, first) = skip_plain_first(buf, start);
+                if buf.get(i) == Some(&b'"') {
+                    pos = i + 1;
+                    if names.checks() {
+                        let h = match first {
+                            Some(w) => hash_short(i - start, w),
+                            None => hash_plain(buf, start, i),
+                        };
+                        names.add(buf, h, start, base)?;
+                    }
+                } else {
+                    pos = string_rest(buf, i)?;
+                    if names.checks() {
+                        names.add(buf, hash_unescaped(buf, start), start, base)?;
+                    }
+                }
+                if buf.get(pos) == Some(&b':') {
+                    pos += 1;
+                } else if peek!() == b':' {
+                    pos += 1;
+                } else {
+                    return Err(fail(JsonErrorKind::Unexpected, pos));
+                }
+            }};
+        }
         loop {
-            // `b` is the first byte of a value, at the cursor.
+            // `b` is the first byte of a value, at `pos`.
             match b {
-                b'{' | b'[' if open < u64::BITS => {
-                    self.pos += 1;
-                    self.enter()?;
+                b'{' | b'[' if open < MAX_OPEN as u32 => {
+                    pos += 1;
+                    if depth >= max_depth {
+                        return Err(fail(JsonErrorKind::TooDeep, pos));
+                    }
+                    depth += 1;
                     let object = b == b'{';
                     objects = objects << 1 | u64::from(object);
-                    if let Some(slot) = bases.get_mut(open as usize) {
-                        *slot = names.len as u16;
-                    }
+                    // This container's names start where the table is; the base of the one
+                    // around it is kept until this one closes.
+                    names.save(open, base);
+                    base = names.len;
                     open += 1;
-                    let c = self.peek()?;
+                    let c = peek!();
                     if c != if object { b'}' } else { b']' } {
                         if object {
                             if c != b'"' {
-                                return Err(self.err(JsonErrorKind::Unexpected));
+                                return Err(fail(JsonErrorKind::Unexpected, pos));
                             }
-                            self.pos += 1;
-                            let base = names.len;
-                            self.member_name(&mut names, base)?;
-                            self.colon()?;
-                            b = self.peek()?;
+                            pos += 1;
+                            member!();
+                            b = peek!();
                         } else {
                             b = c;
                         }
@@ -653,127 +743,166 @@ impl<'a> Cursor<'a> {
                     }
                     // Empty: closed below.
                 }
-                // Nesting past the word's width: the inner container gets a stack of its own.
+                // Nesting past the word's width: the inner container gets a stack (and a table
+                // of names) of its own.
                 b'{' | b'[' => {
-                    if N == 0 {
-                        self.skip_syntax()?;
-                    } else {
+                    (self.pos, self.depth) = (pos, depth);
+                    if names.checks() {
                         self.skip_value()?;
+                    } else {
+                        self.skip_syntax()?;
                     }
+                    (pos, depth) = (self.pos, self.depth);
                 }
-                b'"' => {
-                    self.pos += 1;
-                    self.skip_string()?;
+                b'"' => pos = string_end(buf, pos + 1)?,
+                b'-' | b'0'..=b'9' => pos = number_end(buf, pos)?,
+                _ => {
+                    self.pos = pos;
+                    self.skip_scalar(b)?;
+                    pos = self.pos;
                 }
-                _ => self.skip_scalar(b)?,
             }
             // After a value: closing brackets, then a comma and the next value (or the end).
             loop {
                 if open == 0 {
+                    (self.pos, self.depth) = (pos, depth);
                     return Ok(());
                 }
-                let c = self.peek()?;
+                let c = peek!();
                 let object = objects & 1 != 0;
-                let base = bases.get(open as usize - 1).map_or(0, |&b| usize::from(b));
                 if c == b',' {
-                    self.pos += 1;
+                    pos += 1;
                     if object {
-                        self.ws();
-                        self.key_quote()?;
-                        self.member_name(&mut names, base)?;
-                        self.colon()?;
+                        if peek!() != b'"' {
+                            return Err(fail(JsonErrorKind::Unexpected, pos));
+                        }
+                        pos += 1;
+                        member!();
                     }
-                    b = self.peek()?;
+                    b = peek!();
                     break;
                 }
                 if c != if object { b'}' } else { b']' } {
-                    return Err(self.err(JsonErrorKind::Unexpected));
+                    return Err(fail(JsonErrorKind::Unexpected, pos));
                 }
-                self.pos += 1;
-                self.depth -= 1;
+                pos += 1;
+                depth -= 1;
                 objects >>= 1;
                 open -= 1;
                 // The object's names go with it (an array's base is where the table was).
                 names.len = base;
+                base = names.saved(open);
             }
         }
     }
 }
 
+/// Containers one walk keeps open (one bit each in a word); deeper ones get a walk of their own.
+const MAX_OPEN: usize = u64::BITS as usize;
+
 /// The member names of the objects open in a value, innermost last: a fingerprint of each
 /// (a hash of the unescaped name) and where its text starts. A new name is compared with the
-/// fingerprints of its own object's names, and by text only where a fingerprint matches.
-struct Names<const N: usize> {
-    hash: [u32; N],
-    start: [usize; N],
+/// fingerprints of its own object's names, and by text only where a fingerprint matches. The
+/// storage is the caller's (on its stack), so one walk serves every table size; an empty
+/// table compares nothing (a walk of the syntax alone).
+struct Names<'t> {
+    keys: &'t mut [u32],
+    starts: &'t mut [usize],
+    /// For each open container, by nesting level, where the names of the one around it start.
+    bases: &'t mut [u16],
     len: usize,
 }
 
-impl<const N: usize> Names<N> {
+impl<'t> Names<'t> {
     #[inline(always)]
-    fn new() -> Self {
+    fn new(keys: &'t mut [u32], starts: &'t mut [usize], bases: &'t mut [u16]) -> Self {
         Names {
-            hash: [0; N],
-            start: [0; N],
+            keys,
+            starts,
+            bases,
             len: 0,
         }
     }
 
-    /// Adds the name `buf[start..end]` (escapes in if `escaped`) to the object whose names start
-    /// at `base`, or fails if that object has it already or the table is full.
     #[inline(always)]
-    fn add(
-        &mut self,
-        buf: &[u8],
-        start: usize,
-        end: usize,
-        escaped: bool,
-        base: usize,
-    ) -> Result<(), JsonError> {
-        let h = if escaped {
-            hash_unescaped(buf, start)
-        } else {
-            hash_plain(buf.get(start..end).unwrap_or_default())
-        };
-        let earlier = self.hash.get(base..self.len).unwrap_or_default();
-        // Eight fingerprints at a time, without an early exit (the compiler makes it a vector
-        // compare); the names of a chunk that holds `h` are then compared one by one.
-        let mut chunks = earlier.chunks_exact(8);
-        let mut at = base;
-        for c in &mut chunks {
-            if c.iter().fold(false, |any, &e| any | (e == h)) && self.holds(buf, at, c, h, start) {
-                return Err(fail(JsonErrorKind::DuplicateName, start - 1));
-            }
-            at += 8;
+    fn none() -> Self {
+        Names::new(&mut [], &mut [], &mut [])
+    }
+
+    /// False for the empty table of a syntax-only walk.
+    #[inline(always)]
+    fn checks(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Keeps `base`, where the names of the container around the one opened at nesting level
+    /// `level` start.
+    #[inline(always)]
+    fn save(&mut self, level: u32, base: usize) {
+        if let Some(slot) = self.bases.get_mut(level as usize) {
+            *slot = base as u16;
         }
-        if self.holds(buf, at, chunks.remainder(), h, start) {
+    }
+
+    /// The base kept by [`Names::save`] for `level`.
+    #[inline(always)]
+    fn saved(&self, level: u32) -> usize {
+        self.bases
+            .get(level as usize)
+            .map_or(0, |&b| usize::from(b))
+    }
+
+    /// Adds the name whose body starts at `start` (fingerprint `h`) to the object whose names
+    /// start at `base`, or fails if that object has it already or the table is full.
+    #[inline(always)]
+    fn add(&mut self, buf: &[u8], h: u32, start: usize, base: usize) -> Result<(), JsonError> {
+        let earlier = self.keys.get(base..self.len).unwrap_or_default();
+        // Fingerprints first; names are compared only where one matches (rare: a duplicate,
+        // or two names that hash alike).
+        let hit = if earlier.len() <= 8 {
+            earlier.contains(&h)
+        } else {
+            wide_hit(earlier, h)
+        };
+        if hit && self.holds(buf, base, h, start) {
             return Err(fail(JsonErrorKind::DuplicateName, start - 1));
         }
-        match (self.hash.get_mut(self.len), self.start.get_mut(self.len)) {
-            (Some(hs), Some(ss)) => {
-                *hs = h;
-                *ss = start;
+        match (self.keys.get_mut(self.len), self.starts.get_mut(self.len)) {
+            (Some(k), Some(s)) => {
+                *k = h;
+                *s = start;
                 self.len += 1;
                 Ok(())
             }
             _ => Err(fail(JsonErrorKind::TooManyMembers, start - 1)),
         }
     }
+
+    /// True if a name of the object whose names start at `base`, with the fingerprint `h`, is
+    /// the name whose body starts at `start`.
+    #[inline(never)]
+    fn holds(&self, buf: &[u8], base: usize, h: u32, start: usize) -> bool {
+        let earlier = self.keys.get(base..self.len).unwrap_or_default();
+        earlier
+            .iter()
+            .zip(self.starts.get(base..).unwrap_or_default())
+            .any(|(&e, &s)| e == h && same_name(buf, s, start))
+    }
 }
 
-impl<const N: usize> Names<N> {
-    /// True if one of `hashes` (the fingerprints from index `at` on) is `h` and its name is the
-    /// one at `start`.
-    #[inline(always)]
-    fn holds(&self, buf: &[u8], at: usize, hashes: &[u32], h: u32, start: usize) -> bool {
-        hashes.iter().enumerate().any(|(k, &e)| {
-            e == h
-                && self
-                    .start
-                    .get(at + k)
-                    .is_some_and(|&s| same_name(buf, s, start))
-        })
+/// Whether `keys` holds `h`, for an object with more than eight names so far: eight at a time,
+/// without an early exit (the compiler makes it a vector compare).
+#[inline(never)]
+fn wide_hit(keys: &[u32], h: u32) -> bool {
+    let mut chunks = keys.chunks_exact(8);
+    let mut hit = false;
+    for c in &mut chunks {
+        hit |= c.iter().fold(false, |any, &e| any | (e == h));
+        if hit {
+            return true;
+        }
     }
+    chunks.remainder().contains(&h)
 }
 
 const HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -783,11 +912,50 @@ fn hash_mix(h: u64, w: u64) -> u64 {
     (h.rotate_left(5) ^ w).wrapping_mul(HASH_K)
 }
 
-/// Fingerprint of a name written without escapes: its length, then its bytes 8 at a time
-/// (little-endian, the last word padded with zeros).
+/// Fingerprint of a name written without escapes, `buf[start..end]`: its length, then its
+/// bytes 8 at a time (little-endian, the last word padded with zeros), mixed.
 #[inline(always)]
-fn hash_plain(s: &[u8]) -> u32 {
+fn hash_plain(buf: &[u8], start: usize, end: usize) -> u32 {
+    let n = end - start;
+    let h = if n <= 8 {
+        if n == 0 {
+            return 0;
+        }
+        // Most names: one load, the bytes after the name masked off (it is followed by at
+        // least `":` and a value, so the load rarely runs past the text).
+        let w = match buf.get(start..start + 8) {
+            Some(c) => word(c) & (u64::MAX >> (64 - 8 * n)),
+            None => short_word(buf.get(start..end).unwrap_or_default()),
+        };
+        hash_mix(n as u64, w)
+    } else {
+        hash_long(buf.get(start..end).unwrap_or_default())
+    };
+    (h >> 32) as u32
+}
+
+/// [`hash_plain`] of a name of `n` bytes (fewer than 8), given as the word `w` padded with
+/// zeros.
+#[inline(always)]
+fn hash_short(n: usize, w: u64) -> u32 {
+    if n == 0 {
+        0
+    } else {
+        (hash_mix(n as u64, w) >> 32) as u32
+    }
+}
+
+/// [`hash_plain`]'s mix for names longer than a word.
+#[inline(never)]
+fn hash_long(s: &[u8]) -> u64 {
     let n = s.len();
+    if let (9..=16, Some(first), Some(last)) = (n, s.get(..8), s.get(n.wrapping_sub(8)..)) {
+        // Two words: the first 8 bytes, then the rest as the low bytes of the last 8.
+        return hash_mix(
+            hash_mix(n as u64, word(first)),
+            word(last) >> (8 * (16 - n)),
+        );
+    }
     let mut h = n as u64;
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
@@ -795,35 +963,16 @@ fn hash_plain(s: &[u8]) -> u32 {
     }
     let r = chunks.remainder().len();
     if r > 0 {
-        // The last `r` bytes as the low bytes of a word, without a variable-length copy: the
-        // last 8 bytes shifted down if there are 8, else loads that overlap.
-        let w = if n >= 8 {
-            s.get(n - 8..).map_or(0, word) >> (8 * (8 - r))
-        } else {
-            short_word(s)
-        };
-        h = hash_mix(h, w);
+        // The last `r` bytes as the low bytes of a word: the last 8 bytes shifted down.
+        h = hash_mix(h, s.get(n - 8..).map_or(0, word) >> (8 * (8 - r)));
     }
-    (h >> 32) as u32
+    h
 }
 
-/// The bytes of `s` (fewer than 8) as a little-endian word padded with zeros.
-#[inline(always)]
+/// The bytes of `s` (at most 8) as a little-endian word padded with zeros.
+#[inline(never)]
 fn short_word(s: &[u8]) -> u64 {
-    let n = s.len();
-    let at = |i: usize| u64::from(s.get(i).copied().unwrap_or(0));
-    let u32_at = |i: usize| {
-        let mut w = [0u8; 4];
-        if let Some(b) = s.get(i..i + 4) {
-            w.copy_from_slice(b);
-        }
-        u64::from(u32::from_le_bytes(w))
-    };
-    match n {
-        0 => 0,
-        1..=3 => at(0) | at(n / 2) << (8 * (n / 2)) | at(n - 1) << (8 * (n - 1)),
-        _ => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
-    }
+    s.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b))
 }
 
 /// [`hash_plain`] of the unescaped text of the name whose body starts at `start`.
@@ -934,6 +1083,160 @@ fn unescape_one(b: &[u8], i: usize) -> Option<(char, usize)> {
     })
 }
 
+/// The rest of a string from `i`, a special byte (or the end) that is not its closing quote:
+/// the position after the closing quote.
+#[inline(never)]
+fn string_rest(buf: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    loop {
+        match buf.get(i) {
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => {
+                i = if matches!(
+                    buf.get(i + 1),
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+                ) {
+                    i + 2
+                } else {
+                    escape(buf, i + 1)?
+                };
+                i = skip_plain(buf, skip_text(buf, i));
+            }
+            Some(_) => return Err(fail(JsonErrorKind::ControlCharacter, i)),
+            None => return Err(fail(JsonErrorKind::UnexpectedEnd, i)),
+        }
+    }
+}
+
+/// Inside a string that holds escapes, from `i` (not inside an escape): where the exact scan
+/// must go on. Every byte before the returned position is plain text or a `\n` or `\"` escape,
+/// the escapes of text and of quotes in it; the position is an escape's backslash, or at or
+/// before the first byte that needs a closer look (the closing quote, another escape, a
+/// control character), or within the last 7 bytes.
+///
+/// Why: text such as source code has an escape every line or so, and a scan that leaves its
+/// word loop at each one pays a branch misprediction for it. Here a word is judged whole,
+/// without branching on where its escapes are: `bs` marks backslashes, each escapes the byte
+/// after it (a run of backslashes is not followed: `\\\\` stops the loop). The byte tests
+/// are exact at the lowest byte they flag, and a byte flagged wrongly above a flagged one is
+/// only ever an early stop, so every byte skipped is checked.
+///
+/// Only on 64-bit targets: on a 32-bit device the 64-bit arithmetic costs more flash than it
+/// saves time on its short strings, and the scan goes on from `i` as before.
+#[inline(always)]
+fn skip_text(buf: &[u8], mut i: usize) -> usize {
+    if cfg!(not(target_pointer_width = "64")) {
+        return i;
+    }
+    // Bit 7 set: byte 0 of the next word is escaped (the last byte of this one is `\`).
+    let mut carry = 0u64;
+    // Two words per round: one branch for 16 bytes.
+    while let Some(chunk) = buf.get(i..i + 16) {
+        let (w0, w1) = (word(&chunk[..8]), word(&chunk[8..]));
+        let (stop0, bs0) = judge(w0, carry);
+        let (stop1, bs1) = judge(w1, bs0 >> 56);
+        if stop0 | stop1 != 0 {
+            return if stop0 != 0 {
+                stopped(i, w0, carry, stop0)
+            } else {
+                stopped(i + 8, w1, bs0 >> 56, stop1)
+            };
+        }
+        carry = bs1 >> 56;
+        i += 16;
+    }
+    if let Some(chunk) = buf.get(i..i + 8) {
+        let w = word(chunk);
+        let (stop, bs) = judge(w, carry);
+        if stop != 0 {
+            return stopped(i, w, carry, stop);
+        }
+        carry = bs >> 56;
+        i += 8;
+    }
+    if carry != 0 { i - 1 } else { i }
+}
+
+/// [`skip_text`]'s test of the word `w` (`carry`: its byte 0 is escaped): the bytes where it
+/// must stop (an unescaped quote or a control character, or an escape other than `\n` and
+/// `\"`) and its backslashes, as the high bits of their bytes.
+#[inline(always)]
+fn judge(w: u64, carry: u64) -> (u64, u64) {
+    let ascii = !w & HIGHS;
+    let quote = (w ^ (ONES * b'"' as u64)).wrapping_sub(ONES);
+    let bs = (w ^ (ONES * b'\\' as u64)).wrapping_sub(ONES) & ascii;
+    let n = (w ^ (ONES * b'n' as u64)).wrapping_sub(ONES);
+    let control = w.wrapping_sub(ONES * 0x20);
+    let escaped = bs << 8 | carry;
+    let stop = ((quote | control) & ascii & !escaped) | (escaped & !((quote | n) & ascii));
+    (stop, bs)
+}
+
+/// Where [`skip_text`] goes on after stopping in the word `w` at position `i`: at the first
+/// byte flagged in `stop`, or at its backslash if that byte is escaped.
+#[inline(never)]
+fn stopped(i: usize, w: u64, carry: u64, stop: u64) -> usize {
+    let bs = (w ^ (ONES * b'\\' as u64)).wrapping_sub(ONES) & !w & HIGHS;
+    let escaped = bs << 8 | carry;
+    let at = stop.trailing_zeros();
+    let p = i + (at / 8) as usize;
+    if escaped >> at & 1 != 0 { p - 1 } else { p }
+}
+
+/// The rest of a string whose opening quote is before `i`: the position after its closing
+/// quote. Most strings end at their first special byte.
+#[inline(always)]
+fn string_end(buf: &[u8], i: usize) -> Result<usize, JsonError> {
+    let i = skip_plain(buf, i);
+    if buf.get(i) == Some(&b'"') {
+        Ok(i + 1)
+    } else {
+        string_rest(buf, i)
+    }
+}
+
+/// The first position at or after `pos` that is not whitespace.
+#[inline(always)]
+fn ws_at(buf: &[u8], pos: usize) -> usize {
+    // Frames are compact: one test on the common path, the loop out of line.
+    if matches!(buf.get(pos), Some(&b) if b <= b' ') {
+        ws_slow(buf, pos)
+    } else {
+        pos
+    }
+}
+
+#[inline(never)]
+fn ws_slow(buf: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The end of the number that starts at `start` (RFC 8259 grammar: no leading zeros, no `+`,
+/// digits after `.` and `e`).
+#[inline(always)]
+fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
+    let mut i = start;
+    if buf.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match buf.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if is_digit(buf.get(i)) {
+                return Err(fail(JsonErrorKind::BadNumber, i));
+            }
+        }
+        Some(b'1'..=b'9') => i = digits(buf, i + 1),
+        _ => return Err(fail(JsonErrorKind::BadNumber, i)),
+    }
+    match buf.get(i) {
+        Some(b'.' | b'e' | b'E') => number_tail(buf, i),
+        _ => Ok(i),
+    }
+}
+
 /// A JSON error, built out of line: errors are rare and the hot paths stay short.
 #[cold]
 #[inline(never)]
@@ -1024,7 +1327,20 @@ fn hex4(buf: &[u8], i: usize) -> Result<u32, JsonError> {
 /// Validates that `text` is exactly one JSON value (surrounding whitespace allowed) within the
 /// depth limit.
 pub fn validate(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
-    let mut c = Cursor::new(text, max_depth)?;
+    // ASCII (most JSON) is UTF-8; only other text needs the full check. No `&str` is needed:
+    // skipping never slices the text.
+    if !text.is_ascii()
+        && let Err(e) = core::str::from_utf8(text)
+    {
+        return Err(JsonError::new(JsonErrorKind::InvalidUtf8, e.valid_up_to()));
+    }
+    let mut c = Cursor {
+        buf: text,
+        text: "",
+        pos: 0,
+        depth: 0,
+        max_depth,
+    };
     c.skip_value()?;
     c.end()
 }
