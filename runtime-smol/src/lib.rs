@@ -14,6 +14,7 @@ pub mod client;
 pub mod clock;
 mod driver;
 pub mod gateway;
+pub mod http;
 pub mod node;
 pub mod tls;
 pub mod transport;

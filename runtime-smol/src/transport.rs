@@ -429,14 +429,14 @@ const WS_READ_BUFFER: usize = 1024;
 
 /// WebSocket settings: messages up to `max_frame`, reads of [`WS_READ_BUFFER`] bytes, so that a
 /// gateway holds thousands of idle peers.
-fn ws_config(max_frame: usize) -> WebSocketConfig {
+pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame))
 }
 
-fn split_ws(ws: WebSocketStream<BoxIo>) -> (FrameReader, FrameWriter) {
+pub(crate) fn split_ws(ws: WebSocketStream<BoxIo>) -> (FrameReader, FrameWriter) {
     let (sink, stream) = ws.split();
     (
         FrameReader::Ws {

@@ -456,7 +456,10 @@ fn oversized_websocket_message_closes_with_1009() {
             ..Default::default()
         })
         .await;
-        let addr = ws.trim_start_matches("ws://").to_owned();
+        let addr = ws
+            .trim_start_matches("ws://")
+            .trim_end_matches("/ws")
+            .to_owned();
         let open = || async {
             let tcp = smol::net::TcpStream::connect(&addr).await.unwrap();
             async_tungstenite::client_async(ws.as_str(), tcp)

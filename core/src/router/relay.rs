@@ -90,7 +90,12 @@ impl<S: Schemas> Router<S> {
                 }
             }
             E::Response { id, result } => self.on_ask_answer(conn, id, result),
-            E::Closed(_) => self.on_closed(conn),
+            E::Closed(why) => {
+                if why == gateway::CloseReason::Timeout && self.role(conn).is_some() {
+                    self.stats.heartbeat_drops += 1;
+                }
+                self.on_closed(conn)
+            }
         }
     }
 
@@ -282,10 +287,14 @@ impl<S: Schemas> Router<S> {
         };
         // Only calls that reach the node spend the node's rate: arguments are checked first,
         // and a token taken for a call the connection refuses (busy, too large) is given back.
-        self.schemas.check(&t.compiled, arguments)?;
+        if let Err(f) = self.schemas.check(&t.compiled, arguments) {
+            self.stats.schema_rejections += 1;
+            return Err(f);
+        }
         if let Some(limit) = self.config.rate_limit
             && !rec.bucket.take(limit, now)
         {
+            self.stats.rate_limited += 1;
             return Err(Failure::new(
                 ErrorCode::RateLimited,
                 format!("node `{node}` is over its rate limit"),

@@ -268,6 +268,13 @@ pub struct Stats {
     /// Nodes and controllers refused `-32005` because as many of their role were connected
     /// as [`super::RouterConfig`] allows.
     pub refused_full: u64,
+    /// Calls refused `-32002` because their arguments broke the tool's schema.
+    pub schema_rejections: u64,
+    /// Calls refused `-32007` by the per-node rate limit.
+    pub rate_limited: u64,
+    /// Nodes and controllers closed after their handshake for staying silent three heartbeat
+    /// intervals.
+    pub heartbeat_drops: u64,
 }
 
 /// Frames queued for one connection, in order: [`super::Router::poll_transmit`] hands them over

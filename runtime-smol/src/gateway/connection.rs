@@ -22,7 +22,7 @@ enum Woke<'f> {
 }
 
 impl Gateway {
-    pub(super) async fn run_connection(
+    pub(crate) async fn run_connection(
         self,
         mut reader: FrameReader,
         mut writer: FrameWriter,
@@ -58,6 +58,9 @@ impl Gateway {
                 s.router.is_closing(conn)
             };
             if !out.is_empty() {
+                let m = &inner.metrics;
+                m.frames_out.inc_by(out.len() as u64);
+                m.bytes_out.inc_by((out.bytes() - 4 * out.len()) as u64);
                 if let Err(e) = writer.send_all(out.iter()).await {
                     tracing::debug!("{peer}: write failed: {e}");
                     break;
@@ -80,6 +83,8 @@ impl Gateway {
                 .await;
             match woke {
                 Woke::Frame(Ok(Some(frame))) => {
+                    inner.metrics.frames_in.inc();
+                    inner.metrics.bytes_in.inc_by(frame.len() as u64);
                     let mut s = inner.lock();
                     let now = inner.clock.now();
                     s.router.handle_frame(conn, now, frame);

@@ -43,7 +43,7 @@ mod schemas;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -60,6 +60,8 @@ use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
 pub use toolwire_core::router::{Acl, RateLimit, TokenSpec};
 
 use crate::clock::Clock;
+use crate::http::metrics::Metrics;
+use crate::http::{self, HttpConfig, Sources};
 use crate::transport::{self, Endpoint, Framing};
 use schemas::JsonSchemas;
 
@@ -106,6 +108,8 @@ pub struct GatewayConfig {
     pub encodings: toolwire_core::frame::Encodings,
     /// Encoding chosen when a peer accepts both.
     pub prefer: toolwire_core::Encoding,
+    /// The HTTP face of `ws://` and `wss://` listeners (REST API, metrics, health).
+    pub http: HttpConfig,
 }
 
 impl Default for GatewayConfig {
@@ -125,6 +129,7 @@ impl Default for GatewayConfig {
             max_handshakes: router::DEFAULT_MAX_HANDSHAKES,
             encodings: toolwire_core::frame::Encodings::BOTH,
             prefer: toolwire_core::Encoding::Postcard,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -355,7 +360,7 @@ pub enum GatewayEvent {
 /// The gateway. Cheap to clone; every clone is the same gateway.
 #[derive(Clone, Debug)]
 pub struct Gateway {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// A listening socket; dropping it stops accepting (connections already made go on).
@@ -403,6 +408,12 @@ pub(crate) struct Inner {
     sockets: Arc<AtomicUsize>,
     /// Sockets accepted whose `hello` is not accepted yet (TLS/WebSocket setup included).
     handshakes: Arc<AtomicUsize>,
+    /// Counters for `/metrics`.
+    pub(crate) metrics: Metrics,
+    /// HTTP connections per source address.
+    pub(crate) sources: Arc<Sources>,
+    /// [`Gateway::shutdown`] was called.
+    shut_down: AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -505,12 +516,17 @@ impl Inner {
                 tool,
                 duration,
                 outcome,
-            } => GatewayEvent::CallFinished {
-                node,
-                tool,
-                duration: Duration::from_millis(duration.as_millis()),
-                outcome,
-            },
+            } => {
+                let duration = Duration::from_millis(duration.as_millis());
+                self.metrics
+                    .call_finished(&node, &tool, duration.as_secs_f64(), outcome);
+                GatewayEvent::CallFinished {
+                    node,
+                    tool,
+                    duration,
+                    outcome,
+                }
+            }
             _ => return,
         };
         s.subscribers.retain(|tx| !tx.is_closed());
@@ -591,6 +607,26 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
+fn tool_info(t: &router::ToolView<'_>) -> ToolInfo {
+    ToolInfo {
+        node: t.node.to_owned(),
+        name: t.name.to_owned(),
+        description: t.description.to_owned(),
+        input_schema: serde_json::from_str(t.input_schema).unwrap_or(Value::Null),
+        output_schema: t.output_schema.and_then(|o| serde_json::from_str(o).ok()),
+        annotations: t.annotations,
+    }
+}
+
+/// The router's state at one moment, for `/metrics`.
+pub(crate) struct Snapshot {
+    pub(crate) nodes: usize,
+    pub(crate) controllers: usize,
+    pub(crate) handshakes: usize,
+    pub(crate) in_flight: usize,
+    pub(crate) stats: router::Stats,
+}
+
 fn core_duration(d: Duration) -> toolwire_core::Duration {
     toolwire_core::Duration::from_millis(d.as_millis().min(u128::from(u64::MAX)) as u64)
 }
@@ -626,6 +662,9 @@ impl Gateway {
             timer: OnceLock::new(),
             sockets: Arc::new(AtomicUsize::new(0)),
             handshakes: Arc::new(AtomicUsize::new(0)),
+            metrics: Metrics::default(),
+            sources: Arc::default(),
+            shut_down: AtomicBool::new(false),
             cfg,
         });
         // Spawned once the gateway exists: a timer task that ran while `Inner` was still being
@@ -698,36 +737,30 @@ impl Gateway {
                 let gw = gw.clone();
                 let tls = tls.clone();
                 smol::spawn(async move {
-                    let _socket = socket;
                     // Boxed, so that the handshake's state (TLS, WebSocket upgrade) is freed
                     // once done instead of sizing this task's memory for as long as it runs.
-                    let setup = Box::pin(async {
-                        let io = transport::accept_io(tcp, tls.as_ref()).await?;
-                        match framing {
-                            Framing::Stream => {
-                                Ok(transport::stream(io, gw.inner.cfg.max_frame as usize))
-                            }
-                            Framing::WebSocket => {
-                                transport::ws_accept(io, gw.inner.cfg.max_frame as usize).await
-                            }
-                        }
-                    });
+                    let setup = Box::pin(transport::accept_io(tcp, tls.as_ref()));
                     let timeout = gw.inner.cfg.handshake_timeout;
                     let r = setup
                         .or(async {
                             smol::Timer::after(timeout).await;
                             Err(io::Error::new(
                                 io::ErrorKind::TimedOut,
-                                "TLS/WebSocket handshake timed out",
+                                "TLS handshake timed out",
                             ))
                         })
                         .await;
-                    match r {
-                        Ok((reader, writer)) => {
+                    match (r, framing) {
+                        (Ok(io), Framing::Stream) => {
+                            let (reader, writer) =
+                                transport::stream(io, gw.inner.cfg.max_frame as usize);
                             gw.run_connection(reader, writer, peer.to_string(), Some(handshake))
                                 .await
                         }
-                        Err(e) => tracing::debug!("{peer}: {e}"),
+                        (Ok(io), Framing::WebSocket) => {
+                            http::serve(gw, io, peer, handshake, socket).await
+                        }
+                        (Err(e), _) => tracing::debug!("{peer}: {e}"),
                     }
                 })
                 .detach();
@@ -760,6 +793,22 @@ impl Gateway {
         rx
     }
 
+    /// True once [`Gateway::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let s = self.inner.lock();
+        Snapshot {
+            nodes: s.router.nodes().count(),
+            controllers: s.router.controllers(),
+            handshakes: s.router.handshakes(),
+            in_flight: s.router.in_flight(),
+            stats: s.router.stats(),
+        }
+    }
+
     /// Connected nodes, by id.
     pub fn nodes(&self) -> Vec<NodeSummary> {
         self.inner
@@ -782,17 +831,35 @@ impl Gateway {
             .lock()
             .router
             .tools(prefix, node)
-            .map(|t| {
-                Arc::new(ToolInfo {
-                    node: t.node.to_owned(),
-                    name: t.name.to_owned(),
-                    description: t.description.to_owned(),
-                    input_schema: serde_json::from_str(t.input_schema).unwrap_or(Value::Null),
-                    output_schema: t.output_schema.and_then(|o| serde_json::from_str(o).ok()),
-                    annotations: t.annotations,
-                })
-            })
+            .map(|t| Arc::new(tool_info(&t)))
             .collect()
+    }
+
+    /// One page of [`Gateway::tools`]: at most `limit` tools after `after` (`node`, `tool`), and
+    /// whether more follow.
+    pub fn tools_page(
+        &self,
+        prefix: Option<&str>,
+        node: Option<&str>,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> (Vec<Arc<ToolInfo>>, bool) {
+        let s = self.inner.lock();
+        let mut page: Vec<Arc<ToolInfo>> = Vec::new();
+        let mut more = false;
+        let rest = s.router.tools(prefix, node).skip_while(|t| {
+            after
+                .as_ref()
+                .is_some_and(|(n, name)| (t.node, t.name) <= (n.as_str(), name.as_str()))
+        });
+        for t in rest {
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(Arc::new(tool_info(&t)));
+        }
+        (page, more)
     }
 
     /// Nodes offering `tool`.
@@ -898,8 +965,9 @@ impl Gateway {
     }
 
     /// Closes every node and controller connection with a goodbye. (Listeners keep
-    /// accepting until dropped or [`Listener::close`]d.)
+    /// accepting until dropped or [`Listener::close`]d; `/readyz` answers `503` from now on.)
     pub fn shutdown(&self) {
+        self.inner.shut_down.store(true, Ordering::Relaxed);
         let mut s = self.inner.lock();
         s.router
             .shutdown(self.inner.clock.now(), GoodbyeReason::Shutdown);

@@ -24,7 +24,10 @@ pub async fn gateway(cfg: GatewayConfig) -> (Gateway, String, String) {
         .listen(&Endpoint::parse("tcp://127.0.0.1:0").unwrap(), None)
         .await
         .unwrap();
-    let urls = (format!("ws://{}", ws.addr), format!("tcp://{}", tcp.addr));
+    let urls = (
+        format!("ws://{}/ws", ws.addr),
+        format!("tcp://{}", tcp.addr),
+    );
     // Keep the listeners for the test's lifetime.
     Box::leak(Box::new((ws, tcp)));
     (gw, urls.0, urls.1)

@@ -1,0 +1,724 @@
+//! The REST API (`/v1`), `/metrics`, `/healthz`, `/readyz` and `/openapi.json`.
+//!
+//! Every error is the protocol's error object, `{"error":{"code":…,"message":…}}`, with the HTTP
+//! status of [`status_for`]. The routes, their parameters and their answers are written down in
+//! `openapi.json` (served at `/openapi.json`; a test keeps the two in step).
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use smol::channel::{Receiver, bounded};
+use smol::future::FutureExt;
+use toolwire_core::ErrorCode;
+use toolwire_core::gateway::ct_eq;
+use toolwire_core::router::TokenSpec;
+
+use super::Body;
+use crate::gateway::{CallError, CallOptions, Gateway, Progress, ToolInfo};
+
+/// The OpenAPI 3.1 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Tools in one page of `GET /v1/tools`, unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 100;
+/// Most tools in one page.
+const MAX_LIMIT: usize = 1000;
+
+/// The routes, as the metrics name them (the path's pattern, not the path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Route {
+    Health,
+    Ready,
+    OpenApi,
+    Metrics,
+    Nodes,
+    Node,
+    NodeTools,
+    NodeTool,
+    Call,
+    Tools,
+    Resolve,
+    /// No route matched (404/405).
+    Unknown,
+    /// Refused before routing: too many connections from the source.
+    Limited,
+}
+
+impl Route {
+    /// The path pattern, as in the OpenAPI document.
+    pub(crate) fn pattern(self) -> &'static str {
+        match self {
+            Route::Health => "/healthz",
+            Route::Ready => "/readyz",
+            Route::OpenApi => "/openapi.json",
+            Route::Metrics => "/metrics",
+            Route::Nodes => "/v1/nodes",
+            Route::Node => "/v1/nodes/{node}",
+            Route::NodeTools => "/v1/nodes/{node}/tools",
+            Route::NodeTool => "/v1/nodes/{node}/tools/{tool}",
+            Route::Call => "/v1/nodes/{node}/tools/{tool}/call",
+            Route::Tools => "/v1/tools",
+            Route::Resolve => "/v1/tools/{tool}",
+            Route::Unknown => "other",
+            Route::Limited => "limited",
+        }
+    }
+
+    /// Every route with a path (for the test that holds the OpenAPI document to them).
+    #[cfg(test)]
+    pub(crate) const ALL: [Route; 11] = [
+        Route::Health,
+        Route::Ready,
+        Route::OpenApi,
+        Route::Metrics,
+        Route::Nodes,
+        Route::Node,
+        Route::NodeTools,
+        Route::NodeTool,
+        Route::Call,
+        Route::Tools,
+        Route::Resolve,
+    ];
+
+    /// The method the route answers.
+    pub(crate) fn method(self) -> Method {
+        if self == Route::Call {
+            Method::POST
+        } else {
+            Method::GET
+        }
+    }
+}
+
+/// Splits a path into a route and its parameters (node, tool).
+fn match_route(path: &str) -> Option<(Route, Option<&str>, Option<&str>)> {
+    let segs: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    Some(match segs.as_slice() {
+        ["healthz"] => (Route::Health, None, None),
+        ["readyz"] => (Route::Ready, None, None),
+        ["openapi.json"] => (Route::OpenApi, None, None),
+        ["metrics"] => (Route::Metrics, None, None),
+        ["v1", "nodes"] => (Route::Nodes, None, None),
+        ["v1", "nodes", n] if !n.is_empty() => (Route::Node, Some(*n), None),
+        ["v1", "nodes", n, "tools"] if !n.is_empty() => (Route::NodeTools, Some(*n), None),
+        ["v1", "nodes", n, "tools", t] if !n.is_empty() && !t.is_empty() => {
+            (Route::NodeTool, Some(*n), Some(*t))
+        }
+        ["v1", "nodes", n, "tools", t, "call"] if !n.is_empty() && !t.is_empty() => {
+            (Route::Call, Some(*n), Some(*t))
+        }
+        ["v1", "tools"] => (Route::Tools, None, None),
+        ["v1", "tools", t] if !t.is_empty() => (Route::Resolve, None, Some(*t)),
+        _ => return None,
+    })
+}
+
+/// Serves one request that is not a WebSocket upgrade.
+pub(crate) async fn handle(gw: Gateway, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let (route, r) = match match_route(&path) {
+        None => (
+            Route::Unknown,
+            error_response(
+                StatusCode::NOT_FOUND,
+                ErrorCode::MethodNotFound.code(),
+                &format!("no route `{}`", truncate(&path)),
+            ),
+        ),
+        Some((route, node, tool)) => {
+            let r = if req.method() != route.method()
+                && !(req.method() == Method::HEAD && route.method() == Method::GET)
+            {
+                let mut r = error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorCode::MethodNotFound.code(),
+                    &format!("{} takes {}", route.pattern(), route.method()),
+                );
+                if let Ok(v) = HeaderValue::from_str(route.method().as_str()) {
+                    r.headers_mut().insert(header::ALLOW, v);
+                }
+                r
+            } else {
+                let node = node.map(str::to_owned);
+                let tool = tool.map(str::to_owned);
+                dispatch(&gw, route, node, tool, req).await
+            };
+            (route, r)
+        }
+    };
+    gw.inner.metrics.http_response(route, r.status());
+    r
+}
+
+async fn dispatch(
+    gw: &Gateway,
+    route: Route,
+    node: Option<String>,
+    tool: Option<String>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match route {
+        Route::Health => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        Route::Ready => {
+            if gw.is_shut_down() {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "shutting down"}),
+                )
+            } else {
+                json_response(StatusCode::OK, &json!({"status": "ready"}))
+            }
+        }
+        Route::OpenApi => {
+            let mut r = Response::new(full(OPENAPI));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        _ => {
+            let token = match authorize(gw, req.headers()) {
+                Ok(t) => t,
+                Err(r) => return r,
+            };
+            let node = node.unwrap_or_default();
+            let tool = tool.unwrap_or_default();
+            match route {
+                Route::Metrics => {
+                    let mut r = Response::new(full(gw.inner.metrics.render(gw)));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    r
+                }
+                Route::Nodes => {
+                    let nodes: Vec<Value> = gw.nodes().iter().map(node_json).collect();
+                    json_response(StatusCode::OK, &json!({ "nodes": nodes }))
+                }
+                Route::Node => match gw.nodes().iter().find(|n| n.id == node) {
+                    Some(n) => json_response(StatusCode::OK, &node_json(n)),
+                    None => not_connected(&node),
+                },
+                Route::NodeTools => {
+                    if !gw.nodes().iter().any(|n| n.id == node) {
+                        return not_connected(&node);
+                    }
+                    let tools: Vec<Value> = gw
+                        .tools(None, Some(&node))
+                        .iter()
+                        .map(|t| tool_json(t))
+                        .collect();
+                    json_response(StatusCode::OK, &json!({ "tools": tools }))
+                }
+                Route::NodeTool => {
+                    if !gw.nodes().iter().any(|n| n.id == node) {
+                        return not_connected(&node);
+                    }
+                    match gw
+                        .tools(Some(&tool), Some(&node))
+                        .iter()
+                        .find(|t| t.name == tool)
+                    {
+                        Some(t) => json_response(StatusCode::OK, &tool_json(t)),
+                        None => error_response(
+                            StatusCode::NOT_FOUND,
+                            ErrorCode::ToolNotFound.code(),
+                            &format!("node `{node}` has no tool `{}`", truncate(&tool)),
+                        ),
+                    }
+                }
+                Route::Tools => list_tools(gw, req.uri().query()),
+                Route::Resolve => {
+                    let nodes = gw.resolve(&tool);
+                    if nodes.is_empty() {
+                        error_response(
+                            StatusCode::NOT_FOUND,
+                            ErrorCode::ToolNotFound.code(),
+                            &format!("no node offers `{}`", truncate(&tool)),
+                        )
+                    } else {
+                        json_response(StatusCode::OK, &json!({ "tool": tool, "nodes": nodes }))
+                    }
+                }
+                Route::Call => call(gw, node, tool, token, req).await,
+                _ => unreachable_route(),
+            }
+        }
+    }
+}
+
+fn unreachable_route() -> Response<Body> {
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::InternalError.code(),
+        "route without a handler",
+    )
+}
+
+/// The token of an `Authorization: Bearer` header, when the gateway has tokens: `401` without
+/// one or with a wrong one, `403` for a token that may not act as a controller.
+#[allow(clippy::result_large_err)]
+fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<TokenSpec>>, Response<Body>> {
+    let tokens = &gw.config().tokens;
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let unauthorized = |why: &str| {
+        let mut r = error_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized.code(),
+            why,
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"toolwire\""),
+        );
+        r
+    };
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+    else {
+        return Err(unauthorized(
+            "an `Authorization: Bearer TOKEN` header is required",
+        ));
+    };
+    // Every token is compared (in constant time), so the time taken does not tell which matched.
+    let mut found = None;
+    for t in tokens {
+        if ct_eq(t.token.as_bytes(), given.as_bytes()) && found.is_none() {
+            found = Some(t);
+        }
+    }
+    match found {
+        None => Err(unauthorized("unknown token")),
+        Some(t) if !t.controller => Err(error_response(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized.code(),
+            "this token may not act as a controller",
+        )),
+        Some(t) => Ok(Some(Arc::new(t.clone()))),
+    }
+}
+
+/// `GET /v1/tools?prefix=&node=&cursor=&limit=`.
+fn list_tools(gw: &Gateway, query: Option<&str>) -> Response<Body> {
+    let mut prefix = None;
+    let mut node = None;
+    let mut cursor = None;
+    let mut limit = DEFAULT_LIMIT;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*k {
+            "prefix" => prefix = Some(v.into_owned()),
+            "node" => node = Some(v.into_owned()),
+            "cursor" => cursor = Some(v.into_owned()),
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                _ => {
+                    return bad_request(&format!("limit must be 1 to {MAX_LIMIT}"));
+                }
+            },
+            _ => {}
+        }
+    }
+    // The cursor is `node/tool` of the last tool of the previous page, as in `tools.list`.
+    let after = match cursor.as_deref().map(|c| c.split_once('/')) {
+        None => None,
+        Some(Some((n, t))) if valid_name(n) && valid_name(t) => Some((n.to_owned(), t.to_owned())),
+        Some(_) => return bad_request("invalid cursor: pass back a next_cursor this gateway gave"),
+    };
+    let (page, more) = gw.tools_page(prefix.as_deref(), node.as_deref(), after, limit);
+    let next = more
+        .then(|| page.last().map(|t| format!("{}/{}", t.node, t.name)))
+        .flatten();
+    let tools: Vec<Value> = page.iter().map(|t| tool_json(t)).collect();
+    json_response(
+        StatusCode::OK,
+        &json!({ "tools": tools, "next_cursor": next }),
+    )
+}
+
+/// Names as the protocol allows them: `A-Z a-z 0-9 _ - .`, 1 to 64 bytes.
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// `POST /v1/nodes/{node}/tools/{tool}/call`: the body is the arguments, the answer the result.
+async fn call(
+    gw: &Gateway,
+    node: String,
+    tool: String,
+    token: Option<Arc<TokenSpec>>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let mut timeout = None;
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        if k == "deadline_ms" {
+            match v.parse::<u64>() {
+                Ok(ms) if ms >= 1 => timeout = Some(Duration::from_millis(ms)),
+                _ => {
+                    return bad_request(
+                        "deadline_ms must be a whole number of milliseconds, at least 1",
+                    );
+                }
+            }
+        }
+    }
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let json = ct
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::InvalidParams.code(),
+                "the arguments must be application/json",
+            );
+        }
+    }
+    let sse = accepts_event_stream(req.headers());
+    let max = gw.config().http.max_body;
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::FrameTooLarge.code(),
+                &format!("the arguments exceed {max} bytes"),
+            );
+        }
+        Err(e) => return bad_request(&format!("reading the body failed: {e}")),
+    };
+    let args = match std::str::from_utf8(&body) {
+        Ok(s) if s.trim().is_empty() => "{}".to_owned(),
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ParseError.code(),
+                "the arguments are not UTF-8",
+            );
+        }
+    };
+    let mut opts = CallOptions {
+        timeout,
+        token,
+        ..CallOptions::default()
+    };
+    if !sse {
+        return match gw.call_raw(&node, &tool, &args, opts).await {
+            Ok(result) => {
+                let mut r = Response::new(full(result));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            Err(e) => call_error(&e),
+        };
+    }
+    let (tx, progress) = bounded(64);
+    opts.progress = Some(tx);
+    let gw = gw.clone();
+    let running: Running = Box::pin(async move { gw.call_raw(&node, &tool, &args, opts).await });
+    let events = stream::unfold(Some((running, progress)), next_event);
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+type Running = std::pin::Pin<Box<dyn Future<Output = Result<String, CallError>> + Send>>;
+
+/// The next server-sent event of a streamed call: `progress` events while it runs, then one
+/// `result` or `error`. Dropping the stream (the client went away) drops the call, which
+/// cancels it on the node.
+async fn next_event(
+    state: Option<(Running, Receiver<Progress>)>,
+) -> Option<(
+    Result<Frame<Bytes>, io::Error>,
+    Option<(Running, Receiver<Progress>)>,
+)> {
+    let (mut running, progress) = state?;
+    enum Next {
+        Progress(Progress),
+        Done(Result<String, CallError>),
+    }
+    let next = async {
+        match progress.recv().await {
+            Ok(p) => Next::Progress(p),
+            Err(_) => std::future::pending().await,
+        }
+    }
+    .or(async { Next::Done((&mut running).await) })
+    .await;
+    match next {
+        Next::Progress(p) => {
+            let mut v = json!({ "progress": p.progress });
+            if let Some(t) = p.total {
+                v["total"] = t.into();
+            }
+            if let Some(m) = p.message {
+                v["message"] = m.into();
+            }
+            if let Some(x) = p.partial {
+                v["partial"] = x;
+            }
+            Some((
+                Ok(sse_frame("progress", &v.to_string())),
+                Some((running, progress)),
+            ))
+        }
+        Next::Done(r) => {
+            // Progress sent before the result is delivered first.
+            let mut text = String::new();
+            while let Ok(p) = progress.try_recv() {
+                let v = json!({ "progress": p.progress, "total": p.total, "message": p.message });
+                text.push_str(&sse_text("progress", &v.to_string()));
+            }
+            match r {
+                Ok(result) => text.push_str(&sse_text("result", &result)),
+                Err(e) => text.push_str(&sse_text("error", &error_json(&e).to_string())),
+            }
+            Some((Ok(Frame::data(Bytes::from(text))), None))
+        }
+    }
+}
+
+fn sse_text(event: &str, data: &str) -> String {
+    // JSON text has no raw newlines, so one `data:` line carries it.
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+fn sse_frame(event: &str, data: &str) -> Frame<Bytes> {
+    Frame::data(Bytes::from(sse_text(event, data)))
+}
+
+fn accepts_event_stream(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|m| {
+                m.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+            })
+        })
+    })
+}
+
+/// The HTTP status for a protocol error code (tools' own codes: `502`, the node failed).
+pub fn status_for(code: i32) -> StatusCode {
+    use ErrorCode as E;
+    match ErrorCode::from_code(code) {
+        Some(E::ParseError | E::InvalidRequest | E::InvalidParams | E::InvalidArguments) => {
+            StatusCode::BAD_REQUEST
+        }
+        Some(E::Unauthorized) => StatusCode::FORBIDDEN,
+        Some(E::ToolNotFound | E::NodeNotFound | E::MethodNotFound) => StatusCode::NOT_FOUND,
+        Some(E::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
+        Some(E::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+        Some(E::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(E::FrameTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        Some(E::Disconnected | E::Cancelled | E::ToolFailed | E::AskDeclined) => {
+            StatusCode::BAD_GATEWAY
+        }
+        Some(E::VersionMismatch | E::NotReady | E::InternalError) | None if code < 0 => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn call_error(e: &CallError) -> Response<Body> {
+    let mut status = status_for(e.code);
+    // A result too large for a frame came from the node; arguments too large are the caller's.
+    if e.code == ErrorCode::FrameTooLarge.code() && e.message.contains("result") {
+        status = StatusCode::BAD_GATEWAY;
+    }
+    let mut r = json_response(status, &error_json(e));
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn error_json(e: &CallError) -> Value {
+    let mut o = json!({ "code": e.code, "message": e.message });
+    if let Some(d) = &e.data {
+        o["data"] = d.clone();
+    }
+    json!({ "error": o })
+}
+
+/// A response carrying the protocol's error object.
+pub(crate) fn error_response(status: StatusCode, code: i32, message: &str) -> Response<Body> {
+    json_response(
+        status,
+        &json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+fn bad_request(message: &str) -> Response<Body> {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidParams.code(),
+        message,
+    )
+}
+
+fn not_connected(node: &str) -> Response<Body> {
+    error_response(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NodeNotFound.code(),
+        &format!("no node `{}` is connected", truncate(node)),
+    )
+}
+
+/// A name from a path, cut short for messages.
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(80);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn node_json(n: &crate::gateway::NodeSummary) -> Value {
+    json!({
+        "id": n.id,
+        "tools": n.tools,
+        "in_flight": n.in_flight,
+        "encoding": match n.encoding {
+            toolwire_core::Encoding::Json => "json",
+            toolwire_core::Encoding::Postcard => "postcard",
+        },
+    })
+}
+
+fn tool_json(t: &ToolInfo) -> Value {
+    let mut v = json!({
+        "node": t.node,
+        "name": t.name,
+        "description": t.description,
+        "input_schema": t.input_schema,
+        "annotations": {
+            "read_only": t.annotations.read_only,
+            "destructive": t.annotations.destructive,
+            "idempotent": t.annotations.idempotent,
+        },
+    });
+    if let Some(o) = &t.output_schema {
+        v["output_schema"] = o.clone();
+    }
+    v
+}
+
+/// A whole body.
+pub(crate) fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|e: Infallible| match e {})
+        .boxed_unsync()
+}
+
+/// No body.
+pub(crate) fn empty() -> Body {
+    Empty::new()
+        .map_err(|e: Infallible| match e {})
+        .boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document has exactly the routes this module serves, each with its method,
+    /// and every pattern's path parameters.
+    #[test]
+    fn the_openapi_document_lists_every_route_and_nothing_else() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
+        documented.sort_unstable();
+        let mut served: Vec<&str> = Route::ALL.iter().map(|r| r.pattern()).collect();
+        served.sort_unstable();
+        assert_eq!(documented, served);
+        for r in Route::ALL {
+            let ops = paths[r.pattern()].as_object().unwrap();
+            let method = r.method().as_str().to_ascii_lowercase();
+            assert_eq!(
+                ops.keys().collect::<Vec<_>>(),
+                vec![&method],
+                "{}",
+                r.pattern()
+            );
+            // A concrete path made from the pattern routes back to it.
+            let path = r
+                .pattern()
+                .replace("{node}", "n-1")
+                .replace("{tool}", "t.x");
+            assert_eq!(match_route(&path).map(|m| m.0), Some(r), "{path}");
+        }
+        assert_eq!(match_route("/v1/nodes/"), None);
+        assert_eq!(match_route("/v1/nodes/a/tools/b/call/x"), None);
+    }
+
+    /// Every status a handler can answer with is documented for a route that can give it.
+    #[test]
+    fn error_codes_map_to_documented_statuses() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let call = &doc["paths"]["/v1/nodes/{node}/tools/{tool}/call"]["post"]["responses"];
+        for code in ErrorCode::ALL {
+            let status = status_for(code.code());
+            let documented =
+                call.get(status.as_str()).is_some() || status == StatusCode::INTERNAL_SERVER_ERROR;
+            assert!(documented, "{code:?} -> {status}");
+        }
+        assert_eq!(status_for(7), StatusCode::BAD_GATEWAY);
+        assert_eq!(status_for(-32003), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(status_for(-32009), StatusCode::BAD_GATEWAY);
+        assert_eq!(status_for(-32002), StatusCode::BAD_REQUEST);
+        assert_eq!(status_for(-32011), StatusCode::NOT_FOUND);
+        assert_eq!(status_for(-32007), StatusCode::TOO_MANY_REQUESTS);
+    }
+}

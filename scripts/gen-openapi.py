@@ -1,0 +1,115 @@
+import json
+name = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
+def err(desc):
+    return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def ok(desc, schema, ct="application/json"):
+    return {"description": desc, "content": {ct: {"schema": schema}}}
+auth = {"401": {"$ref": "#/components/responses/Unauthorized"},
+        "403": {"$ref": "#/components/responses/Forbidden"},
+        "429": {"$ref": "#/components/responses/TooManyConnections"}}
+node_p = {"name": "node", "in": "path", "required": True, "description": "A node's id.", "schema": name}
+tool_p = {"name": "tool", "in": "path", "required": True, "description": "A tool's name.", "schema": name}
+doc = {
+ "openapi": "3.1.0",
+ "info": {"title": "toolwire gateway", "version": "1",
+   "description": "The gateway's HTTP face: the nodes and tools connected to it, and calls to those tools. "
+     "Every error is the protocol's error object (PROTOCOL.md §8) under `error`, with a fitting HTTP status. "
+     "When the gateway has tokens, every route under /v1 and /metrics needs `Authorization: Bearer TOKEN` "
+     "of a token that may act as a controller; its ACL applies to calls. "
+     "WebSocket peers (nodes and controllers) connect with an upgrade on GET /ws of the same port."},
+ "servers": [{"url": "/"}],
+ "security": [{}, {"bearer": []}],
+ "paths": {
+  "/healthz": {"get": {"operationId": "health", "summary": "The process is up.", "security": [],
+     "responses": {"200": ok("Up.", {"$ref": "#/components/schemas/Status"}),
+                   "429": {"$ref": "#/components/responses/TooManyConnections"}}}},
+  "/readyz": {"get": {"operationId": "ready", "summary": "The gateway takes calls (not shutting down).", "security": [],
+     "responses": {"200": ok("Ready.", {"$ref": "#/components/schemas/Status"}),
+                   "503": ok("Shutting down.", {"$ref": "#/components/schemas/Status"}),
+                   "429": {"$ref": "#/components/responses/TooManyConnections"}}}},
+  "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.", "security": [],
+     "responses": {"200": ok("The OpenAPI document.", {"type": "object"}),
+                   "429": {"$ref": "#/components/responses/TooManyConnections"}}}},
+  "/metrics": {"get": {"operationId": "metrics", "summary": "Metrics in the OpenMetrics text format (Prometheus scrapes it).",
+     "responses": {"200": ok("The metrics.", {"type": "string"}, "application/openmetrics-text"), **auth}}},
+  "/v1/nodes": {"get": {"operationId": "listNodes", "summary": "Nodes connected, by id.",
+     "responses": {"200": ok("The nodes.", {"type": "object", "required": ["nodes"], "additionalProperties": False,
+         "properties": {"nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}), **auth}}},
+  "/v1/nodes/{node}": {"get": {"operationId": "getNode", "summary": "One connected node.", "parameters": [node_p],
+     "responses": {"200": ok("The node.", {"$ref": "#/components/schemas/Node"}),
+                   "404": err("No such node is connected (-32011)."), **auth}}},
+  "/v1/nodes/{node}/tools": {"get": {"operationId": "listNodeTools", "summary": "A node's tools, by name.", "parameters": [node_p],
+     "responses": {"200": ok("The tools.", {"type": "object", "required": ["tools"], "additionalProperties": False,
+         "properties": {"tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}}}}),
+                   "404": err("No such node is connected (-32011)."), **auth}}},
+  "/v1/nodes/{node}/tools/{tool}": {"get": {"operationId": "getTool", "summary": "One tool of a node, with its schemas.", "parameters": [node_p, tool_p],
+     "responses": {"200": ok("The tool.", {"$ref": "#/components/schemas/Tool"}),
+                   "404": err("No such node (-32011), or the node has no such tool (-32001)."), **auth}}},
+  "/v1/nodes/{node}/tools/{tool}/call": {"post": {"operationId": "callTool",
+     "summary": "Calls a tool: the body is its arguments, the answer its result.",
+     "description": "The arguments are checked against the tool's input schema, then sent to the node. "
+        "With `Accept: text/event-stream` the answer is a stream of server-sent events: `progress` events "
+        "(data: a Progress object) while the tool runs, then one `result` (data: the result) or `error` "
+        "(data: an Error object). Closing the request before the answer cancels the call on the node. "
+        "Questions a tool asks (`ask`) are declined (-32013) for calls made over HTTP.",
+     "parameters": [node_p, tool_p,
+        {"name": "deadline_ms", "in": "query", "required": False,
+         "description": "Time the call may take, in milliseconds (the gateway's default timeout if absent).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 18446744073709551615}}],
+     "requestBody": {"required": False, "description": "The arguments: a JSON object (an empty body is `{}`).",
+        "content": {"application/json": {"schema": {"type": "object"}}}},
+     "responses": {
+        "200": {"description": "The tool's result (any JSON value), or the event stream.",
+                "content": {"application/json": {"schema": {}},
+                            "text/event-stream": {"schema": {"type": "string"}}}},
+        "400": err("The arguments are not a JSON object (-32602) or break the tool's schema (-32002); a bad deadline_ms (-32602)."),
+        "404": err("No such node (-32011), or the node has no such tool (-32001)."),
+        "413": err("The arguments exceed the body limit or the node's frame (-32008)."),
+        "415": err("The body is not application/json (-32602)."),
+        "502": err("The node disconnected (-32009), cancelled the call (-32004), or the tool failed (-32014, or the tool's own code)."),
+        "503": err("The node runs as many calls as it allows (-32005); try again."),
+        "504": err("The deadline passed (-32003)."),
+        "500": err("The gateway failed internally (-32603)."),
+        **auth}}},
+  "/v1/tools": {"get": {"operationId": "listTools", "summary": "Tools of every node, by node then name, a page at a time.",
+     "parameters": [
+        {"name": "prefix", "in": "query", "required": False, "description": "Only tools whose name starts with it.", "schema": {"type": "string"}},
+        {"name": "node", "in": "query", "required": False, "description": "Only this node's tools.", "schema": {"type": "string"}},
+        {"name": "cursor", "in": "query", "required": False, "description": "The next_cursor of the previous page.", "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "required": False, "description": "Tools in the page (default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+     "responses": {"200": ok("One page.", {"type": "object", "required": ["tools", "next_cursor"], "additionalProperties": False,
+          "properties": {"tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}},
+                         "next_cursor": {"type": ["string", "null"], "description": "Pass it as cursor for the next page; null on the last."}}}),
+          "400": err("A limit out of range, or a cursor this gateway did not give (-32602)."), **auth}}},
+  "/v1/tools/{tool}": {"get": {"operationId": "resolveTool", "summary": "The nodes that offer a tool.", "parameters": [tool_p],
+     "responses": {"200": ok("The nodes, by id.", {"type": "object", "required": ["tool", "nodes"], "additionalProperties": False,
+          "properties": {"tool": {"type": "string"}, "nodes": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}),
+          "404": err("No node offers it (-32001)."), **auth}}},
+ },
+ "components": {
+  "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A gateway token allowed to act as a controller."}},
+  "responses": {
+    "Unauthorized": err("No `Authorization: Bearer` header, or an unknown token (-32006)."),
+    "Forbidden": err("The token may not act as a controller, or its ACL does not allow the tool (-32006)."),
+    "TooManyConnections": err("Too many HTTP connections from this address (-32005); the connection is closed."),
+  },
+  "schemas": {
+    "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {"error": {
+        "type": "object", "required": ["code", "message"], "additionalProperties": False,
+        "properties": {"code": {"type": "integer", "description": "The protocol's code (PROTOCOL.md §8), or a tool's own (positive)."},
+                       "message": {"type": "string"}, "data": {}}}}},
+    "Node": {"type": "object", "required": ["id", "tools", "in_flight", "encoding"], "additionalProperties": False, "properties": {
+        "id": {"type": "string"}, "tools": {"type": "integer", "minimum": 0}, "in_flight": {"type": "integer", "minimum": 0},
+        "encoding": {"type": "string", "enum": ["json", "postcard"]}}},
+    "Tool": {"type": "object", "required": ["node", "name", "description", "input_schema", "annotations"], "additionalProperties": False, "properties": {
+        "node": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
+        "input_schema": {"type": "object", "description": "JSON Schema of the arguments."},
+        "output_schema": {"type": "object", "description": "JSON Schema of the result, if the tool declares one."},
+        "annotations": {"type": "object", "required": ["read_only", "destructive", "idempotent"], "additionalProperties": False, "properties": {
+            "read_only": {"type": "boolean"}, "destructive": {"type": "boolean"}, "idempotent": {"type": "boolean"}}}}},
+    "Progress": {"type": "object", "required": ["progress"], "properties": {
+        "progress": {"type": "integer", "minimum": 0}, "total": {"type": ["integer", "null"]},
+        "message": {"type": ["string", "null"]}, "partial": {}}},
+  }}}
+print(json.dumps(doc, indent=1))
