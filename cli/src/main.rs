@@ -45,7 +45,8 @@ enum Command {
 
 #[derive(Args)]
 struct GatewayArgs {
-    /// Listen for WebSocket connections (ws://ADDR, or wss://ADDR with --tls-cert/--tls-key).
+    /// Listen for HTTP on ws://ADDR (or wss://ADDR with --tls-cert/--tls-key): WebSocket peers
+    /// on GET /ws, the REST API under /v1, /metrics, /healthz, /readyz, /openapi.json.
     #[arg(long, default_value = "ws://127.0.0.1:7700")]
     ws: Vec<String>,
     /// Listen for TCP connections with COBS framing (tcp://ADDR or tls://ADDR).
@@ -87,6 +88,15 @@ struct GatewayArgs {
     /// Seconds a new connection has to say hello (TLS and WebSocket setup included).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
     handshake_timeout: Duration,
+    /// Largest HTTP request body, in bytes (413 beyond).
+    #[arg(long, value_name = "BYTES", default_value = "1048576", value_parser = count)]
+    http_max_body: usize,
+    /// Seconds an HTTP client has to send a request head (also the keep-alive idle timeout).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    http_header_timeout: Duration,
+    /// HTTP connections at once from one address, WebSocket peers not counted (429 beyond).
+    #[arg(long, value_name = "N", default_value = "64", value_parser = count)]
+    http_max_per_source: usize,
 }
 
 /// A limit: a whole number, at least 1.
@@ -119,7 +129,7 @@ struct Connect {
         long,
         short,
         env = "TOOLWIRE_GATEWAY",
-        default_value = "ws://127.0.0.1:7700"
+        default_value = "ws://127.0.0.1:7700/ws"
     )]
     gateway: String,
     /// Token.
@@ -242,6 +252,9 @@ async fn gateway(a: GatewayArgs) -> Res {
     cfg.max_controllers = a.max_controllers;
     cfg.heartbeat = a.heartbeat;
     cfg.handshake_timeout = a.handshake_timeout;
+    cfg.http.max_body = a.http_max_body;
+    cfg.http.header_timeout = a.http_header_timeout;
+    cfg.http.max_per_source = a.http_max_per_source;
     if let Some(limit) = open_file_limit()
         && cfg.max_connections() as u64 + 64 > limit
     {
@@ -276,6 +289,14 @@ async fn gateway(a: GatewayArgs) -> Res {
             }
             .url()
         );
+        if ep.framing == toolwire_smol::transport::Framing::WebSocket {
+            let s = if ep.tls { "s" } else { "" };
+            eprintln!(
+                "HTTP on http{s}://{}: WebSocket peers at /ws, REST API under /v1, /metrics, \
+                 /healthz, /readyz, /openapi.json",
+                l.addr
+            );
+        }
         listeners.push(l);
     }
     let mut dialed = vec![];
@@ -444,6 +465,18 @@ mod tests {
         assert_eq!(
             (a.heartbeat, a.handshake_timeout),
             (d.heartbeat, d.handshake_timeout)
+        );
+        assert_eq!(
+            (
+                a.http_max_body,
+                a.http_header_timeout,
+                a.http_max_per_source
+            ),
+            (
+                d.http.max_body,
+                d.http.header_timeout,
+                d.http.max_per_source
+            )
         );
     }
 
