@@ -482,28 +482,15 @@ async fn next_event(
     .or(async { Next::Done((&mut running).await) })
     .await;
     match next {
-        Next::Progress(p) => {
-            let mut v = json!({ "progress": p.progress });
-            if let Some(t) = p.total {
-                v["total"] = t.into();
-            }
-            if let Some(m) = p.message {
-                v["message"] = m.into();
-            }
-            if let Some(x) = p.partial {
-                v["partial"] = x;
-            }
-            Some((
-                Ok(sse_frame("progress", &v.to_string())),
-                Some((running, progress)),
-            ))
-        }
+        Next::Progress(p) => Some((
+            Ok(sse_frame("progress", &progress_json(p).to_string())),
+            Some((running, progress)),
+        )),
         Next::Done(r) => {
             // Progress sent before the result is delivered first.
             let mut text = String::new();
             while let Ok(p) = progress.try_recv() {
-                let v = json!({ "progress": p.progress, "total": p.total, "message": p.message });
-                text.push_str(&sse_text("progress", &v.to_string()));
+                text.push_str(&sse_text("progress", &progress_json(p).to_string()));
             }
             match r {
                 Ok(result) => text.push_str(&sse_text("result", &result)),
@@ -512,6 +499,21 @@ async fn next_event(
             Some((Ok(Frame::data(Bytes::from(text))), None))
         }
     }
+}
+
+/// A progress report as the `data` of a `progress` event (absent members left out).
+fn progress_json(p: Progress) -> Value {
+    let mut v = json!({ "progress": p.progress });
+    if let Some(t) = p.total {
+        v["total"] = t.into();
+    }
+    if let Some(m) = p.message {
+        v["message"] = m.into();
+    }
+    if let Some(x) = p.partial {
+        v["partial"] = x;
+    }
+    v
 }
 
 fn sse_text(event: &str, data: &str) -> String {
