@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The Python environment of the interop tests: a venv with the official MCP SDK (the client the
-# MCP bridge test drives) and `websockets` (a third-party WebSocket peer). Idempotent: creates
-# the venv once, installs the pinned versions when missing or different, and prints the venv's
-# python on stdout (everything else goes to stderr). Fails loudly if anything cannot be
-# installed: the tests that use it fail rather than skip.
+# MCP bridge test drives), `websockets` (a third-party WebSocket peer), and for the HTTP face's
+# test (cli/tests/http_interop.rs) `httpx` (an HTTP client), `prometheus_client` (its OpenMetrics
+# parser reads /metrics) and `schemathesis` (checks the live API against /openapi.json).
+# Idempotent: creates the venv once, installs the pinned versions when missing or different, and
+# prints the venv's python on stdout (everything else goes to stderr). Fails loudly if anything
+# cannot be installed: the tests that use it fail rather than skip.
 #
 #   PY=$(scripts/python-env.sh)
 #
@@ -13,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${TOOLWIRE_VENV:-$root/.venv}
 # Bump together with the tests that use them.
-pins=(mcp==2.3.0 websockets==17.4)
+pins=(mcp==2.3.0 websockets==17.4 httpx==0.28.1 prometheus_client==0.26.0 schemathesis==4.32.5)
 
 log() { echo "python-env: $*" >&2; }
 

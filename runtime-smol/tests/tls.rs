@@ -57,13 +57,30 @@ fn wss_and_tls_listeners() {
         }
         // A controller over TLS.
         let opts = ClientOptions {
-            tls: Some(client_tls),
+            tls: Some(client_tls.clone()),
             ..Default::default()
         };
         let client = Client::connect(&Endpoint::parse(&tls_url).unwrap(), opts)
             .await
             .unwrap();
         assert_eq!(client.nodes().await.unwrap().len(), 2);
+
+        // The REST API on the wss:// port, over HTTPS with the same certificate.
+        let tcp_stream = smol::net::TcpStream::connect(wss.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut https = futures_rustls::TlsConnector::from(client_tls.clone())
+            .connect(name, tcp_stream)
+            .await
+            .unwrap();
+        use smol::io::{AsyncReadExt, AsyncWriteExt};
+        https
+            .write_all(b"GET /v1/nodes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        https.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains(r#""id":"over-tls""#), "{reply}");
 
         // A peer that does not trust the certificate cannot connect.
         let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
