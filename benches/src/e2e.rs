@@ -31,13 +31,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
 use smol::Task;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
+use smol_hyper::rt::FuturesIo;
 use toolwire_core::Encoding;
 use toolwire_core::frame::Encodings;
+use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
 use toolwire_smol::gateway::{CallOptions, Listener};
 use toolwire_smol::node::{HostNode, NodeOptions, Tool};
 use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
@@ -216,6 +220,70 @@ impl Setup {
                 gw.call_raw(node, "echo", ARGS, CallOptions::default())
                     .await
                     .expect("call");
+            },
+        )
+        .await
+    }
+
+    /// Sequential calls to `node`'s echo from a controller (`toolwire_smol::client::Client`)
+    /// connected to the gateway over WebSocket: the controller's client, a second socket and
+    /// the router's relay on top of [`Setup::sequential`].
+    pub async fn controller_sequential(&self, node: &str, d: Duration) -> Measurement {
+        let client = Client::connect(
+            &Endpoint::parse(&format!("{}/ws", self.ws_url)).unwrap(),
+            ClientOptions::default(),
+        )
+        .await
+        .expect("controller connects");
+        let args: Value = serde_json::from_str(ARGS).unwrap();
+        let (client, args) = (&client, &args);
+        sequential_with(
+            format!("controller over ws/json → {} sequential", scenario(node)),
+            d,
+            move || async move {
+                client
+                    .call(node, "echo", args, ClientCallOptions::default())
+                    .await
+                    .expect("call");
+            },
+        )
+        .await
+    }
+
+    /// Sequential REST calls to `node`'s echo (`POST /v1/nodes/{node}/tools/echo/call`) over
+    /// one keep-alive HTTP/1.1 connection from hyper's client: the arguments serialized from a
+    /// `serde_json::Value` and the result parsed into one, as a controller's are.
+    pub async fn rest_sequential(&self, node: &str, d: Duration) -> Measurement {
+        let addr = self.ws_url.trim_start_matches("ws://").to_owned();
+        let tcp = TcpStream::connect(&addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(tcp))
+            .await
+            .expect("HTTP handshake");
+        let _conn = smol::spawn(conn);
+        let send = smol::lock::Mutex::new(send);
+        let path = format!("/v1/nodes/{node}/tools/echo/call");
+        let args: Value = serde_json::from_str(ARGS).unwrap();
+        let (send, path, args, addr) = (&send, &path, &args, &addr);
+        sequential_with(
+            format!("REST over HTTP/1.1 → {} sequential", scenario(node)),
+            d,
+            move || async move {
+                let req = hyper::Request::post(path.as_str())
+                    .header(hyper::header::HOST, addr.as_str())
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(args.to_string())))
+                    .unwrap();
+                let sent = {
+                    let mut send = send.lock().await;
+                    send.ready().await.expect("connection ready");
+                    send.send_request(req)
+                };
+                let resp = sent.await.expect("request");
+                assert_eq!(resp.status(), 200);
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                let v: Value = serde_json::from_slice(&body).expect("JSON result");
+                assert!(v.is_object());
             },
         )
         .await

@@ -44,6 +44,23 @@ fn main() {
                     m,
                     baseline_name: "ours p50 / raw echo p50 (aim ≤ 1.25)",
                 });
+                if transport == Transport::Ws && enc == Encoding::Json {
+                    // The same node through a controller's socket and through the REST API.
+                    let base = rows.last().unwrap().m.p50_us.unwrap();
+                    let c = setup.controller_sequential(&id, d).await;
+                    let r = setup.rest_sequential(&id, d).await;
+                    let (cp50, rp50) = (c.p50_us.unwrap(), r.p50_us.unwrap());
+                    rows.push(Row {
+                        ratio: cp50 / base,
+                        m: c,
+                        baseline_name: "controller p50 / in-process call p50",
+                    });
+                    rows.push(Row {
+                        ratio: rp50 / cp50,
+                        m: r,
+                        baseline_name: "REST p50 / WebSocket controller p50",
+                    });
+                }
                 for k in [1usize, 16, 128] {
                     let m = setup.pipelined(std::slice::from_ref(&id), k, d).await;
                     let raw = setup.raw(transport, size, k, d).await;
