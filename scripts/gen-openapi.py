@@ -65,7 +65,7 @@ doc = {
         "400": err("The arguments are not a JSON object (-32602) or break the tool's schema (-32002); a bad deadline_ms (-32602)."),
         "404": err("No such node (-32011), or the node has no such tool (-32001)."),
         "413": err("The arguments exceed the body limit or the node's frame (-32008)."),
-        "415": err("The body is not application/json (-32602)."),
+        "415": err("The body's Content-Type is not JSON (application/json, a +json type, or application/x-www-form-urlencoded as curl -d sends; the body must be JSON either way) (-32602)."),
         "502": err("The node disconnected (-32009), cancelled the call (-32004), or the tool failed (-32014, or the tool's own code)."),
         "503": err("The node runs as many calls as it allows (-32005); try again."),
         "504": err("The deadline passed (-32003)."),

@@ -383,17 +383,24 @@ async fn call(
             }
         }
     }
+    // JSON, any `+json` type, or what `curl -d` sends by default (the body must still be
+    // JSON); anything else is refused before the body is read.
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let json = ct
             .to_str()
             .ok()
             .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| {
+                m == "application/json"
+                    || m.ends_with("+json")
+                    || m == "application/x-www-form-urlencoded"
+            });
         if !json {
             return error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorCode::InvalidParams.code(),
-                "the arguments must be application/json",
+                "the arguments must be JSON (Content-Type: application/json)",
             );
         }
     }
