@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what a fresh machine lacks first (rustup components
-# and targets, QEMU, cargo-fuzz, a Python venv), so this one command is all CI runs.
+# and targets, QEMU, curl, cargo-fuzz, a Python venv), so this one command is all CI runs.
 #
 #   FUZZ_SECONDS=N   seconds per fuzz target in the smoke run (default 20)
 set -euo pipefail
@@ -13,11 +13,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 counted() { "$@" 2>&1 | tee -a "$log"; }
 
-step "toolchain, QEMU, Python: install what is missing"
+step "toolchain, QEMU, curl, Python: install what is missing"
 rustup component add rustfmt clippy >/dev/null
 rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi >/dev/null
 bash scripts/install-qemu.sh
 command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 bash scripts/python-env.sh >/dev/null
 
 step "format"
