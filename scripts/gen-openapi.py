@@ -1,3 +1,12 @@
+#!/usr/bin/env python3
+"""Writes the gateway's OpenAPI 3.1 document (runtime-smol/src/http/openapi.json, served at
+/openapi.json). Edit the routes here, then:
+
+    python3 scripts/gen-openapi.py > runtime-smol/src/http/openapi.json
+
+`runtime-smol/src/http/rest.rs`'s tests hold the document to the routes the server has, and
+`cli/tests/http_interop.rs` runs schemathesis against it on a live gateway.
+"""
 import json
 name = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
 def err(desc):
@@ -75,7 +84,7 @@ doc = {
      "parameters": [
         {"name": "prefix", "in": "query", "required": False, "description": "Only tools whose name starts with it.", "schema": {"type": "string"}},
         {"name": "node", "in": "query", "required": False, "description": "Only this node's tools.", "schema": {"type": "string"}},
-        {"name": "cursor", "in": "query", "required": False, "description": "The next_cursor of the previous page.", "schema": {"type": "string"}},
+        {"name": "cursor", "in": "query", "required": False, "description": "The next_cursor of the previous page (`node/tool` of its last tool; empty: the first page).", "schema": {"type": "string", "pattern": "^([A-Za-z0-9_.-]{1,64}/[A-Za-z0-9_.-]{1,64})?$"}},
         {"name": "limit", "in": "query", "required": False, "description": "Tools in the page (default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
      "responses": {"200": ok("One page.", {"type": "object", "required": ["tools", "next_cursor"], "additionalProperties": False,
           "properties": {"tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}},

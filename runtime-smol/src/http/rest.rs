@@ -339,7 +339,11 @@ fn list_tools(gw: &Gateway, query: Option<&str>) -> Response<Body> {
         }
     }
     // The cursor is `node/tool` of the last tool of the previous page, as in `tools.list`.
-    let after = match cursor.as_deref().map(|c| c.split_once('/')) {
+    let after = match cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split_once('/'))
+    {
         None => None,
         Some(Some((n, t))) if valid_name(n) && valid_name(t) => Some((n.to_owned(), t.to_owned())),
         Some(_) => return bad_request("invalid cursor: pass back a next_cursor this gateway gave"),
