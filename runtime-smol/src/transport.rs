@@ -208,6 +208,8 @@ pub struct StreamReader {
     max_frame: usize,
     /// Bytes the last read returned.
     last_read: usize,
+    /// Frames dropped so far: oversized, or not valid COBS.
+    dropped: u64,
 }
 
 /// Sends frames.
@@ -224,6 +226,15 @@ pub enum FrameWriter {
 }
 
 impl FrameReader {
+    /// Frames skipped so far (oversized or malformed stream frames; a WebSocket skips none, it
+    /// closes instead).
+    pub fn dropped(&self) -> u64 {
+        match self {
+            FrameReader::Ws { .. } => 0,
+            FrameReader::Stream(r) => r.dropped(),
+        }
+    }
+
     /// The next frame, lent until the next call; `Ok(None)` when the peer closed. Oversized or
     /// malformed stream frames are skipped (the reader picks up at the next delimiter) and
     /// logged.
@@ -270,7 +281,13 @@ impl StreamReader {
             discarding: false,
             max_frame,
             last_read: 0,
+            dropped: 0,
         }
+    }
+
+    /// Frames skipped so far on this stream: oversized, or not valid COBS.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Bytes of buffer held (for tests of the memory an idle connection keeps).
@@ -295,13 +312,17 @@ impl StreamReader {
                 match decode_in_place(&mut self.buf[s..z]) {
                     Ok(0) => {} // empty frames and stray delimiters are ignored
                     Ok(n) if n > self.max_frame => {
+                        self.dropped += 1;
                         tracing::debug!(
                             "dropped a frame on stream: larger than {} bytes",
                             self.max_frame
                         )
                     }
                     Ok(n) => return Ok(Some(&self.buf[s..s + n])),
-                    Err(e) => tracing::debug!("dropped bytes on stream: {e}"),
+                    Err(e) => {
+                        self.dropped += 1;
+                        tracing::debug!("dropped bytes on stream: {e}");
+                    }
                 }
             }
             self.scan = self.end;
@@ -310,6 +331,7 @@ impl StreamReader {
                     "dropping a frame on stream: larger than {} bytes",
                     self.max_frame
                 );
+                self.dropped += 1;
                 self.discarding = true;
             }
             if self.discarding {

@@ -130,7 +130,7 @@ async fn within<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
 /// progress, then waits until cancelled (telling `started` and, when its future is dropped,
 /// `dropped`).
 async fn setup(cfg: GatewayConfig) -> (Gateway, String, Fixture) {
-    let (gw, ws, _) = gateway(cfg).await;
+    let (gw, ws, tcp) = gateway(cfg).await;
     let (started, started_rx) = bounded(8);
     let (dropped, dropped_rx) = bounded(8);
     let wait = Tool::new(
@@ -158,6 +158,7 @@ async fn setup(cfg: GatewayConfig) -> (Gateway, String, Fixture) {
     assert!(gw.wait_for_node("dev", Duration::from_secs(5)).await);
     assert!(gw.wait_for_node("slow", Duration::from_secs(5)).await);
     let fixture = Fixture {
+        tcp: tcp.trim_start_matches("tcp://").to_owned(),
         _nodes: vec![dev, slow],
         started: started_rx,
         dropped: dropped_rx,
@@ -166,6 +167,8 @@ async fn setup(cfg: GatewayConfig) -> (Gateway, String, Fixture) {
 }
 
 struct Fixture {
+    /// The TCP (COBS) listener's `host:port`.
+    tcp: String,
     _nodes: Vec<smol::Task<()>>,
     started: smol::channel::Receiver<()>,
     dropped: smol::channel::Receiver<()>,
@@ -607,7 +610,37 @@ fn websocket_peers_connect_on_ws_and_on_the_root_path() {
 #[test]
 fn metrics_count_calls_and_readyz_follows_shutdown() {
     smol::block_on(async {
-        let (gw, addr, _f) = setup(GatewayConfig::default()).await;
+        let (gw, addr, f) = setup(GatewayConfig::default()).await;
+        // Two stream frames the gateway skips: one not COBS (a block cut short by `0x00`), one
+        // over the frame limit; then a WebSocket message over it (the socket is closed).
+        let mut raw = TcpStream::connect(&f.tcp).await.unwrap();
+        raw.write_all(&[0x05, 0x01, 0x00]).await.unwrap();
+        raw.write_all(&vec![0x01; 70_000]).await.unwrap();
+        raw.write_all(&[0x00]).await.unwrap();
+        let ws = TcpStream::connect(&addr).await.unwrap();
+        let (mut ws, _) = async_tungstenite::client_async(format!("ws://{addr}/ws"), ws)
+            .await
+            .unwrap();
+        use futures_util::{SinkExt, StreamExt};
+        ws.send(async_tungstenite::tungstenite::Message::text(
+            "x".repeat(70_000),
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+        // Skipped frames are counted as they are read, at the latest when their peer closes.
+        drop(raw);
+        let counted = within(Duration::from_secs(5), async {
+            loop {
+                let m = get(&addr, "/metrics", None).await.body;
+                if m.contains(r#"toolwire_rejected_input_total{class="stream_frame_dropped"} 2"#) {
+                    return;
+                }
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(counted.is_some(), "two skipped stream frames counted");
         for _ in 0..3 {
             let r = post(&addr, "/v1/nodes/dev/tools/uptime/call", "{}", "").await;
             assert_eq!(r.status, 200);
@@ -643,6 +676,18 @@ fn metrics_count_calls_and_readyz_follows_shutdown() {
             ) >= 3.0
         );
         assert!(m.trim_end().ends_with("# EOF"));
+        assert_eq!(
+            value(r#"toolwire_rejected_input_total{class="stream_frame_dropped"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(r#"toolwire_rejected_input_total{class="malformed"}"#),
+            0.0
+        );
+        assert_eq!(
+            value(r#"toolwire_rejected_input_total{class="websocket_message_too_large"}"#),
+            1.0
+        );
         gw.shutdown();
         let r = get(&addr, "/readyz", None).await;
         assert_eq!(r.status, 503);

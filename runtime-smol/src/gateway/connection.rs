@@ -51,6 +51,7 @@ impl Gateway {
         };
         let mut out = Outbox::new();
         let mut close = Close::Normal;
+        let mut counted_drops = 0;
         loop {
             let closing = {
                 let mut s = inner.lock();
@@ -98,10 +99,30 @@ impl Gateway {
                 Woke::Frame(Err(e)) => {
                     tracing::debug!("{peer}: read failed: {e}");
                     close = Close::after(&e);
+                    if close == Close::TooLarge {
+                        inner.metrics.oversized_messages.inc();
+                    }
                     break;
                 }
                 Woke::Wake => {}
             }
+            let dropped = reader.dropped();
+            if dropped > counted_drops {
+                inner
+                    .metrics
+                    .dropped_stream_frames
+                    .inc_by(dropped - counted_drops);
+                counted_drops = dropped;
+            }
+        }
+        // Frames skipped since the last count (a peer sending only those never makes the loop
+        // turn, so they are counted at the latest when it closes).
+        let dropped = reader.dropped();
+        if dropped > counted_drops {
+            inner
+                .metrics
+                .dropped_stream_frames
+                .inc_by(dropped - counted_drops);
         }
         // Bounded: a peer that stopped reading must not hold the task.
         let _ = async {

@@ -60,6 +60,10 @@ pub(crate) struct Metrics {
     /// Bytes of frames sent (payload, before framing).
     pub(crate) bytes_out: Counter<u64, AtomicU64>,
     http: Family<HttpLabels, Counter>,
+    /// Stream frames skipped: oversized, or not valid COBS.
+    pub(crate) dropped_stream_frames: Counter<u64, AtomicU64>,
+    /// WebSocket messages over the frame limit (the connection closes, 1009).
+    pub(crate) oversized_messages: Counter<u64, AtomicU64>,
     /// The (node, tool) pairs with series of their own.
     seen: Mutex<HashMap<String, HashSet<String>>>,
     seen_count: Mutex<usize>,
@@ -119,6 +123,8 @@ impl Default for Metrics {
             bytes_in,
             bytes_out,
             http,
+            dropped_stream_frames: Counter::default(),
+            oversized_messages: Counter::default(),
             seen: Mutex::new(HashMap::new()),
             seen_count: Mutex::new(0),
         }
@@ -243,12 +249,14 @@ impl Metrics {
             ("refused_full", st.refused_full),
             ("cut_off", st.cut_off),
             ("late_answer", st.late_answers),
+            ("stream_frame_dropped", self.dropped_stream_frames.get()),
+            ("websocket_message_too_large", self.oversized_messages.get()),
         ] {
             rejected.get_or_create(&ClassLabels { class }).inc_by(v);
         }
         now.register(
             "rejected_input",
-            "Input refused or dropped, by class: frames that did not decode, peers refused for a full gateway, peers cut off for not reading, answers after their call ended",
+            "Input refused or dropped, by class: frames that did not decode, peers refused for a full gateway, peers cut off for not reading, answers after their call ended, stream frames skipped (oversized or not COBS), WebSocket messages over the frame limit",
             rejected,
         );
         counter(
