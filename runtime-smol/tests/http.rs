@@ -621,7 +621,7 @@ fn metrics_count_calls_and_readyz_follows_shutdown() {
         let (mut ws, _) = async_tungstenite::client_async(format!("ws://{addr}/ws"), ws)
             .await
             .unwrap();
-        use futures_util::{SinkExt, StreamExt};
+        use futures_util::StreamExt;
         ws.send(async_tungstenite::tungstenite::Message::text(
             "x".repeat(70_000),
         ))
