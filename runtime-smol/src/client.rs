@@ -374,7 +374,7 @@ impl Client {
         let req = OwnedRequest::Call {
             node: node.to_owned(),
             tool: tool.to_owned(),
-            args: args.to_string(),
+            args: serde_json::to_string(args).unwrap_or_default(),
             deadline_ms: opts
                 .timeout
                 .map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32),
