@@ -3,7 +3,7 @@
 //! Every socket accepted on a `ws://` (or `wss://`) listener is an HTTP/1.1 connection served by
 //! hyper. `GET /ws` (and `GET /`, where peers written before the HTTP face connect) with a
 //! WebSocket upgrade becomes a node or controller connection exactly as before; everything else
-//! is a request to [`rest`]: the REST API under `/v1`, `/metrics`, `/healthz`, `/readyz` and
+//! is a request for the REST API under `/v1`, `/metrics`, `/healthz`, `/readyz` and
 //! `/openapi.json`.
 //!
 //! Limits, each in [`HttpConfig`]: a request body is at most `max_body` bytes (`413`); a
