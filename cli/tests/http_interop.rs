@@ -10,12 +10,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::KillOnDrop;
+use common::{KillOnDrop, python};
 use serde_json::{Value, json};
 
 /// A token for every role (the node and the HTTP clients use it).
@@ -26,31 +26,6 @@ const NARROW: &str = "narrow-secret";
 const DEMO_TOOLS: [&str; 5] = ["echo", "read_sensor", "sample", "set_led", "uptime"];
 /// Proxy settings of the environment must not send loopback requests elsewhere.
 const NO_PROXY: &str = "127.0.0.1,localhost";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .into()
-}
-
-/// The venv's python, with httpx, prometheus_client and schemathesis installed (panics with
-/// the installer's output otherwise).
-fn python() -> PathBuf {
-    let script = repo_root().join("scripts/python-env.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed ({}): the HTTP interop tests need Python 3 with venv and pip, and PyPI",
-        script.display(),
-        out.status
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// A `toolwire gateway` child with the two tokens, and a `toolwire node` child, `host`, offering
 /// the demo device's tools; both killed when dropped (the node first).

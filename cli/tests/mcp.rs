@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,31 +17,6 @@ use smol::process::{Child, ChildStdin, ChildStdout, Command};
 use toolwire_core::frame::Annotations;
 use toolwire_smol::GatewayConfig;
 use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .into()
-}
-
-/// The venv's python, with `mcp` installed (panics with the installer's output otherwise).
-fn python() -> PathBuf {
-    let script = repo_root().join("scripts/python-env.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed ({}): the MCP test needs Python 3 with venv and pip, and PyPI",
-        script.display(),
-        out.status
-    );
-    let path = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(path.trim())
-}
 
 /// A node with 57 tools: `t00`…`t54` echo their name and `x`, `fail` always fails, `measure`
 /// declares an output schema.

@@ -70,3 +70,29 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The repository's root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .into()
+}
+
+/// The venv's python with the interop tests' packages (scripts/python-env.sh installs what is
+/// missing; panics with the installer's output otherwise).
+pub fn python() -> std::path::PathBuf {
+    let script = repo_root().join("scripts/python-env.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed ({}): the interop tests need Python 3 with venv and pip, and PyPI",
+        script.display(),
+        out.status
+    );
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}

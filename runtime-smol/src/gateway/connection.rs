@@ -106,24 +106,11 @@ impl Gateway {
                 }
                 Woke::Wake => {}
             }
-            let dropped = reader.dropped();
-            if dropped > counted_drops {
-                inner
-                    .metrics
-                    .dropped_stream_frames
-                    .inc_by(dropped - counted_drops);
-                counted_drops = dropped;
-            }
+            count_drops(inner, &reader, &mut counted_drops);
         }
-        // Frames skipped since the last count (a peer sending only those never makes the loop
-        // turn, so they are counted at the latest when it closes).
-        let dropped = reader.dropped();
-        if dropped > counted_drops {
-            inner
-                .metrics
-                .dropped_stream_frames
-                .inc_by(dropped - counted_drops);
-        }
+        // A peer sending only frames that are skipped never makes the loop turn: they are
+        // counted at the latest when it closes.
+        count_drops(inner, &reader, &mut counted_drops);
         // Bounded: a peer that stopped reading must not hold the task.
         let _ = async {
             writer.close_with(close).await;
@@ -139,5 +126,17 @@ impl Gateway {
         }
         inner.pump(&mut s, None);
         tracing::debug!("{peer}: connection closed");
+    }
+}
+
+/// Adds the frames `reader` skipped since the last count to the metrics.
+fn count_drops(inner: &Inner, reader: &FrameReader, counted: &mut u64) {
+    let dropped = reader.dropped();
+    if dropped > *counted {
+        inner
+            .metrics
+            .dropped_stream_frames
+            .inc_by(dropped - *counted);
+        *counted = dropped;
     }
 }
