@@ -1984,11 +1984,13 @@ fn heartbeats_keep_everyone_connected() {
         t.advance(Duration::from_secs(60));
         assert!(t.router.is_open(t.ctrl) && t.router.is_open(t.nodes[n].conn));
         assert!(t.no_response(id));
+        assert_eq!(t.router.stats().heartbeat_drops, 0);
         // A node gone silent is dropped within three intervals; its call fails.
         t.nodes[n].linked = false;
         t.advance(Duration::from_secs(15));
         assert_eq!(t.result(id), Err(code(ErrorCode::Disconnected)));
         assert!(!t.router.is_open(t.nodes[n].conn));
+        assert_eq!(t.router.stats().heartbeat_drops, 1);
         t.check_clean();
     }
 }
@@ -2135,6 +2137,9 @@ fn refused_arguments_do_not_spend_the_rate_limit() {
     assert_eq!(t.result(id), Ok("1".into()));
     let limited = t.call("dev-1", "echo", "{}", None);
     assert_eq!(t.result(limited), Err(code(ErrorCode::RateLimited)));
+    // Counted for the metrics, each refusal once.
+    let st = t.router.stats();
+    assert_eq!((st.schema_rejections, st.rate_limited), (3, 1));
     t.check_clean();
 }
 
