@@ -2264,3 +2264,41 @@ fn an_undeliverable_timeout_is_still_a_timeout() {
         .count();
     assert_eq!(cancels, 1);
 }
+
+/// `tools_after` starts a page where a walk of `tools` past the cursor would, for every cursor
+/// (present, absent, before the first tool, past the last), with and without node and prefix
+/// filters.
+#[test]
+fn tools_after_is_tools_past_the_cursor() {
+    let mut t = Trio::standard(Encoding::Json);
+    t.add_node("a", &["x", "y"], Encoding::Json);
+    t.add_node("b", &["ax", "x", "z"], Encoding::Json);
+    t.add_node("d", &["a", "y"], Encoding::Json);
+    let pairs = |it: &mut dyn Iterator<Item = toolwire_core::router::ToolView<'_>>| {
+        it.map(|v| (v.node.to_owned(), v.name.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let mut cursors: Vec<Option<(&str, &str)>> = vec![None];
+    for n in ["", "a", "b", "c", "d", "e"] {
+        for tool in ["", "a", "ax", "x", "xx", "y", "z", "zz"] {
+            cursors.push(Some((n, tool)));
+        }
+    }
+    let mut checked = 0;
+    for node in [None, Some("a"), Some("b"), Some("c"), Some("d")] {
+        for prefix in [None, Some("a"), Some("x"), Some("q")] {
+            for &after in &cursors {
+                let want = pairs(
+                    &mut t
+                        .router
+                        .tools(prefix, node)
+                        .filter(|v| after.is_none_or(|(an, at)| (v.node, v.name) > (an, at))),
+                );
+                let got = pairs(&mut t.router.tools_after(prefix, node, after));
+                assert_eq!(got, want, "node {node:?} prefix {prefix:?} after {after:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 4 * 49);
+}

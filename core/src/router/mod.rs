@@ -341,6 +341,40 @@ impl<S: Schemas> Router<S> {
             .filter(move |t| prefix.is_none_or(|p| t.name.starts_with(p)))
     }
 
+    /// [`Router::tools`] after the tool `after` (`node`, `tool`) in the same order, the start
+    /// found through the maps' order instead of a walk from the first tool: a page of a long
+    /// listing costs its own length, not the tools before it.
+    pub fn tools_after<'r>(
+        &'r self,
+        prefix: Option<&'r str>,
+        node: Option<&'r str>,
+        after: Option<(&'r str, &'r str)>,
+    ) -> impl Iterator<Item = ToolView<'r>> + 'r {
+        use core::ops::Bound::{Excluded, Included, Unbounded};
+        let from: (core::ops::Bound<&str>, core::ops::Bound<&str>) = match (node, after) {
+            (Some(n), Some((an, _))) if an > n => (Excluded(n), Excluded(n)),
+            (Some(n), _) => (Included(n), Included(n)),
+            (None, Some((an, _))) => (Included(an), Unbounded),
+            (None, None) => (Unbounded, Unbounded),
+        };
+        let empty = matches!(from, (Excluded(_), Excluded(_)));
+        let nodes = (!empty)
+            .then(|| self.nodes.range::<str, _>(from))
+            .into_iter()
+            .flatten();
+        nodes
+            .flat_map(move |(id, rec)| {
+                let lower = match after {
+                    Some((an, at)) if an == id.as_str() => Excluded(at),
+                    _ => Unbounded,
+                };
+                rec.tools
+                    .range::<str, _>((lower, Unbounded))
+                    .map(move |(name, t)| tool_view(id, name, t))
+            })
+            .filter(move |t| prefix.is_none_or(|p| t.name.starts_with(p)))
+    }
+
     /// Nodes offering `tool`, by id.
     pub fn resolve<'r>(&'r self, tool: &str) -> impl Iterator<Item = &'r str> + 'r {
         self.tool_index

@@ -847,12 +847,8 @@ impl Gateway {
         let s = self.inner.lock();
         let mut page: Vec<Arc<ToolInfo>> = Vec::new();
         let mut more = false;
-        let rest = s.router.tools(prefix, node).skip_while(|t| {
-            after
-                .as_ref()
-                .is_some_and(|(n, name)| (t.node, t.name) <= (n.as_str(), name.as_str()))
-        });
-        for t in rest {
+        let after = after.as_ref().map(|(n, t)| (n.as_str(), t.as_str()));
+        for t in s.router.tools_after(prefix, node, after) {
             if page.len() == limit {
                 more = true;
                 break;
