@@ -59,7 +59,8 @@ doc = {
      "description": "The arguments are checked against the tool's input schema, then sent to the node. "
         "With `Accept: text/event-stream` the answer is a stream of server-sent events: `progress` events "
         "(data: a Progress object) while the tool runs, then one `result` (data: the result) or `error` "
-        "(data: an Error object). Closing the request before the answer cancels the call on the node. "
+        "(data: an Error object); a comment line `: keep-alive` every 15 s while nothing else is sent. "
+        "Closing the request before the answer cancels the call on the node. "
         "Questions a tool asks (`ask`) are declined (-32013) for calls made over HTTP.",
      "parameters": [node_p, tool_p,
         {"name": "deadline_ms", "in": "query", "required": False,

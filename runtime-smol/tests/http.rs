@@ -359,6 +359,29 @@ fn a_streamed_call_sends_its_progress_then_its_result() {
                 ("result".into(), json!({"waited": true})),
             ]
         );
+        // A quiet stream gets keep-alive comments (every 100 ms here) until its result.
+        drop(_gw);
+        let mut cfg = GatewayConfig::default();
+        cfg.http.sse_keepalive = Duration::from_millis(100);
+        let (_gw2, addr2, _f2) = setup(cfg).await;
+        let r = post(
+            &addr2,
+            "/v1/nodes/slow/tools/wait/call",
+            r#"{"ms":450}"#,
+            "Accept: text/event-stream\r\n",
+        )
+        .await;
+        let quiet = r.body.matches(": keep-alive\n\n").count();
+        assert!(
+            (2..=5).contains(&quiet),
+            "{quiet} keep-alives in {:?}",
+            r.body
+        );
+        assert!(
+            r.body.trim_end().ends_with(r#"data: {"waited":true}"#),
+            "{:?}",
+            r.body
+        );
         // A failure ends the stream with an `error` event.
         let r = post(
             &addr,

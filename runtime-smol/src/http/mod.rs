@@ -57,6 +57,10 @@ pub struct HttpConfig {
     /// HTTP connections at once from one source address, WebSocket peers not counted (they
     /// count as nodes or controllers). Default 64.
     pub max_per_source: usize,
+    /// A streamed call (server-sent events) quiet for this long gets a comment line,
+    /// `: keep-alive`, so that proxies and clients that close quiet streams keep it. Default
+    /// 15 s.
+    pub sse_keepalive: Duration,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +69,7 @@ impl Default for HttpConfig {
             max_body: 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             max_per_source: 64,
+            sse_keepalive: Duration::from_secs(15),
         }
     }
 }

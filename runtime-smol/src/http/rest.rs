@@ -455,9 +455,10 @@ async fn call(
     }
     let (tx, progress) = bounded(64);
     opts.progress = Some(tx);
+    let quiet = gw.config().http.sse_keepalive;
     let gw = gw.clone();
     let running: Running = Box::pin(async move { gw.call_raw(&node, &tool, &args, opts).await });
-    let events = stream::unfold(Some((running, progress)), next_event);
+    let events = stream::unfold(Some((running, progress, quiet)), next_event);
     let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
     let h = r.headers_mut();
     h.insert(
@@ -469,20 +470,20 @@ async fn call(
 }
 
 type Running = std::pin::Pin<Box<dyn Future<Output = Result<String, CallError>> + Send>>;
+/// A streamed call: the call, its progress, and the keep-alive interval.
+type SseState = (Running, Receiver<Progress>, Duration);
 
 /// The next server-sent event of a streamed call: `progress` events while it runs, then one
 /// `result` or `error`. Dropping the stream (the client went away) drops the call, which
 /// cancels it on the node.
 async fn next_event(
-    state: Option<(Running, Receiver<Progress>)>,
-) -> Option<(
-    Result<Frame<Bytes>, io::Error>,
-    Option<(Running, Receiver<Progress>)>,
-)> {
-    let (mut running, progress) = state?;
+    state: Option<SseState>,
+) -> Option<(Result<Frame<Bytes>, io::Error>, Option<SseState>)> {
+    let (mut running, progress, quiet) = state?;
     enum Next {
         Progress(Progress),
         Done(Result<String, CallError>),
+        Quiet,
     }
     let next = async {
         match progress.recv().await {
@@ -491,11 +492,20 @@ async fn next_event(
         }
     }
     .or(async { Next::Done((&mut running).await) })
+    .or(async {
+        smol::Timer::after(quiet).await;
+        Next::Quiet
+    })
     .await;
     match next {
+        // A comment line: proxies and clients that close quiet streams keep this one open.
+        Next::Quiet => Some((
+            Ok(Frame::data(Bytes::from_static(b": keep-alive\n\n"))),
+            Some((running, progress, quiet)),
+        )),
         Next::Progress(p) => Some((
             Ok(sse_frame("progress", &progress_json(p).to_string())),
-            Some((running, progress)),
+            Some((running, progress, quiet)),
         )),
         Next::Done(r) => {
             // Progress sent before the result is delivered first.
