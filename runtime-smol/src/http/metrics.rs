@@ -5,7 +5,7 @@
 //! bytes in and out, HTTP responses by route and status. Read from the router at each scrape:
 //! nodes, controllers, handshakes and calls in flight, and its counters of refused input.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -64,9 +64,19 @@ pub(crate) struct Metrics {
     pub(crate) dropped_stream_frames: Counter<u64, AtomicU64>,
     /// WebSocket messages over the frame limit (the connection closes, 1009).
     pub(crate) oversized_messages: Counter<u64, AtomicU64>,
-    /// The (node, tool) pairs with series of their own.
-    seen: Mutex<HashMap<String, HashSet<String>>>,
-    seen_count: Mutex<usize>,
+    /// The counters of each (node, tool) pair with series of their own, by outcome, looked up
+    /// by `&str` (no label set built per call); `pairs` counts them against
+    /// [`MAX_CALL_SERIES`].
+    series: Mutex<Series>,
+}
+
+/// A (node, tool) pair's counters, by outcome name.
+type ByOutcome = Vec<(&'static str, Counter)>;
+
+#[derive(Debug, Default)]
+struct Series {
+    by_node: HashMap<String, HashMap<String, ByOutcome>>,
+    pairs: usize,
 }
 
 impl Default for Metrics {
@@ -125,8 +135,7 @@ impl Default for Metrics {
             http,
             dropped_stream_frames: Counter::default(),
             oversized_messages: Counter::default(),
-            seen: Mutex::new(HashMap::new()),
-            seen_count: Mutex::new(0),
+            series: Mutex::default(),
         }
     }
 }
@@ -168,35 +177,41 @@ impl Metrics {
         outcome: Result<(), i32>,
     ) {
         self.latency.observe(seconds);
-        let own = {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.get(node).is_some_and(|t| t.contains(tool)) {
-                true
-            } else {
-                let mut n = self.seen_count.lock().unwrap_or_else(|e| e.into_inner());
-                if *n < MAX_CALL_SERIES {
-                    *n += 1;
-                    seen.entry(node.to_owned())
-                        .or_default()
-                        .insert(tool.to_owned());
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        let (node, tool) = if own {
+        let outcome = outcome_name(outcome);
+        let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let known = s.by_node.get(node).is_some_and(|t| t.contains_key(tool));
+        let (node, tool) = if known || s.pairs < MAX_CALL_SERIES {
             (node, tool)
         } else {
             ("_other", "_other")
         };
-        self.calls
-            .get_or_create(&CallLabels {
-                node: node.to_owned(),
-                tool: tool.to_owned(),
-                outcome: outcome_name(outcome),
-            })
-            .inc();
+        if !s.by_node.get(node).is_some_and(|t| t.contains_key(tool)) {
+            s.pairs += 1;
+            s.by_node
+                .entry(node.to_owned())
+                .or_default()
+                .insert(tool.to_owned(), Vec::new());
+        }
+        let Some(by_outcome) = s.by_node.get_mut(node).and_then(|t| t.get_mut(tool)) else {
+            return;
+        };
+        match by_outcome.iter().find(|(o, _)| *o == outcome) {
+            Some((_, c)) => {
+                c.inc();
+            }
+            None => {
+                let c = self
+                    .calls
+                    .get_or_create(&CallLabels {
+                        node: node.to_owned(),
+                        tool: tool.to_owned(),
+                        outcome,
+                    })
+                    .clone();
+                c.inc();
+                by_outcome.push((outcome, c));
+            }
+        }
     }
 
     /// An HTTP response went out.
@@ -288,5 +303,53 @@ impl Metrics {
         let _ = encode_registry(&mut text, &now);
         let _ = encode_eof(&mut text);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past [`MAX_CALL_SERIES`] pairs, calls are counted under `_other`; counts add up.
+    #[test]
+    fn call_series_are_capped_and_counts_add_up() {
+        let m = Metrics::default();
+        for i in 0..MAX_CALL_SERIES + 10 {
+            m.call_finished(&format!("n{i}"), "t", 0.001, Ok(()));
+        }
+        m.call_finished("n0", "t", 0.001, Ok(()));
+        m.call_finished("n0", "t", 0.001, Err(-32003));
+        m.call_finished("late", "t", 0.001, Err(7));
+        let mut text = String::new();
+        encode_registry(&mut text, &m.registry).unwrap();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("toolwire_calls_total{"))
+            .collect();
+        assert_eq!(
+            series.len(),
+            MAX_CALL_SERIES + 3,
+            "each pair ok, n0 timeout, _other ok and tool_error"
+        );
+        let value = |labels: &str| -> u64 {
+            let l = format!("toolwire_calls_total{{{labels}}} ");
+            series
+                .iter()
+                .find_map(|s| s.strip_prefix(&l))
+                .unwrap_or_else(|| panic!("no {l}"))
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value(r#"node="n0",tool="t",outcome="ok""#), 2);
+        assert_eq!(value(r#"node="n0",tool="t",outcome="timeout""#), 1);
+        assert_eq!(value(r#"node="_other",tool="_other",outcome="ok""#), 10);
+        assert_eq!(
+            value(r#"node="_other",tool="_other",outcome="tool_error""#),
+            1
+        );
+        assert!(text.contains(&format!(
+            "toolwire_call_duration_seconds_count {}",
+            MAX_CALL_SERIES + 13
+        )));
     }
 }
