@@ -378,9 +378,12 @@ impl Listener {
     }
 }
 
+/// A local call's outcome: its result as JSON text, or the failure.
+type CallResult = Result<String, CallError>;
+
 /// A local call waiting for its result.
 struct Waiter {
-    done: Sender<Result<String, CallError>>,
+    done: Sender<CallResult>,
     progress: Option<Sender<Progress>>,
     asks: Option<Sender<AskRequest>>,
 }
@@ -391,6 +394,8 @@ pub(crate) struct Shared {
     /// Wakes a connection's task, by [`ConnId::index`].
     wakers: Vec<Option<Sender<()>>>,
     waiters: HashMap<CallKey, Waiter>,
+    /// Results of local calls, sent to their callers at the end of [`Inner::pump`].
+    finished: Vec<(Sender<CallResult>, CallResult)>,
     subscribers: Vec<Sender<GatewayEvent>>,
     /// The deadline the timer task sleeps until.
     armed: Option<toolwire_core::Instant>,
@@ -442,6 +447,11 @@ impl Inner {
         while let Some(ev) = s.router.poll_event() {
             self.on_event(s, ev);
         }
+        // Callers are woken after the batch's events went to subscribers: whoever awaits a
+        // call and then reads the event stream finds its `CallFinished` there.
+        for (done, result) in s.finished.drain(..) {
+            let _ = done.try_send(result);
+        }
         let next = s.router.poll_timeout();
         if next != s.armed {
             s.armed = next;
@@ -454,7 +464,7 @@ impl Inner {
         let observed = match ev {
             E::Done { key, result } => {
                 if let Some(w) = s.waiters.remove(&key) {
-                    let _ = w.done.try_send(result.map_err(CallError::from));
+                    s.finished.push((w.done, result.map_err(CallError::from)));
                 }
                 return;
             }
@@ -655,6 +665,7 @@ impl Gateway {
                 router: Router::new(rc, JsonSchemas),
                 wakers: Vec::new(),
                 waiters: HashMap::new(),
+                finished: Vec::new(),
                 subscribers: Vec::new(),
                 armed: None,
             }),
