@@ -481,8 +481,11 @@ fn schemathesis_finds_the_live_api_as_documented() {
         // most 40 s.
         .args(["--max-examples", "50", "--request-timeout", "40"])
         .arg("--no-color");
-    // A failure names its seed; TOOLWIRE_SCHEMATHESIS_SEED replays it.
-    if let Ok(seed) = std::env::var("TOOLWIRE_SCHEMATHESIS_SEED") {
+    // One fixed seed by default, so that CI runs the same examples every time (a random run
+    // could fail one CI run in many on a case no change brought in). TOOLWIRE_SCHEMATHESIS_SEED
+    // picks another, or `random` for a fresh one each run (a failure names its seed).
+    let seed = std::env::var("TOOLWIRE_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261201".into());
+    if seed != "random" {
         cmd.args(["--seed", &seed]);
     }
     let (status, lines) = run_bounded(cmd, Duration::from_secs(150), "schemathesis");
