@@ -279,7 +279,9 @@ async fn check_concurrency(gw: &Gateway) {
     .await;
     let took = start.elapsed();
     assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
-    assert!(took < Duration::from_millis(190), "took {took:?}");
+    // Each call sleeps 3 × 50 ms on the device: one after the other they take at least 300 ms,
+    // side by side about 150. The bound leaves room for an emulator on a loaded machine.
+    assert!(took < Duration::from_millis(280), "took {took:?}");
 
     let three = [0, 1, 2].map(|_| call(gw, "sample", args.clone()));
     let [a, b, c] = three;
