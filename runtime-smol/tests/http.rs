@@ -717,3 +717,45 @@ fn metrics_count_calls_and_readyz_follows_shutdown() {
         assert_eq!(get(&addr, "/healthz", None).await.status, 200);
     });
 }
+
+/// `-32008` says whose frame was too small: arguments that do not fit the node's frame are the
+/// caller's (`413`, refused before dispatch); a result too large for the gateway's frame is the
+/// node's (`502`).
+#[test]
+fn too_large_is_the_callers_413_or_the_nodes_502() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig {
+            max_frame: 2048,
+            ..Default::default()
+        })
+        .await;
+        let big = Tool::new(
+            "big",
+            "Returns 5,000 bytes",
+            json!({"type": "object"}),
+            |_, _| async { Ok(json!("x".repeat(5000))) },
+        );
+        let opts = NodeOptions {
+            max_frame: 2048,
+            ..NodeOptions::new("n")
+        };
+        let _n = spawn_node(&ws, HostNode::new(opts).tool(big));
+        assert!(gw.wait_for_node("n", Duration::from_secs(5)).await);
+        let addr = authority(&ws);
+        let args = format!(r#"{{"pad":"{}"}}"#, "y".repeat(3000));
+        let r = post(&addr, "/v1/nodes/n/tools/big/call", &args, "").await;
+        assert_eq!((r.status, r.code()), (413, -32008), "{r:?}");
+        let r = post(&addr, "/v1/nodes/n/tools/big/call", "{}", "").await;
+        assert_eq!((r.status, r.code()), (502, -32008), "{r:?}");
+        // Streamed, the refusal is a status too; the node's failure is the stream's last event.
+        let sse = "Accept: text/event-stream\r\n";
+        let r = post(&addr, "/v1/nodes/n/tools/big/call", &args, sse).await;
+        assert_eq!((r.status, r.code()), (413, -32008), "{r:?}");
+        let r = post(&addr, "/v1/nodes/n/tools/big/call", "{}", sse).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.contains("event: error\ndata: ") && r.body.contains("-32008"),
+            "{r:?}"
+        );
+    });
+}

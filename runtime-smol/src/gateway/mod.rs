@@ -599,14 +599,30 @@ fn spawn_timer(gw: Weak<Inner>, wake: Receiver<()>) -> Task<()> {
     })
 }
 
-/// Cancels a local call when its future is dropped before it completes.
-struct CancelOnDrop<'g> {
-    inner: &'g Arc<Inner>,
+/// A dispatched local call ([`Gateway::start_call`]); dropping it before its outcome cancels
+/// the call on the node.
+pub(crate) struct PendingCall {
+    inner: Arc<Inner>,
     key: CallKey,
+    done: Receiver<CallResult>,
     armed: bool,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl PendingCall {
+    /// The call's result, or the failure that ended it.
+    pub(crate) async fn outcome(mut self) -> CallResult {
+        let r = self.done.recv().await.unwrap_or_else(|_| {
+            Err(CallError::new(
+                ErrorCode::Disconnected,
+                "the call's node disconnected",
+            ))
+        });
+        self.armed = false;
+        r
+    }
+}
+
+impl Drop for PendingCall {
     fn drop(&mut self) {
         if self.armed {
             let mut s = self.inner.lock();
@@ -614,6 +630,15 @@ impl Drop for CancelOnDrop<'_> {
             s.router.cancel(self.inner.clock.now(), self.key);
             self.inner.pump(&mut s, None);
         }
+    }
+}
+
+fn node_summary(n: router::NodeView<'_>) -> NodeSummary {
+    NodeSummary {
+        id: n.id.to_owned(),
+        tools: n.tools,
+        in_flight: n.in_flight,
+        encoding: n.encoding,
     }
 }
 
@@ -822,17 +847,17 @@ impl Gateway {
 
     /// Connected nodes, by id.
     pub fn nodes(&self) -> Vec<NodeSummary> {
+        self.inner.lock().router.nodes().map(node_summary).collect()
+    }
+
+    /// One connected node.
+    pub fn node(&self, id: &str) -> Option<NodeSummary> {
         self.inner
             .lock()
             .router
             .nodes()
-            .map(|n| NodeSummary {
-                id: n.id.to_owned(),
-                tools: n.tools,
-                in_flight: n.in_flight,
-                encoding: n.encoding,
-            })
-            .collect()
+            .find(|n| n.id == id)
+            .map(node_summary)
     }
 
     /// Registered tools, by node then name, optionally only those whose name starts with
@@ -926,6 +951,20 @@ impl Gateway {
         args: &str,
         opts: CallOptions,
     ) -> Result<String, CallError> {
+        self.start_call(node, tool, args, opts)?.outcome().await
+    }
+
+    /// Dispatches a call: `Err` if the gateway refused it before anything reached the node
+    /// (unknown node or tool, arguments that break the schema or do not fit the node's frame,
+    /// ACL, rate limit, busy); otherwise the call is on its way and [`PendingCall::outcome`]
+    /// gives its result or the failure that came after (the node's, a deadline, a disconnect).
+    pub(crate) fn start_call(
+        &self,
+        node: &str,
+        tool: &str,
+        args: &str,
+        opts: CallOptions,
+    ) -> Result<PendingCall, CallError> {
         let arguments = Json::parse(args.as_bytes()).map_err(|e| {
             CallError::new(
                 ErrorCode::InvalidParams,
@@ -933,42 +972,31 @@ impl Gateway {
             )
         })?;
         let (done, done_rx) = bounded(1);
-        let key = {
-            let inner = &self.inner;
-            let mut s = inner.lock();
-            let r = s.router.call(
-                inner.clock.now(),
-                node,
-                tool,
-                arguments,
-                opts.timeout.map(core_duration),
-                opts.token.as_ref().map(|t| &t.acl),
-            );
-            let key = r?;
-            s.waiters.insert(
-                key,
-                Waiter {
-                    done,
-                    progress: opts.progress,
-                    asks: opts.asks,
-                },
-            );
-            inner.pump(&mut s, None);
-            key
-        };
-        let mut guard = CancelOnDrop {
-            inner: &self.inner,
+        let inner = &self.inner;
+        let mut s = inner.lock();
+        let key = s.router.call(
+            inner.clock.now(),
+            node,
+            tool,
+            arguments,
+            opts.timeout.map(core_duration),
+            opts.token.as_ref().map(|t| &t.acl),
+        )?;
+        s.waiters.insert(
             key,
+            Waiter {
+                done,
+                progress: opts.progress,
+                asks: opts.asks,
+            },
+        );
+        inner.pump(&mut s, None);
+        Ok(PendingCall {
+            inner: inner.clone(),
+            key,
+            done: done_rx,
             armed: true,
-        };
-        let r = done_rx.recv().await.unwrap_or_else(|_| {
-            Err(CallError::new(
-                ErrorCode::Disconnected,
-                format!("node `{node}` disconnected"),
-            ))
-        });
-        guard.armed = false;
-        r
+        })
     }
 
     /// Closes every node and controller connection with a goodbye. (Listeners keep

@@ -18,9 +18,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use smol::channel::{Receiver, bounded};
 use smol::future::FutureExt;
-use toolwire_core::ErrorCode;
+use toolwire_core::frame::{valid_node_id, valid_tool_name};
 use toolwire_core::gateway::ct_eq;
 use toolwire_core::router::TokenSpec;
+use toolwire_core::{ErrorCode, Str};
 
 use super::Body;
 use crate::gateway::{CallError, CallOptions, Gateway, Progress, ToolInfo};
@@ -208,12 +209,12 @@ async fn dispatch(
                     let nodes: Vec<Value> = gw.nodes().iter().map(node_json).collect();
                     json_response(StatusCode::OK, &json!({ "nodes": nodes }))
                 }
-                Route::Node => match gw.nodes().iter().find(|n| n.id == node) {
-                    Some(n) => json_response(StatusCode::OK, &node_json(n)),
+                Route::Node => match gw.node(&node) {
+                    Some(n) => json_response(StatusCode::OK, &node_json(&n)),
                     None => not_connected(&node),
                 },
                 Route::NodeTools => {
-                    if !gw.nodes().iter().any(|n| n.id == node) {
+                    if gw.node(&node).is_none() {
                         return not_connected(&node);
                     }
                     let tools: Vec<Value> = gw
@@ -224,7 +225,7 @@ async fn dispatch(
                     json_response(StatusCode::OK, &json!({ "tools": tools }))
                 }
                 Route::NodeTool => {
-                    if !gw.nodes().iter().any(|n| n.id == node) {
+                    if gw.node(&node).is_none() {
                         return not_connected(&node);
                     }
                     match gw
@@ -345,7 +346,9 @@ fn list_tools(gw: &Gateway, query: Option<&str>) -> Response<Body> {
         .map(|c| c.split_once('/'))
     {
         None => None,
-        Some(Some((n, t))) if valid_name(n) && valid_name(t) => Some((n.to_owned(), t.to_owned())),
+        Some(Some((n, t))) if valid_node_id(&Str::new(n)) && valid_tool_name(&Str::new(t)) => {
+            Some((n.to_owned(), t.to_owned()))
+        }
         Some(_) => return bad_request("invalid cursor: pass back a next_cursor this gateway gave"),
     };
     let (page, more) = gw.tools_page(prefix.as_deref(), node.as_deref(), after, limit);
@@ -357,13 +360,6 @@ fn list_tools(gw: &Gateway, query: Option<&str>) -> Response<Body> {
         StatusCode::OK,
         &json!({ "tools": tools, "next_cursor": next }),
     )
-}
-
-/// Names as the protocol allows them: `A-Z a-z 0-9 _ - .`, 1 to 64 bytes.
-fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// `POST /v1/nodes/{node}/tools/{tool}/call`: the body is the arguments, the answer the result.
@@ -425,8 +421,8 @@ async fn call(
         Err(e) => return bad_request(&format!("reading the body failed: {e}")),
     };
     let args = match std::str::from_utf8(&body) {
-        Ok(s) if s.trim().is_empty() => "{}".to_owned(),
-        Ok(s) => s.to_owned(),
+        Ok(s) if s.trim().is_empty() => "{}",
+        Ok(s) => s,
         Err(_) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -440,8 +436,19 @@ async fn call(
         token,
         ..CallOptions::default()
     };
-    if !sse {
-        return match gw.call_raw(&node, &tool, &args, opts).await {
+    let progress = sse.then(|| {
+        let (tx, rx) = bounded(64);
+        opts.progress = Some(tx);
+        rx
+    });
+    // A call the gateway refuses is answered with its status, streamed or not; one on its way
+    // answers in the body, or in the stream's last event.
+    let pending = match gw.start_call(&node, &tool, args, opts) {
+        Ok(p) => p,
+        Err(e) => return call_error(&e, false),
+    };
+    let Some(progress) = progress else {
+        return match pending.outcome().await {
             Ok(result) => {
                 let mut r = Response::new(full(result));
                 r.headers_mut().insert(
@@ -450,14 +457,11 @@ async fn call(
                 );
                 r
             }
-            Err(e) => call_error(&e),
+            Err(e) => call_error(&e, true),
         };
-    }
-    let (tx, progress) = bounded(64);
-    opts.progress = Some(tx);
+    };
     let quiet = gw.config().http.sse_keepalive;
-    let gw = gw.clone();
-    let running: Running = Box::pin(async move { gw.call_raw(&node, &tool, &args, opts).await });
+    let running: Running = Box::pin(pending.outcome());
     let events = stream::unfold(Some((running, progress, quiet)), next_event);
     let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
     let h = r.headers_mut();
@@ -574,19 +578,23 @@ pub fn status_for(code: i32) -> StatusCode {
         Some(E::Disconnected | E::Cancelled | E::ToolFailed | E::AskDeclined) => {
             StatusCode::BAD_GATEWAY
         }
-        Some(E::VersionMismatch | E::NotReady | E::InternalError) | None if code < 0 => {
+        Some(E::VersionMismatch | E::NotReady | E::InternalError) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
-        _ => StatusCode::BAD_GATEWAY,
+        // A tool's own (positive) code: the node failed; any other negative one is ours.
+        None if code > 0 => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-fn call_error(e: &CallError) -> Response<Body> {
-    let mut status = status_for(e.code);
-    // A result too large for a frame came from the node; arguments too large are the caller's.
-    if e.code == ErrorCode::FrameTooLarge.code() && e.message.contains("result") {
-        status = StatusCode::BAD_GATEWAY;
-    }
+/// The response for a call that failed: refused by the gateway before dispatch, or failed
+/// after it (`dispatched`). `-32008` after dispatch is the node's result too large for its
+/// frame, not the caller's arguments: `502`.
+fn call_error(e: &CallError, dispatched: bool) -> Response<Body> {
+    let status = match status_for(e.code) {
+        StatusCode::PAYLOAD_TOO_LARGE if dispatched => StatusCode::BAD_GATEWAY,
+        s => s,
+    };
     let mut r = json_response(status, &error_json(e));
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut()
