@@ -60,7 +60,8 @@ doc = {
         "With `Accept: text/event-stream` the answer is a stream of server-sent events: `progress` events "
         "(data: a Progress object) while the tool runs, then one `result` (data: the result) or `error` "
         "(data: an Error object); a comment line `: keep-alive` every 15 s while nothing else is sent. "
-        "Closing the request before the answer cancels the call on the node. "
+        "A call the gateway refuses before it reaches the node (unknown node or tool, arguments, token, rate, busy) "
+        "gets its error status, streamed or not. Closing the request before the answer cancels the call on the node. "
         "Questions a tool asks (`ask`) are declined (-32013) for calls made over HTTP.",
      "parameters": [node_p, tool_p,
         {"name": "deadline_ms", "in": "query", "required": False,
@@ -76,7 +77,7 @@ doc = {
         "404": err("No such node (-32011), or the node has no such tool (-32001)."),
         "413": err("The arguments exceed the body limit or the node's frame (-32008)."),
         "415": err("The body's Content-Type is not JSON (application/json, a +json type, or application/x-www-form-urlencoded as curl -d sends; the body must be JSON either way) (-32602)."),
-        "502": err("The node disconnected (-32009), cancelled the call (-32004), or the tool failed (-32014, or the tool's own code)."),
+        "502": err("The node disconnected (-32009), cancelled the call (-32004), the tool failed (-32014, or the tool's own code), or its result did not fit the gateway's frame (-32008)."),
         "503": err("The node runs as many calls as it allows (-32005); try again."),
         "504": err("The deadline passed (-32003)."),
         "500": err("The gateway failed internally (-32603)."),
