@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a short while, one after the other, from the committed seeds.
 #
-#   scripts/fuzz-smoke.sh                          # 20 s per target
+#   scripts/fuzz-smoke.sh                          # 10 s per target
 #   FUZZ_SECONDS=120 scripts/fuzz-smoke.sh node_sm # some targets, longer
 #   FUZZ_RUNS=10000000 scripts/fuzz-smoke.sh gateway_sm json_differential decode_json
 #                                                  # the long campaign: a number of executions
@@ -11,7 +11,7 @@
 # with `cargo +nightly fuzz run -s none <target> <file>`, see it with `cargo +nightly fuzz fmt`.
 #
 # Environment:
-#   FUZZ_SECONDS    seconds per target (default 20)
+#   FUZZ_SECONDS    seconds per target (default 10)
 #   FUZZ_RUNS       executions per target instead of a time (unset by default); one job
 #   FUZZ_SANITIZER  none (default: the core has no unsafe code; ~2x faster) or address
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
@@ -20,7 +20,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-10}
 sanitizer=${FUZZ_SANITIZER:-none}
 timeout=${FUZZ_TIMEOUT:-10}
 runs=${FUZZ_RUNS:-}

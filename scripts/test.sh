@@ -2,7 +2,7 @@
 # Runs every test of the project. Installs what a fresh machine lacks first (rustup components
 # and targets, QEMU, curl, cargo-fuzz, a Python venv), so this one command is all CI runs.
 #
-#   FUZZ_SECONDS=N   seconds per fuzz target in the smoke run (default 20)
+#   FUZZ_SECONDS=N   seconds per fuzz target in the smoke run (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,12 +49,13 @@ bash scripts/footprint.sh --markdown \
   firmware/nucleo-f429zi/target/thumbv7em-none-eabihf/release/node
 
 step "benchmarks compile; end-to-end and fleet benchmarks, short runs"
-cargo bench --workspace --no-run --locked
-SMOL_THREADS=2 cargo run --release --locked -p toolwire-benches --bin e2e -- --quick
-# Many idle nodes on one gateway (the `toolwire` binary, run as a child process): a few hundred
-# nodes per transport and encoding, ~10 s; fails if any node is dropped.
-cargo build --release --locked -p toolwire --bin toolwire
-cargo run --release --locked -p toolwire-benches --bin fleet -- --quick
+# One release build of every binary and benchmark: built package by package, feature
+# unification would differ and rebuild toolwire-smol and its dependents once per package.
+cargo build --release --locked --workspace --bins --bench '*'
+SMOL_THREADS=2 target/release/e2e --quick
+# Many idle nodes on one gateway (the `toolwire` binary next to it, run as a child process): a
+# few hundred nodes per transport and encoding, ~10 s; fails if any node is dropped.
+target/release/fleet --quick
 
 # The peers benchmark (jsonrpsee, tarpc) is a workspace of its own, so tokio stays out of the
 # product crates; it sets SMOL_THREADS for its own children. Its release build is the cost here
