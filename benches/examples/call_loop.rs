@@ -1,13 +1,17 @@
-//! Sequential calls through the gateway to a host node's `echo` tool, in one process, for
-//! profilers: instructions per call (run with N and with 0, subtract, divide) do not depend on
-//! the machine's load the way timings do.
+//! Calls through the gateway to a host node's `echo` tool, in one process, for profilers:
+//! instructions and system calls per call (run with N and with 0, subtract, divide) do not
+//! depend on the machine's load the way timings do.
+//!
+//! `call_loop TRANSPORT ENCODING N [K]`: N calls, sequential, or from K tasks at once (K calls
+//! in flight on the node's one connection).
 //!
 //! ```sh
-//! cargo build --release -p toolwire-benches --example call_loop
-//! B=target/release/examples/call_loop
+//! cargo build --profile profiling -p toolwire-benches --example call_loop
+//! B=target/profiling/examples/call_loop
 //! SMOL_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/tmp/cl.out $B tcp json 2000
 //! SMOL_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/tmp/cl0.out $B tcp json 0
 //! callgrind_annotate /tmp/cl.out | head -60
+//! SMOL_THREADS=1 strace -f -c -o /tmp/sc.txt $B tcp json 20000 128   # system calls, 128 in flight
 //! ```
 
 use std::time::Duration;
@@ -25,8 +29,13 @@ fn main() {
     let transport = args.next().unwrap_or_else(|| "tcp".into());
     let encoding = args.next().unwrap_or_else(|| "json".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let k: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
     smol::block_on(async {
-        let gw = Gateway::new(GatewayConfig::default());
+        // As the e2e benchmark: up to 256 calls in flight per node (the default is 32).
+        let gw = Gateway::new(GatewayConfig {
+            max_in_flight: 256,
+            ..Default::default()
+        });
         let listener = gw
             .listen(
                 &Endpoint::parse(&format!("{transport}://127.0.0.1:0")).unwrap(),
@@ -53,10 +62,30 @@ fn main() {
                 .await
                 .expect("call");
         }
-        for _ in 0..n {
-            gw.call_raw("n", "echo", ARGS, CallOptions::default())
-                .await
-                .expect("call");
+        if k == 1 {
+            for _ in 0..n {
+                gw.call_raw("n", "echo", ARGS, CallOptions::default())
+                    .await
+                    .expect("call");
+            }
+            return;
+        }
+        let callers: Vec<_> = (0..k)
+            .map(|i| {
+                let gw = gw.clone();
+                // N calls in all, spread over the K callers.
+                let mine = n / k + usize::from(i < n % k);
+                smol::spawn(async move {
+                    for _ in 0..mine {
+                        gw.call_raw("n", "echo", ARGS, CallOptions::default())
+                            .await
+                            .expect("call");
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await;
         }
     });
 }

@@ -24,6 +24,7 @@ use crate::frame::{
     Welcome, schemas_fit_listing, valid_node_id, valid_tool_name,
 };
 use crate::table::{Queue, Table};
+use crate::time::earliest;
 use crate::wire::{Id, Json, List, OwnedId, Str, Wire};
 use crate::{DecodeError, Duration, EncodeError, ErrorCode, Instant};
 
@@ -436,6 +437,10 @@ pub struct Connection<'c, S: Storage> {
     hello_reply_id: Option<OwnedId>,
     tools: S::Tools,
     pending: S::Pending,
+    /// No pending call's deadline is earlier than this (`None`: no pending call has one). Kept
+    /// on `call` and made exact by `handle_timeout`, not on every call's end: a deadline
+    /// forgotten late costs one early wake-up, a scan of `pending` per frame costs every call.
+    calls_due: Option<Instant>,
     requests: heapless::Vec<u64, MAX_REQUESTS>,
     next_id: u64,
     ping_id: Option<u64>,
@@ -469,6 +474,7 @@ impl<'c, S: Storage> Connection<'c, S> {
             hello_reply_id: None,
             tools: Default::default(),
             pending: Default::default(),
+            calls_due: None,
             requests: heapless::Vec::new(),
             next_id: 1,
             ping_id: None,
@@ -1028,19 +1034,23 @@ impl<'c, S: Storage> Connection<'c, S> {
                 self.next_ping = Some(now + hb);
             }
         }
+        if self.calls_due.is_none_or(|d| now < d) {
+            return;
+        }
         let mut i = 0;
+        let mut due = None;
         while i < self.pending.as_slice().len() {
-            if self.pending.as_slice()[i]
-                .deadline
-                .is_some_and(|d| now >= d)
-            {
+            let deadline = self.pending.as_slice()[i].deadline;
+            if deadline.is_some_and(|d| now >= d) {
                 let p = self.pending.swap_remove(i);
                 let _ = self.cancels.push_back((p.id, true));
                 let _ = self.done.push_back((CallId(p.id), ErrorCode::Timeout));
             } else {
+                due = earliest(due, deadline);
                 i += 1;
             }
         }
+        self.calls_due = due;
     }
 
     /// The transport closed: pending calls fail with `Disconnected` (see [`Connection::poll_event`]).
@@ -1052,17 +1062,14 @@ impl<'c, S: Storage> Connection<'c, S> {
 
     // ----- outputs
 
-    /// The next instant [`Connection::handle_timeout`] must be called at, if any.
+    /// The next instant [`Connection::handle_timeout`] must be called at, if any. After a call
+    /// ends it may still be that call's deadline (they are forgotten lazily): calling
+    /// `handle_timeout` then finds nothing due, and the instant after it is exact.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Closed {
             return None;
         }
-        let calls = self
-            .pending
-            .as_slice()
-            .iter()
-            .filter_map(|p| p.deadline)
-            .min();
+        let calls = self.calls_due;
         let idle = (self.config.heartbeat.as_millis() > 0 && matches!(self.state, State::Ready(_)))
             .then(|| self.last_heard + self.config.heartbeat.silence_limit());
         [calls, idle, self.next_ping, self.handshake_deadline]
@@ -1162,10 +1169,9 @@ impl<'c, S: Storage> Connection<'c, S> {
             Err(e) => return Err(SendError::Encode(e)),
         };
         self.next_id += 1;
-        let _ = self.pending.push(Pending {
-            id,
-            deadline: deadline.map(|d| now + d),
-        });
+        let deadline = deadline.map(|d| now + d);
+        let _ = self.pending.push(Pending { id, deadline });
+        self.calls_due = earliest(self.calls_due, deadline);
         Ok((CallId(id), n))
     }
 
@@ -1290,6 +1296,7 @@ impl<'c, S: Storage> Connection<'c, S> {
             let _ = self.done.push_back((CallId(p.id), ErrorCode::Disconnected));
         }
         self.pending.clear();
+        self.calls_due = None;
         Event::Closed(reason)
     }
 

@@ -21,6 +21,7 @@ use crate::frame::{
     Ask, AskKind, Encoding, Encodings, ErrorObject, Goodbye, GoodbyeReason, Hello, Notification,
     PROTOCOL_VERSION, Progress, Register, RegisterAck, Rejection, Request, Role, ToolDef, Welcome,
 };
+use crate::time::earliest;
 use crate::wire::{Id, Json, List, OwnedId, Str};
 use crate::{Duration, EncodeError, ErrorCode, Instant};
 
@@ -276,6 +277,9 @@ pub struct Node<'t, const N: usize> {
     last_heard: Instant,
     handshake_deadline: Option<Instant>,
     slots: [Option<Slot>; N],
+    /// No running call's deadline is earlier than this (`None`: none has one): kept when a call
+    /// starts, made exact by `handle_timeout`, so `poll_timeout` does not scan `N` slots.
+    calls_due: Option<Instant>,
     generation: u16,
     next_id: u64,
     ctl: heapless::Deque<Ctl, 8>,
@@ -298,6 +302,7 @@ impl<'t, const N: usize> Node<'t, N> {
             heartbeat: None,
             last_heard: now,
             slots: core::array::from_fn(|_| None),
+            calls_due: None,
             generation: 0,
             next_id: FIRST_ASK_ID,
             ctl,
@@ -513,12 +518,14 @@ impl<'t, const N: usize> Node<'t, N> {
                     return error(h, ErrorCode::Busy, "node runs as many calls as it can");
                 };
                 self.generation = self.generation.wrapping_add(1);
+                let deadline = ex
+                    .deadline_ms
+                    .map(|ms| now + Duration::from_millis(u64::from(ms)));
+                self.calls_due = earliest(self.calls_due, deadline);
                 self.slots[free] = Some(Slot {
                     id: owned,
                     generation: self.generation,
-                    deadline: ex
-                        .deadline_ms
-                        .map(|ms| now + Duration::from_millis(u64::from(ms))),
+                    deadline,
                     asking: None,
                 });
                 h.event = Some(NodeEvent::Execute {
@@ -550,11 +557,16 @@ impl<'t, const N: usize> Node<'t, N> {
             self.close_quietly(CloseReason::Timeout);
             return;
         }
+        if self.calls_due.is_none_or(|d| now < d) {
+            return;
+        }
+        let mut due = None;
         for i in 0..N {
-            let expired = self.slots[i]
-                .as_ref()
-                .is_some_and(|s| s.deadline.is_some_and(|d| now >= d));
-            if expired {
+            let deadline = self.slots[i].as_ref().and_then(|s| s.deadline);
+            let expired = deadline.is_some_and(|d| now >= d);
+            if !expired {
+                due = earliest(due, deadline);
+            } else {
                 let call = self.handle_of(i);
                 if let Some(s) = self.slots[i].take()
                     && self
@@ -568,16 +580,19 @@ impl<'t, const N: usize> Node<'t, N> {
                 let _ = self.expired.push_back(call);
             }
         }
+        self.calls_due = due;
     }
 
     // ----- outputs
 
-    /// The next instant [`Node::handle_timeout`] must be called at, if any.
+    /// The next instant [`Node::handle_timeout`] must be called at, if any. After a call ends
+    /// it may still be that call's deadline (they are forgotten lazily): calling
+    /// `handle_timeout` then finds nothing due, and the instant after it is exact.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == NodeState::Closed {
             return None;
         }
-        let calls = self.slots.iter().flatten().filter_map(|s| s.deadline).min();
+        let calls = self.calls_due;
         let idle = self
             .heartbeat
             .map(|hb| self.last_heard + hb.silence_limit());

@@ -26,6 +26,14 @@ impl Instant {
     }
 }
 
+/// The earlier of two optional instants (`None` is "never").
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Duration {
     /// `ms` milliseconds.
     pub const fn from_millis(ms: u64) -> Self {

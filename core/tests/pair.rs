@@ -362,6 +362,47 @@ fn timeout_fails_call_and_cancels_on_node() {
     }
 }
 
+/// Both cores forget a finished call's deadline lazily (`poll_timeout` does not scan every call
+/// after each frame): the instant they ask for may be a finished call's, which costs one
+/// `handle_timeout` that finds nothing, and the instant after it is exact. A later deadline of
+/// a call still running is never missed.
+#[test]
+fn finished_calls_deadlines_cost_one_early_wake_up_at_most() {
+    for enc in BOTH {
+        let mut p = Pair::standard(enc);
+        p.connect();
+        let heartbeat = p.gw.poll_timeout();
+        let node_idle = p.node.poll_timeout();
+        p.call("echo", "{}", Some(100)).unwrap();
+        let (early, ..) = p.take_execute();
+        p.call("slow", "{}", Some(300)).unwrap();
+        let (late, ..) = p.take_execute();
+        let due = Instant(p.now.0 + 100);
+        assert_eq!(p.gw.poll_timeout(), Some(due));
+        assert_eq!(p.node.poll_timeout(), Some(due));
+        p.finish(early, Ok("{}"));
+        // Still the finished call's deadline: nothing expires there.
+        assert_eq!(p.gw.poll_timeout(), Some(due));
+        assert_eq!(p.node.poll_timeout(), Some(due));
+        p.advance(Duration::from_millis(100));
+        assert_eq!(p.gw_events.len(), 1, "{:?}", p.gw_events);
+        assert!(p.node_events.is_empty(), "{:?}", p.node_events);
+        // Exact again: the running call's deadline (before the heartbeat's instants).
+        let due = Instant(p.now.0 + 200);
+        assert!(heartbeat.is_some_and(|h| h > due) && node_idle.is_some_and(|h| h > due));
+        assert_eq!(p.gw.poll_timeout(), Some(due));
+        assert_eq!(p.node.poll_timeout(), Some(due));
+        p.advance(Duration::from_millis(200));
+        assert_eq!(
+            p.gw_events.last(),
+            Some(&GwEv::Done(2, Err(ErrorCode::Timeout.code())))
+        );
+        assert_eq!(p.node_events, vec![NodeEv::Cancel(late)]);
+        assert!(p.gw.poll_timeout() > Some(p.now));
+        assert!(p.node.poll_timeout() > Some(p.now));
+    }
+}
+
 #[test]
 fn node_deadline_drops_handler_when_gateway_is_silent() {
     for enc in BOTH {

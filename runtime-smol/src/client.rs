@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::fast::RandomState as FastHash;
 use futures_rustls::rustls::ClientConfig;
 use serde_json::Value;
 use smol::Task;
@@ -257,7 +258,7 @@ impl Client {
         let (ev_tx, ev_rx) = bounded(256);
         let mut session = ClientSession {
             core,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             cmd: cmd_tx.clone(),
             events: ev_tx,
         };
@@ -412,7 +413,7 @@ struct Pending {
 /// The controller core and the requests waiting for their responses.
 struct ClientSession {
     core: Controller,
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, Pending, FastHash>,
     /// For answers to asks, sent by tasks of their own.
     cmd: Sender<Cmd>,
     events: Sender<ClientEvent>,

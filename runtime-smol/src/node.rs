@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use foldhash::fast::RandomState as FastHash;
 use futures_rustls::rustls::ClientConfig;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -432,9 +433,9 @@ impl HostNode {
             node,
             tools: self.tools.clone(),
             cmd_tx,
-            running: HashMap::new(),
+            running: HashMap::default(),
             finished: Vec::new(),
-            asks: HashMap::new(),
+            asks: HashMap::default(),
             status,
             was_ready: false,
             end: None,
@@ -454,10 +455,10 @@ struct NodeSession<'t> {
     node: Node<'t, MAX_IN_FLIGHT>,
     tools: Arc<Vec<Tool>>,
     cmd_tx: Sender<Cmd>,
-    running: HashMap<usize, Task<()>>,
+    running: HashMap<usize, Task<()>, FastHash>,
     /// Calls whose tool answered at once, to send in this turn.
     finished: Vec<(CallHandle, Result<String, ToolError>)>,
-    asks: HashMap<usize, Sender<Result<Value, CallError>>>,
+    asks: HashMap<usize, Sender<Result<Value, CallError>>, FastHash>,
     status: Option<Sender<NodeStatus>>,
     was_ready: bool,
     /// Set when the connection ends (the first reason wins).

@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
+use foldhash::fast::RandomState as FastHash;
 use futures_rustls::rustls::{ClientConfig, ServerConfig};
 use serde_json::Value;
 use smol::Task;
@@ -393,7 +394,7 @@ pub(crate) struct Shared {
     router: Router<JsonSchemas>,
     /// Wakes a connection's task, by [`ConnId::index`].
     wakers: Vec<Option<Sender<()>>>,
-    waiters: HashMap<CallKey, Waiter>,
+    waiters: HashMap<CallKey, Waiter, FastHash>,
     /// Results of local calls, sent to their callers at the end of [`Inner::pump`].
     finished: Vec<(Sender<CallResult>, CallResult)>,
     subscribers: Vec<Sender<GatewayEvent>>,
@@ -689,7 +690,7 @@ impl Gateway {
             state: Mutex::new(Shared {
                 router: Router::new(rc, JsonSchemas),
                 wakers: Vec::new(),
-                waiters: HashMap::new(),
+                waiters: HashMap::default(),
                 finished: Vec::new(),
                 subscribers: Vec::new(),
                 armed: None,

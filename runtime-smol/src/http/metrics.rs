@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+use foldhash::fast::RandomState as FastHash;
 use hyper::StatusCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -75,7 +76,7 @@ type ByOutcome = Vec<(&'static str, Counter)>;
 
 #[derive(Debug, Default)]
 struct Series {
-    by_node: HashMap<String, HashMap<String, ByOutcome>>,
+    by_node: HashMap<String, HashMap<String, ByOutcome, FastHash>, FastHash>,
     pairs: usize,
 }
 
@@ -179,6 +180,14 @@ impl Metrics {
         self.latency.observe(seconds);
         let outcome = outcome_name(outcome);
         let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        // The common case, a pair and outcome seen before: two lookups and an increment.
+        if let Some(by_outcome) = s.by_node.get(node).and_then(|t| t.get(tool))
+            && let Some((_, c)) = by_outcome.iter().find(|(o, _)| *o == outcome)
+        {
+            c.inc();
+            return;
+        }
+        let s = &mut *s;
         let known = s.by_node.get(node).is_some_and(|t| t.contains_key(tool));
         let (node, tool) = if known || s.pairs < MAX_CALL_SERIES {
             (node, tool)
