@@ -3,7 +3,9 @@
 //! depend on the machine's load the way timings do.
 //!
 //! `call_loop TRANSPORT ENCODING N [K]`: N calls, sequential, or from K tasks at once (K calls
-//! in flight on the node's one connection).
+//! in flight on the node's one connection). `TRANSPORT` `raw` is the baseline: N round trips of
+//! a 152-byte message (our JSON `execute` frame's size) over a raw TCP ping-pong in the same
+//! process (the e2e benchmark's raw echo), K in flight; `ENCODING` is ignored.
 //!
 //! ```sh
 //! cargo build --profile profiling -p toolwire-benches --example call_loop
@@ -15,6 +17,9 @@
 //! ```
 
 use std::time::Duration;
+
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
 
 use serde_json::json;
 use toolwire_core::frame::Encodings;
@@ -30,6 +35,10 @@ fn main() {
     let encoding = args.next().unwrap_or_else(|| "json".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let k: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    if transport == "raw" {
+        smol::block_on(raw_echo(n, k));
+        return;
+    }
     smol::block_on(async {
         // As the e2e benchmark: up to 256 calls in flight per node (the default is 32).
         let gw = Gateway::new(GatewayConfig {
@@ -88,4 +97,40 @@ fn main() {
             c.await;
         }
     });
+}
+
+/// `n` round trips of a 152-byte message over loopback TCP to an echo task, `k` in flight (the
+/// e2e benchmark's raw TCP ping-pong, counted instead of timed).
+async fn raw_echo(n: usize, k: usize) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = smol::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let msg = [b'x'; 152];
+    let mut buf = [0u8; 152];
+    // Warm-up as for calls: 100 round trips.
+    for _ in 0..k {
+        s.write_all(&msg).await.unwrap();
+    }
+    for _ in 0..100 + n {
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&msg).await.unwrap();
+    }
+    drop(s);
+    server.await;
 }

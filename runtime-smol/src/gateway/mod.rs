@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use foldhash::fast::RandomState as FastHash;
+use futures_channel::oneshot;
 use futures_rustls::rustls::{ClientConfig, ServerConfig};
 use serde_json::Value;
 use smol::Task;
@@ -384,7 +385,8 @@ type CallResult = Result<String, CallError>;
 
 /// A local call waiting for its result.
 struct Waiter {
-    done: Sender<CallResult>,
+    /// A oneshot: one allocation per call, where a bounded `async_channel` took five.
+    done: oneshot::Sender<CallResult>,
     progress: Option<Sender<Progress>>,
     asks: Option<Sender<AskRequest>>,
 }
@@ -396,7 +398,7 @@ pub(crate) struct Shared {
     wakers: Vec<Option<Sender<()>>>,
     waiters: HashMap<CallKey, Waiter, FastHash>,
     /// Results of local calls, sent to their callers at the end of [`Inner::pump`].
-    finished: Vec<(Sender<CallResult>, CallResult)>,
+    finished: Vec<(oneshot::Sender<CallResult>, CallResult)>,
     subscribers: Vec<Sender<GatewayEvent>>,
     /// The deadline the timer task sleeps until.
     armed: Option<toolwire_core::Instant>,
@@ -451,7 +453,7 @@ impl Inner {
         // Callers are woken after the batch's events went to subscribers: whoever awaits a
         // call and then reads the event stream finds its `CallFinished` there.
         for (done, result) in s.finished.drain(..) {
-            let _ = done.try_send(result);
+            let _ = done.send(result);
         }
         let next = s.router.poll_timeout();
         if next != s.armed {
@@ -605,14 +607,14 @@ fn spawn_timer(gw: Weak<Inner>, wake: Receiver<()>) -> Task<()> {
 pub(crate) struct PendingCall {
     inner: Arc<Inner>,
     key: CallKey,
-    done: Receiver<CallResult>,
+    done: oneshot::Receiver<CallResult>,
     armed: bool,
 }
 
 impl PendingCall {
     /// The call's result, or the failure that ended it.
     pub(crate) async fn outcome(mut self) -> CallResult {
-        let r = self.done.recv().await.unwrap_or_else(|_| {
+        let r = (&mut self.done).await.unwrap_or_else(|_| {
             Err(CallError::new(
                 ErrorCode::Disconnected,
                 "the call's node disconnected",
@@ -972,7 +974,7 @@ impl Gateway {
                 format!("arguments are not JSON: {e}"),
             )
         })?;
-        let (done, done_rx) = bounded(1);
+        let (done, done_rx) = oneshot::channel();
         let inner = &self.inner;
         let mut s = inner.lock();
         let key = s.router.call(
