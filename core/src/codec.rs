@@ -3,6 +3,15 @@
 //! [`decode`] borrows everything from the input: names, string ids and raw JSON values point into
 //! the frame buffer. Encoders write into a caller's buffer and report the size needed when it is
 //! too small.
+//!
+//! Each encoding is compiled in by its feature (`json`, `postcard`); a frame in an encoding the
+//! build lacks is refused with [`DecodeError::Unsupported`] / [`EncodeError::Unsupported`], so a
+//! device links one codec only.
+// With one encoding, the other's helpers are unused.
+#![cfg_attr(
+    not(all(feature = "json", feature = "postcard")),
+    allow(dead_code, unused_imports, unused_variables)
+)]
 
 use core::fmt;
 
@@ -13,6 +22,7 @@ use crate::frame::{Encoding, ErrorObject, Notification, Request};
 use crate::json::{self, Cursor, JsonError, Kind, Writer};
 use crate::wire::{FieldError, Id, Json, Wire};
 
+#[cfg(feature = "postcard")]
 mod pc;
 
 /// Decoder settings.
@@ -73,6 +83,7 @@ impl<'a> Payload<'a> {
     /// Decodes the result as `T`.
     pub fn decode<T: Wire<'a>>(&self, limits: &Limits) -> Result<T, DecodeError> {
         match self.encoding {
+            #[cfg(feature = "json")]
             Encoding::Json => {
                 // `decode` validated the result already (it is the exact span of one value).
                 if let Some(v) = T::from_validated_json(self.bytes) {
@@ -83,6 +94,7 @@ impl<'a> Payload<'a> {
                 c.end().map_err(DecodeError::Json)?;
                 Ok(v)
             }
+            #[cfg(feature = "postcard")]
             Encoding::Postcard => {
                 let v: T = from_bytes_exact(self.bytes).ok_or(DecodeError::Postcard)?;
                 // As deep as in JSON, where the result sits inside the frame object.
@@ -90,6 +102,8 @@ impl<'a> Payload<'a> {
                     .map_err(DecodeError::BadResult)?;
                 Ok(v)
             }
+            #[allow(unreachable_patterns)]
+            _ => Err(DecodeError::Unsupported),
         }
     }
 }
@@ -121,15 +135,19 @@ pub enum DecodeError {
     InvalidParams(FieldError),
     /// A response's result does not fit the request it answers (never answered).
     BadResult(FieldError),
+    /// The frame's encoding is not compiled into this build (features `json`, `postcard`).
+    /// Answered with -32700.
+    Unsupported,
 }
 
 impl DecodeError {
     /// The error code an answer to this frame carries.
     pub fn code(&self) -> ErrorCode {
         match self {
-            DecodeError::Empty | DecodeError::Json(_) | DecodeError::Postcard => {
-                ErrorCode::ParseError
-            }
+            DecodeError::Empty
+            | DecodeError::Json(_)
+            | DecodeError::Postcard
+            | DecodeError::Unsupported => ErrorCode::ParseError,
             DecodeError::Batch
             | DecodeError::NotAnObject
             | DecodeError::BadVersion
@@ -160,6 +178,7 @@ impl DecodeError {
                 FieldError::Invalid(_) => "invalid params: a field has the wrong type or value",
                 FieldError::Duplicate(_) => "invalid params: a field appears twice",
             },
+            DecodeError::Unsupported => "encoding not supported by this build",
         }
     }
 }
@@ -180,6 +199,7 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownMethod => f.write_str("unknown method"),
             DecodeError::InvalidParams(e) => write!(f, "invalid params: {e}"),
             DecodeError::BadResult(e) => write!(f, "invalid result: {e}"),
+            DecodeError::Unsupported => f.write_str("encoding not supported by this build"),
         }
     }
 }
@@ -225,6 +245,8 @@ pub enum EncodeError {
     EncodingMismatch,
     /// postcard refused a value (does not happen for frames of this crate).
     Postcard,
+    /// The encoding is not compiled into this build (features `json`, `postcard`).
+    Unsupported,
 }
 
 impl fmt::Display for EncodeError {
@@ -235,6 +257,7 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::EncodingMismatch => f.write_str("payload is in the other encoding"),
             EncodeError::Postcard => f.write_str("postcard serialization failed"),
+            EncodeError::Unsupported => f.write_str("encoding not supported by this build"),
         }
     }
 }
@@ -266,41 +289,53 @@ pub fn decode_for_node<'a>(
 }
 
 /// A postcard request reader: see [`Methods::postcard_request`].
+#[cfg(feature = "postcard")]
 type PostcardRequest<'a> = fn(u32, &'a [u8], &'a [u8]) -> Option<Option<Request<'a>>>;
 
 /// The methods a decoder reads: one reader per encoding.
 struct Methods<'a> {
+    #[cfg(feature = "json")]
     json: fn(&str, &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError>,
     /// The variant, the request (variant and params) and its params. `None`: unknown method;
     /// `Some(None)`: the params do not fit.
+    #[cfg(feature = "postcard")]
     postcard_request: PostcardRequest<'a>,
+    #[cfg(feature = "postcard")]
     postcard_notification: fn(u32, &'a [u8]) -> Option<Option<Notification<'a>>>,
+    _a: core::marker::PhantomData<&'a ()>,
 }
 
 impl<'a> Methods<'a> {
     fn all() -> Self {
         Methods {
+            #[cfg(feature = "json")]
             json: parse_params,
+            #[cfg(feature = "postcard")]
             postcard_request: |variant, body, params| {
                 (variant < REQUEST_VARIANTS).then(|| match variant {
                     EXECUTE => pc::execute(params).map(Request::Execute),
                     _ => from_bytes_exact(body),
                 })
             },
+            #[cfg(feature = "postcard")]
             postcard_notification: |variant, body| {
                 (variant < NOTIFICATION_VARIANTS).then(|| from_bytes_exact(body))
             },
+            _a: core::marker::PhantomData,
         }
     }
 
     fn node() -> Self {
         Methods {
+            #[cfg(feature = "json")]
             json: parse_params_node,
+            #[cfg(feature = "postcard")]
             postcard_request: |variant, _, params| match variant {
                 EXECUTE => Some(pc::execute(params).map(Request::Execute)),
                 5 => Some(params.is_empty().then_some(Request::Ping)),
                 _ => None,
             },
+            #[cfg(feature = "postcard")]
             postcard_notification: |variant, body| {
                 let mut at = 0;
                 pc::u32(body, &mut at)?;
@@ -311,6 +346,7 @@ impl<'a> Methods<'a> {
                     _ => None,
                 }
             },
+            _a: core::marker::PhantomData,
         }
     }
 }
@@ -322,8 +358,12 @@ fn decode_with<'a>(
     methods: &Methods<'a>,
 ) -> Result<Message<'a>, Rejected<'a>> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => decode_json(bytes, limits, methods.json),
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => decode_postcard(bytes, limits, methods),
+        #[allow(unreachable_patterns)]
+        _ => Err(Rejected::silent(DecodeError::Unsupported)),
     }
 }
 
@@ -334,6 +374,7 @@ fn decode_with<'a>(
 /// of this protocol writes it); a frame with `method` is not a response.
 pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<u64> {
     match encoding {
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => match bytes.split_first() {
             Some((&(tag::RESULT | tag::ERROR), rest)) => match pc::id(rest) {
                 Some((Id::Num(n), _)) => Some(n),
@@ -341,6 +382,7 @@ pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<
             },
             _ => None,
         },
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut c = Cursor::new(bytes, limits.max_depth).ok()?;
             c.begin_object().ok()?;
@@ -357,6 +399,8 @@ pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<
             }
             None
         }
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -371,11 +415,13 @@ pub fn sniff(bytes: &[u8]) -> Encoding {
     }
 }
 
+#[cfg(feature = "json")]
 enum Parsed<'a> {
     Req(Request<'a>),
     Note(Notification<'a>),
 }
 
+#[cfg(feature = "json")]
 fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError> {
     use crate::frame::*;
     use Parsed::{Note, Req};
@@ -405,6 +451,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
     Ok(Some(p))
 }
 
+#[cfg(feature = "json")]
 fn parse_params_node<'a>(
     method: &str,
     c: &mut Cursor<'a>,
@@ -471,6 +518,7 @@ fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
     }
 }
 
+#[cfg(feature = "json")]
 fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, FieldError> {
     let e = crate::frame::Execute::read_json(c)?;
     if !e.arguments.is_object() {
@@ -479,6 +527,7 @@ fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, Fie
     Ok(e)
 }
 
+#[cfg(feature = "json")]
 fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldError> {
     let e = crate::frame::Call::read_json(c)?;
     if !e.arguments.is_object() {
@@ -487,8 +536,10 @@ fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldErro
     Ok(e)
 }
 
+#[cfg(feature = "json")]
 const NO_PARAMS: &[u8] = b"{}";
 
+#[cfg(feature = "json")]
 fn decode_json<'a>(
     bytes: &'a [u8],
     limits: &Limits,
@@ -762,12 +813,16 @@ pub mod tag {
 }
 
 /// The variant index of `execute` among requests.
+#[cfg(feature = "postcard")]
 const EXECUTE: u32 = 3;
 
 /// Number of request variants; a larger variant index is an unknown method.
+#[cfg(feature = "postcard")]
 const REQUEST_VARIANTS: u32 = 10;
+#[cfg(feature = "postcard")]
 const NOTIFICATION_VARIANTS: u32 = 4;
 
+#[cfg(feature = "postcard")]
 fn decode_postcard<'a>(
     bytes: &'a [u8],
     limits: &Limits,
@@ -835,6 +890,7 @@ fn decode_postcard<'a>(
 }
 
 /// postcard's `from_bytes` ignores bytes after the value; a frame must not have any.
+#[cfg(feature = "postcard")]
 fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     match postcard::take_from_bytes(bytes) {
         Ok((v, [])) => Some(v),
@@ -842,6 +898,7 @@ fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T>
     }
 }
 
+#[cfg(feature = "postcard")]
 fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
     plain_names(r, false)?;
     match r {
@@ -874,12 +931,14 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
 // Encoding
 
 /// Sequential postcard writer that, like the JSON writer, keeps counting past the buffer's end.
+#[cfg(feature = "postcard")]
 struct PostcardOut<'b> {
     buf: &'b mut [u8],
     len: usize,
     overflow: bool,
 }
 
+#[cfg(feature = "postcard")]
 impl<'b> PostcardOut<'b> {
     fn new(buf: &'b mut [u8]) -> Self {
         PostcardOut {
@@ -928,11 +987,13 @@ impl<'b> PostcardOut<'b> {
     }
 }
 
+#[cfg(feature = "json")]
 fn json_finish(w: Writer<'_>) -> Result<usize, EncodeError> {
     w.finish()
         .map_err(|needed| EncodeError::BufferTooSmall { needed })
 }
 
+#[cfg(feature = "json")]
 const JSONRPC: &[u8] = br#"{"jsonrpc":"2.0""#;
 
 /// Encodes a request into `out`, returning the frame length.
@@ -1017,6 +1078,7 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
@@ -1029,6 +1091,7 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
             w.byte(b'}');
             json_finish(w)
         }
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
             p.raw(&[tag::REQUEST]);
@@ -1037,6 +1100,8 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
             p.put(params)?;
             p.finish()
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(EncodeError::Unsupported),
     }
 }
 
@@ -1047,6 +1112,7 @@ pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
@@ -1057,6 +1123,7 @@ pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
             w.byte(b'}');
             json_finish(w)
         }
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
             p.raw(&[tag::NOTIFICATION]);
@@ -1064,6 +1131,8 @@ pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
             p.put(params)?;
             p.finish()
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(EncodeError::Unsupported),
     }
 }
 
@@ -1111,6 +1180,7 @@ fn encode_response<'v, T: Wire<'v>>(
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
@@ -1121,6 +1191,7 @@ fn encode_response<'v, T: Wire<'v>>(
             w.byte(b'}');
             json_finish(w)
         }
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
             p.raw(&[postcard_tag]);
@@ -1128,6 +1199,8 @@ fn encode_response<'v, T: Wire<'v>>(
             p.put(value)?;
             p.finish()
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(EncodeError::Unsupported),
     }
 }
 
@@ -1146,7 +1219,9 @@ pub fn encode(encoding: Encoding, msg: &Message<'_>, out: &mut [u8]) -> Result<u
                 return Err(EncodeError::EncodingMismatch);
             }
             match encoding {
+                #[cfg(feature = "json")]
                 Encoding::Json => encode_result(encoding, *id, &Json::trusted(payload.bytes), out),
+                #[cfg(feature = "postcard")]
                 Encoding::Postcard => {
                     let mut p = PostcardOut::new(out);
                     p.raw(&[tag::RESULT]);
@@ -1154,6 +1229,8 @@ pub fn encode(encoding: Encoding, msg: &Message<'_>, out: &mut [u8]) -> Result<u
                     p.raw(payload.bytes);
                     p.finish()
                 }
+                #[allow(unreachable_patterns)]
+                _ => Err(EncodeError::Unsupported),
             }
         }
     }

@@ -47,14 +47,15 @@ pub struct NodeConfig<'t> {
 }
 
 impl<'t> NodeConfig<'t> {
-    /// Defaults: JSON and postcard accepted, hello in JSON, 4 KiB frames, 10 s handshake.
+    /// Defaults: the encodings of the build accepted ([`Encodings::BUILT`]: JSON and postcard
+    /// with both features), hello in JSON if built, 4 KiB frames, 10 s handshake.
     pub fn new(id: &'t str, tools: &'t [ToolDef<'t>]) -> Self {
         NodeConfig {
             id,
             token: None,
             tools,
-            encodings: Encodings::BOTH,
-            hello_encoding: Encoding::Json,
+            encodings: Encodings::BUILT,
+            hello_encoding: Encoding::HELLO,
             max_frame: 4096,
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),

@@ -339,6 +339,7 @@ impl<'a> Json<'a> {
 
     /// Text read from a postcard frame, as serde's reader takes it: the frame decoder checks it
     /// before the frame is returned (as for every JSON value in a postcard frame).
+    #[cfg(feature = "postcard")]
     pub(crate) const fn from_postcard(text: &'a [u8]) -> Self {
         Json(text)
     }
