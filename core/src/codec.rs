@@ -280,6 +280,7 @@ pub fn decode<'a>(
 /// `ping`, `cancel`, `goodbye`, and responses) are read; any other method is
 /// [`DecodeError::UnknownMethod`]. A node's firmware then links the readers of those frames only,
 /// not of every frame of the protocol.
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn decode_for_node<'a>(
     bytes: &'a [u8],
     encoding: Encoding,
@@ -823,6 +824,7 @@ const REQUEST_VARIANTS: u32 = 10;
 const NOTIFICATION_VARIANTS: u32 = 4;
 
 #[cfg(feature = "postcard")]
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 fn decode_postcard<'a>(
     bytes: &'a [u8],
     limits: &Limits,
@@ -1071,6 +1073,7 @@ params! { NotificationParams:
 
 /// Encodes a request of one known method: the same bytes as [`encode_request`], but only that
 /// method's encoder is linked (a node sends three kinds of request; it need not carry all ten).
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_request_params<'v, P: RequestParams<'v>>(
     encoding: Encoding,
     id: Id<'_>,
@@ -1106,6 +1109,7 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
 }
 
 /// Encodes a notification of one known method (see [`encode_request_params`]).
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
     encoding: Encoding,
     params: &P,
@@ -1172,6 +1176,7 @@ pub fn encode_error(
 }
 
 /// A response: `id`, then `value` as the result or error member (postcard: after the tag).
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 fn encode_response<'v, T: Wire<'v>>(
     encoding: Encoding,
     id: Id<'_>,
@@ -1237,6 +1242,7 @@ pub fn encode(encoding: Encoding, msg: &Message<'_>, out: &mut [u8]) -> Result<u
 }
 
 /// Encodes the error answer to a frame that [`decode`] rejected, if it deserves one.
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_rejection(
     encoding: Encoding,
     rejected: &Rejected<'_>,
