@@ -932,56 +932,72 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-/// Sequential postcard writer that, like the JSON writer, keeps counting past the buffer's end.
+/// A postcard output that, like the JSON writer, keeps counting past the buffer's end: one
+/// serialization both writes what fits and measures the whole (`BufferTooSmall { needed }` is
+/// exact), so each type's serializer is compiled once, for this flavor only.
+pub(crate) struct Counted<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Counted<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Counted { buf, len: 0 }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Counted<'_> {
+    type Output = usize;
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if let Some(d) = self.buf.get_mut(self.len..self.len + data.len()) {
+            d.copy_from_slice(data);
+        }
+        self.len += data.len();
+        Ok(())
+    }
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.len)
+    }
+}
+
+/// The postcard size of `v` (through [`Counted`], the serializer frames are written with).
+pub(crate) fn postcard_len<T: Serialize + ?Sized>(v: &T) -> Result<usize, postcard::Error> {
+    postcard::serialize_with_flavor(v, Counted::new(&mut []))
+}
+
+/// Sequential postcard writer: each value through [`Counted`]; fails at the end if the
+/// frame did not fit.
 #[cfg(feature = "postcard")]
 struct PostcardOut<'b> {
     buf: &'b mut [u8],
     len: usize,
-    overflow: bool,
 }
 
 #[cfg(feature = "postcard")]
 impl<'b> PostcardOut<'b> {
     fn new(buf: &'b mut [u8]) -> Self {
-        PostcardOut {
-            buf,
-            len: 0,
-            overflow: false,
-        }
+        PostcardOut { buf, len: 0 }
     }
 
     fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
-        if !self.overflow {
-            let dst = self.buf.get_mut(self.len..).unwrap_or(&mut []);
-            match postcard::to_slice(v, dst) {
-                Ok(w) => {
-                    self.len += w.len();
-                    return Ok(());
-                }
-                // A string with JSON escapes is written through `collect_str`, which reports
-                // a full buffer as `CollectStrError`; counting below tells the two apart (it
-                // fails only if the string itself cannot be written).
-                Err(postcard::Error::SerializeBufferFull | postcard::Error::CollectStrError) => {
-                    self.overflow = true
-                }
-                Err(_) => return Err(EncodeError::Postcard),
-            }
-        }
-        self.len +=
-            postcard::experimental::serialized_size(v).map_err(|_| EncodeError::Postcard)?;
+        let rest = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        self.len += postcard::serialize_with_flavor(v, Counted::new(rest))
+            .map_err(|_| EncodeError::Postcard)?;
         Ok(())
     }
 
     fn raw(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(d) if !self.overflow => d.copy_from_slice(bytes),
-            _ => self.overflow = true,
+        if let Some(d) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            d.copy_from_slice(bytes);
         }
         self.len += bytes.len();
     }
 
     fn finish(self) -> Result<usize, EncodeError> {
-        if self.overflow {
+        if self.len > self.buf.len() {
             Err(EncodeError::BufferTooSmall { needed: self.len })
         } else {
             Ok(self.len)

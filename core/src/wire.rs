@@ -135,9 +135,17 @@ impl<'a> Str<'a> {
         Str { raw, escaped: true }
     }
 
+    /// Whether the text holds escapes. Only the JSON readers make such a string, so a build
+    /// without JSON frames (feature `json`) has none, and links none of the unescaping (nor the
+    /// `core::fmt` path postcard takes to write one).
+    #[inline(always)]
+    const fn esc(&self) -> bool {
+        cfg!(feature = "json") && self.escaped
+    }
+
     /// The plain text if it has no escapes; `None` if it must be unescaped first.
     pub fn as_plain(&self) -> Option<&'a str> {
-        (!self.escaped).then_some(self.raw)
+        (!self.esc()).then_some(self.raw)
     }
 
     /// The text as it travels: plain, or the body of a JSON string with escapes.
@@ -147,12 +155,12 @@ impl<'a> Str<'a> {
 
     /// Whether [`Str::raw`] still holds JSON escapes.
     pub fn is_escaped(&self) -> bool {
-        self.escaped
+        self.esc()
     }
 
     /// Writes the unescaped text into `buf`, returning it; `None` if `buf` is too small.
     pub fn unescape_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
-        if !self.escaped {
+        if !self.esc() {
             let dst = buf.get_mut(..self.raw.len())?;
             dst.copy_from_slice(self.raw.as_bytes());
             return core::str::from_utf8(dst).ok();
@@ -177,12 +185,12 @@ impl<'a> Str<'a> {
     /// byte. Names (of tools and nodes, prefixes) are matched so (PROTOCOL.md section 3): a name
     /// spelled with an escape equals no plain name, whatever it unescapes to.
     pub fn eq_name(&self, name: &str) -> bool {
-        !self.escaped && self.raw == name
+        !self.esc() && self.raw == name
     }
 
     /// Compares the unescaped text with `s` (for text; names compare with [`Str::eq_name`]).
     pub fn eq_str(&self, s: &str) -> bool {
-        if !self.escaped {
+        if !self.esc() {
             return self.raw == s;
         }
         let mut rest = s.as_bytes();
@@ -199,7 +207,7 @@ impl<'a> Str<'a> {
 
     /// Length in bytes of the unescaped text.
     pub fn unescaped_len(&self) -> usize {
-        if !self.escaped {
+        if !self.esc() {
             return self.raw.len();
         }
         let mut n = 0;
@@ -213,7 +221,7 @@ impl<'a> Str<'a> {
 
 impl PartialEq for Str<'_> {
     fn eq(&self, other: &Self) -> bool {
-        match (self.escaped, other.escaped) {
+        match (self.esc(), other.esc()) {
             (false, _) => other.eq_str(self.raw),
             (_, false) => self.eq_str(other.raw),
             (true, true) => {
@@ -233,7 +241,7 @@ impl Eq for Str<'_> {}
 
 impl fmt::Display for Str<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.escaped {
+        if self.esc() {
             json::unescape(self.raw, |p| f.write_str(p))
         } else {
             f.write_str(self.raw)
@@ -255,7 +263,7 @@ impl<'a> From<&'a str> for Str<'a> {
 
 impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.escaped {
+        if self.esc() {
             s.collect_str(self)
         } else {
             s.serialize_str(self.raw)
@@ -718,8 +726,7 @@ impl<'a, T: Wire<'a> + Copy> Serialize for List<'a, T> {
         // concatenation in postcard, and a u64 is a varint, so this equals a byte string.
         let mut total: u64 = 0;
         for v in self.iter() {
-            total += postcard::experimental::serialized_size(&v)
-                .map_err(serde::ser::Error::custom)? as u64;
+            total += crate::codec::postcard_len(&v).map_err(serde::ser::Error::custom)? as u64;
         }
         let mut t = s.serialize_tuple(usize::MAX)?;
         t.serialize_element(&total)?;
