@@ -1269,7 +1269,8 @@ pub fn encode_rejection(
     // would cost a device several KiB of flash.
     let mut data_buf = [0u8; 32];
     let data = match rejected.error {
-        DecodeError::Json(e) => {
+        // (Only the JSON frame decoder reports `Json`.)
+        DecodeError::Json(e) if cfg!(feature = "json") => {
             let mut w = Writer::new(&mut data_buf);
             w.raw(br#"{"offset":"#);
             w.u64(e.offset as u64);

@@ -682,6 +682,8 @@ impl<'a, T: Wire<'a> + Copy> Iterator for ListIter<'a, T> {
     fn next(&mut self) -> Option<T> {
         match &mut self.repr {
             IterRepr::Slice(it) => it.next().copied(),
+            // Only the JSON readers make a JSON list: none in a build without JSON frames.
+            IterRepr::Json(_, _) if !cfg!(feature = "json") => None,
             IterRepr::Json(c, first) => {
                 if *first {
                     c.begin_array().ok()?;
