@@ -328,10 +328,20 @@ impl<'a> Json<'a> {
 
     /// Validates `text` with a nesting limit and wraps it (surrounding whitespace is trimmed).
     pub fn parse_with_depth(text: &'a [u8], max_depth: u16) -> Result<Self, JsonError> {
-        let mut c = Cursor::new(text, max_depth)?;
-        let v = c.skip_value()?;
-        c.end()?;
-        Ok(Json(v))
+        // Without JSON frames the scanner is not linked (see `json::validate`).
+        #[cfg(not(any(feature = "json", feature = "unique-names")))]
+        {
+            json::validate(text, max_depth)?;
+            // Valid JSON has only JSON whitespace around its value.
+            Ok(Json(text.trim_ascii()))
+        }
+        #[cfg(any(feature = "json", feature = "unique-names"))]
+        {
+            let mut c = Cursor::new(text, max_depth)?;
+            let v = c.skip_value()?;
+            c.end()?;
+            Ok(Json(v))
+        }
     }
 
     /// `{}`.

@@ -1225,7 +1225,7 @@ fn ws_slow(buf: &[u8], mut pos: usize) -> usize {
 /// The end of the number that starts at `start` (RFC 8259 grammar: no leading zeros, no `+`,
 /// digits after `.` and `e`).
 #[inline(always)]
-fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
+pub(super) fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
     let mut i = start;
     if buf.get(i) == Some(&b'-') {
         i += 1;
@@ -1249,7 +1249,7 @@ fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
 /// A JSON error, built out of line: errors are rare and the hot paths stay short.
 #[cold]
 #[inline(never)]
-fn fail(kind: JsonErrorKind, at: usize) -> JsonError {
+pub(super) fn fail(kind: JsonErrorKind, at: usize) -> JsonError {
     JsonError::new(kind, at)
 }
 
@@ -1291,7 +1291,7 @@ fn number_tail(buf: &[u8], mut i: usize) -> Result<usize, JsonError> {
 }
 
 /// Validates one escape starting after the backslash at `i - 1`; returns the index after it.
-fn escape(buf: &[u8], i: usize) -> Result<usize, JsonError> {
+pub(super) fn escape(buf: &[u8], i: usize) -> Result<usize, JsonError> {
     match buf.get(i) {
         None => Err(fail(JsonErrorKind::UnexpectedEnd, i)),
         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
@@ -1334,8 +1334,30 @@ fn hex4(buf: &[u8], i: usize) -> Result<u32, JsonError> {
 }
 
 /// Validates that `text` is exactly one JSON value (surrounding whitespace allowed) within the
-/// depth limit.
+/// depth limit. A build with neither JSON frames nor name comparison (features `json`,
+/// `unique-names`) checks with a small loop instead of the scanner, which accepts the same texts
+/// but follows at most 256 levels of nesting.
 pub fn validate(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
+    #[cfg(not(any(feature = "json", feature = "unique-names")))]
+    {
+        super::compact::validate(text, max_depth)
+    }
+    #[cfg(any(feature = "json", feature = "unique-names"))]
+    {
+        validate_scan(text, max_depth)
+    }
+}
+
+/// [`validate`] without name comparison, as the scanner does it: what `compact` must match.
+#[cfg(test)]
+pub(super) fn validate_syntax(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
+    let mut c = Cursor::new(text, max_depth)?;
+    c.skip_syntax()?;
+    c.end()
+}
+
+#[cfg(any(feature = "json", feature = "unique-names"))]
+fn validate_scan(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
     // ASCII (most JSON) is UTF-8; only other text needs the full check. No `&str` is needed:
     // skipping never slices the text.
     if !text.is_ascii()
