@@ -54,6 +54,10 @@ struct Slot<'s> {
     answer: Signal<NoopRawMutex, Answer>,
 }
 
+/// Writes a frame into the transmit buffer: [`Session::send_with`]'s argument.
+type Encode<'f, 'd, const N: usize> =
+    dyn FnMut(&mut Node<'d, N>, &mut [u8]) -> Result<usize, NodeError> + 'f;
+
 /// The writer, its buffer, and whether to flush after each frame.
 struct Tx<'s, W> {
     w: W,
@@ -162,10 +166,7 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
 
     /// Encodes a frame with `f` and sends it (a worker's progress, ask or result). `f` is a
     /// `dyn` closure so that the locking and sending are compiled once, not once per call site.
-    async fn send_with(
-        &self,
-        f: &mut dyn FnMut(&mut Node<'d, N>, &mut [u8]) -> Result<usize, NodeError>,
-    ) -> Result<(), NodeError> {
+    async fn send_with(&self, f: &mut Encode<'_, 'd, N>) -> Result<(), NodeError> {
         let mut tx = self.tx.lock().await;
         let n = f(&mut self.node.borrow_mut(), tx.payload())?;
         if let Err(e) = tx.send(n).await {
