@@ -22,8 +22,9 @@ use crate::frame::{Encoding, ErrorObject, Notification, Request};
 use crate::json::{self, Cursor, JsonError, Kind, Writer};
 use crate::wire::{FieldError, Id, Json, Wire};
 
-#[cfg(feature = "postcard")]
-mod pc;
+// Always compiled: the `Wire` readers use it (unused without the `postcard` feature).
+#[cfg_attr(not(feature = "postcard"), allow(dead_code))]
+pub(crate) mod pc;
 
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl<'a> Payload<'a> {
             }
             #[cfg(feature = "postcard")]
             Encoding::Postcard => {
-                let v: T = from_bytes_exact(self.bytes).ok_or(DecodeError::Postcard)?;
+                let v: T = read_exact(self.bytes).ok_or(DecodeError::Postcard)?;
                 // As deep as in JSON, where the result sits inside the frame object.
                 v.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(DecodeError::BadResult)?;
@@ -342,8 +343,8 @@ impl<'a> Methods<'a> {
                 pc::u32(body, &mut at)?;
                 let params = body.get(at..)?;
                 match variant {
-                    0 => Some(from_bytes_exact(params).map(Notification::Cancel)),
-                    2 => Some(from_bytes_exact(params).map(Notification::Goodbye)),
+                    0 => Some(read_exact(params).map(Notification::Cancel)),
+                    2 => Some(read_exact(params).map(Notification::Goodbye)),
                     _ => None,
                 }
             },
@@ -880,7 +881,7 @@ fn decode_postcard<'a>(
                     bytes: body,
                 })
             } else {
-                let e: ErrorObject<'a> = from_bytes_exact(body).ok_or(silent)?;
+                let e: ErrorObject<'a> = read_exact(body).ok_or(silent)?;
                 e.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(|e| Rejected::silent(DecodeError::BadResult(e)))?;
                 Err(e)
@@ -889,6 +890,14 @@ fn decode_postcard<'a>(
         }
         _ => Err(garbage),
     }
+}
+
+/// [`Wire::read_postcard`] of all of `bytes` (a frame has nothing after its value).
+#[cfg(feature = "postcard")]
+fn read_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Option<T> {
+    let mut at = 0;
+    let v = T::read_postcard(bytes, &mut at)?;
+    (at == bytes.len()).then_some(v)
 }
 
 /// postcard's `from_bytes` ignores bytes after the value; a frame must not have any.

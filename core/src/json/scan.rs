@@ -1442,7 +1442,13 @@ mod tests {
         let deep: Vec<u8> = [b'['; 100].into_iter().chain([b']'; 100]).collect();
         assert_eq!(kind(validate(&deep, 100)), Ok(()));
         assert_eq!(kind(validate(&deep, 99)), Err(JsonErrorKind::TooDeep));
-        assert_eq!(kind(validate(&deep[..150], 100)), Err(JsonErrorKind::UnexpectedEnd));
-        assert_eq!(kind(validate(b"\"\xff\"", 8)), Err(JsonErrorKind::InvalidUtf8));
+        assert_eq!(
+            kind(validate(&deep[..150], 100)),
+            Err(JsonErrorKind::UnexpectedEnd)
+        );
+        assert_eq!(
+            kind(validate(b"\"\xff\"", 8)),
+            Err(JsonErrorKind::InvalidUtf8)
+        );
     }
 }
