@@ -244,9 +244,13 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
                 self.slots[call.slot()].answer.signal((call, answer));
             }
             Some(NodeEvent::Ready { rejected }) => {
+                // Only logged: without defmt the list is not even walked.
+                #[cfg(feature = "defmt")]
                 if !rejected.is_empty() {
                     warn!("gateway rejected {} tools", rejected.len());
                 }
+                #[cfg(not(feature = "defmt"))]
+                let _ = rejected;
                 info!("registered");
                 self.state.update(|s| {
                     s.link = Link::Ready;
