@@ -35,18 +35,26 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "tests (unit, integration, loopback sockets, QEMU, network namespace, Python interop)"
 counted cargo test --workspace --locked
 
-step "toolwire-core builds for bare metal without std"
+step "toolwire-core builds for bare metal without std, with each encoding"
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
-  cargo build -p toolwire-core --no-default-features --target "$target" --locked
+  for features in "" json postcard json,postcard; do
+    cargo build -p toolwire-core --no-default-features --features "$features" --target "$target" --locked
+  done
 done
+# A device's core (no unique-names, and without JSON frames the small validator): its unit tests.
+counted cargo test -p toolwire-core --lib --no-default-features --features postcard --locked
+counted cargo test -p toolwire-core --lib --no-default-features --features json --locked
 
-step "firmware builds (each its own workspace) and footprint"
+step "firmware builds (each its own workspace, every variant the README lists) and footprint budgets"
+# Default features (both encodings; NUCLEO with defmt), then postcard only (NUCLEO without
+# defmt), and JSON only for QEMU, each variant in a target directory of its own (the QEMU test
+# builds the same ones). The check fails if a firmware outgrows its limit, and prints the table.
 for fw in firmware/*/; do
   (cd "$fw" && cargo build --release --locked)
+  (cd "$fw" && cargo build --release --locked --no-default-features --features postcard --target-dir target/postcard)
 done
-bash scripts/footprint.sh --markdown \
-  firmware/qemu/target/thumbv7m-none-eabi/release/node \
-  firmware/nucleo-f429zi/target/thumbv7em-none-eabihf/release/node
+(cd firmware/qemu && cargo build --release --locked --no-default-features --features json --target-dir target/json)
+bash scripts/footprint-check.sh
 
 step "benchmarks compile; end-to-end and fleet benchmarks, short runs"
 # One release build of every binary and benchmark: built package by package, feature

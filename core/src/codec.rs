@@ -3,6 +3,15 @@
 //! [`decode`] borrows everything from the input: names, string ids and raw JSON values point into
 //! the frame buffer. Encoders write into a caller's buffer and report the size needed when it is
 //! too small.
+//!
+//! Each encoding is compiled in by its feature (`json`, `postcard`); a frame in an encoding the
+//! build lacks is refused with [`DecodeError::Unsupported`] / [`EncodeError::Unsupported`], so a
+//! device links one codec only.
+// With one encoding, the other's helpers are unused.
+#![cfg_attr(
+    not(all(feature = "json", feature = "postcard")),
+    allow(dead_code, unused_imports, unused_variables)
+)]
 
 use core::fmt;
 
@@ -13,7 +22,9 @@ use crate::frame::{Encoding, ErrorObject, Notification, Request};
 use crate::json::{self, Cursor, JsonError, Kind, Writer};
 use crate::wire::{FieldError, Id, Json, Wire};
 
-mod pc;
+// Always compiled: the `Wire` readers use it (unused without the `postcard` feature).
+#[cfg_attr(not(feature = "postcard"), allow(dead_code))]
+pub(crate) mod pc;
 
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +84,7 @@ impl<'a> Payload<'a> {
     /// Decodes the result as `T`.
     pub fn decode<T: Wire<'a>>(&self, limits: &Limits) -> Result<T, DecodeError> {
         match self.encoding {
+            #[cfg(feature = "json")]
             Encoding::Json => {
                 // `decode` validated the result already (it is the exact span of one value).
                 if let Some(v) = T::from_validated_json(self.bytes) {
@@ -83,13 +95,16 @@ impl<'a> Payload<'a> {
                 c.end().map_err(DecodeError::Json)?;
                 Ok(v)
             }
+            #[cfg(feature = "postcard")]
             Encoding::Postcard => {
-                let v: T = from_bytes_exact(self.bytes).ok_or(DecodeError::Postcard)?;
+                let v: T = read_exact(self.bytes).ok_or(DecodeError::Postcard)?;
                 // As deep as in JSON, where the result sits inside the frame object.
                 v.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(DecodeError::BadResult)?;
                 Ok(v)
             }
+            #[allow(unreachable_patterns)]
+            _ => Err(DecodeError::Unsupported),
         }
     }
 }
@@ -121,15 +136,19 @@ pub enum DecodeError {
     InvalidParams(FieldError),
     /// A response's result does not fit the request it answers (never answered).
     BadResult(FieldError),
+    /// The frame's encoding is not compiled into this build (features `json`, `postcard`).
+    /// Answered with -32700.
+    Unsupported,
 }
 
 impl DecodeError {
     /// The error code an answer to this frame carries.
     pub fn code(&self) -> ErrorCode {
         match self {
-            DecodeError::Empty | DecodeError::Json(_) | DecodeError::Postcard => {
-                ErrorCode::ParseError
-            }
+            DecodeError::Empty
+            | DecodeError::Json(_)
+            | DecodeError::Postcard
+            | DecodeError::Unsupported => ErrorCode::ParseError,
             DecodeError::Batch
             | DecodeError::NotAnObject
             | DecodeError::BadVersion
@@ -160,6 +179,7 @@ impl DecodeError {
                 FieldError::Invalid(_) => "invalid params: a field has the wrong type or value",
                 FieldError::Duplicate(_) => "invalid params: a field appears twice",
             },
+            DecodeError::Unsupported => "encoding not supported by this build",
         }
     }
 }
@@ -180,6 +200,7 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownMethod => f.write_str("unknown method"),
             DecodeError::InvalidParams(e) => write!(f, "invalid params: {e}"),
             DecodeError::BadResult(e) => write!(f, "invalid result: {e}"),
+            DecodeError::Unsupported => f.write_str("encoding not supported by this build"),
         }
     }
 }
@@ -225,6 +246,8 @@ pub enum EncodeError {
     EncodingMismatch,
     /// postcard refused a value (does not happen for frames of this crate).
     Postcard,
+    /// The encoding is not compiled into this build (features `json`, `postcard`).
+    Unsupported,
 }
 
 impl fmt::Display for EncodeError {
@@ -235,6 +258,7 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::EncodingMismatch => f.write_str("payload is in the other encoding"),
             EncodeError::Postcard => f.write_str("postcard serialization failed"),
+            EncodeError::Unsupported => f.write_str("encoding not supported by this build"),
         }
     }
 }
@@ -257,6 +281,7 @@ pub fn decode<'a>(
 /// `ping`, `cancel`, `goodbye`, and responses) are read; any other method is
 /// [`DecodeError::UnknownMethod`]. A node's firmware then links the readers of those frames only,
 /// not of every frame of the protocol.
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn decode_for_node<'a>(
     bytes: &'a [u8],
     encoding: Encoding,
@@ -266,51 +291,64 @@ pub fn decode_for_node<'a>(
 }
 
 /// A postcard request reader: see [`Methods::postcard_request`].
+#[cfg(feature = "postcard")]
 type PostcardRequest<'a> = fn(u32, &'a [u8], &'a [u8]) -> Option<Option<Request<'a>>>;
 
 /// The methods a decoder reads: one reader per encoding.
 struct Methods<'a> {
+    #[cfg(feature = "json")]
     json: fn(&str, &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError>,
     /// The variant, the request (variant and params) and its params. `None`: unknown method;
     /// `Some(None)`: the params do not fit.
+    #[cfg(feature = "postcard")]
     postcard_request: PostcardRequest<'a>,
+    #[cfg(feature = "postcard")]
     postcard_notification: fn(u32, &'a [u8]) -> Option<Option<Notification<'a>>>,
+    _a: core::marker::PhantomData<&'a ()>,
 }
 
 impl<'a> Methods<'a> {
     fn all() -> Self {
         Methods {
+            #[cfg(feature = "json")]
             json: parse_params,
+            #[cfg(feature = "postcard")]
             postcard_request: |variant, body, params| {
                 (variant < REQUEST_VARIANTS).then(|| match variant {
                     EXECUTE => pc::execute(params).map(Request::Execute),
                     _ => from_bytes_exact(body),
                 })
             },
+            #[cfg(feature = "postcard")]
             postcard_notification: |variant, body| {
                 (variant < NOTIFICATION_VARIANTS).then(|| from_bytes_exact(body))
             },
+            _a: core::marker::PhantomData,
         }
     }
 
     fn node() -> Self {
         Methods {
+            #[cfg(feature = "json")]
             json: parse_params_node,
+            #[cfg(feature = "postcard")]
             postcard_request: |variant, _, params| match variant {
                 EXECUTE => Some(pc::execute(params).map(Request::Execute)),
                 5 => Some(params.is_empty().then_some(Request::Ping)),
                 _ => None,
             },
+            #[cfg(feature = "postcard")]
             postcard_notification: |variant, body| {
                 let mut at = 0;
                 pc::u32(body, &mut at)?;
                 let params = body.get(at..)?;
                 match variant {
-                    0 => Some(from_bytes_exact(params).map(Notification::Cancel)),
-                    2 => Some(from_bytes_exact(params).map(Notification::Goodbye)),
+                    0 => Some(read_exact(params).map(Notification::Cancel)),
+                    2 => Some(read_exact(params).map(Notification::Goodbye)),
                     _ => None,
                 }
             },
+            _a: core::marker::PhantomData,
         }
     }
 }
@@ -322,8 +360,12 @@ fn decode_with<'a>(
     methods: &Methods<'a>,
 ) -> Result<Message<'a>, Rejected<'a>> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => decode_json(bytes, limits, methods.json),
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => decode_postcard(bytes, limits, methods),
+        #[allow(unreachable_patterns)]
+        _ => Err(Rejected::silent(DecodeError::Unsupported)),
     }
 }
 
@@ -334,6 +376,7 @@ fn decode_with<'a>(
 /// of this protocol writes it); a frame with `method` is not a response.
 pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<u64> {
     match encoding {
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => match bytes.split_first() {
             Some((&(tag::RESULT | tag::ERROR), rest)) => match pc::id(rest) {
                 Some((Id::Num(n), _)) => Some(n),
@@ -341,6 +384,7 @@ pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<
             },
             _ => None,
         },
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut c = Cursor::new(bytes, limits.max_depth).ok()?;
             c.begin_object().ok()?;
@@ -357,6 +401,8 @@ pub fn response_id(bytes: &[u8], encoding: Encoding, limits: &Limits) -> Option<
             }
             None
         }
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -371,11 +417,13 @@ pub fn sniff(bytes: &[u8]) -> Encoding {
     }
 }
 
+#[cfg(feature = "json")]
 enum Parsed<'a> {
     Req(Request<'a>),
     Note(Notification<'a>),
 }
 
+#[cfg(feature = "json")]
 fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a>>, FieldError> {
     use crate::frame::*;
     use Parsed::{Note, Req};
@@ -405,6 +453,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
     Ok(Some(p))
 }
 
+#[cfg(feature = "json")]
 fn parse_params_node<'a>(
     method: &str,
     c: &mut Cursor<'a>,
@@ -471,6 +520,7 @@ fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
     }
 }
 
+#[cfg(feature = "json")]
 fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, FieldError> {
     let e = crate::frame::Execute::read_json(c)?;
     if !e.arguments.is_object() {
@@ -479,6 +529,7 @@ fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, Fie
     Ok(e)
 }
 
+#[cfg(feature = "json")]
 fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldError> {
     let e = crate::frame::Call::read_json(c)?;
     if !e.arguments.is_object() {
@@ -487,8 +538,10 @@ fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldErro
     Ok(e)
 }
 
+#[cfg(feature = "json")]
 const NO_PARAMS: &[u8] = b"{}";
 
+#[cfg(feature = "json")]
 fn decode_json<'a>(
     bytes: &'a [u8],
     limits: &Limits,
@@ -762,12 +815,17 @@ pub mod tag {
 }
 
 /// The variant index of `execute` among requests.
+#[cfg(feature = "postcard")]
 const EXECUTE: u32 = 3;
 
 /// Number of request variants; a larger variant index is an unknown method.
+#[cfg(feature = "postcard")]
 const REQUEST_VARIANTS: u32 = 10;
+#[cfg(feature = "postcard")]
 const NOTIFICATION_VARIANTS: u32 = 4;
 
+#[cfg(feature = "postcard")]
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 fn decode_postcard<'a>(
     bytes: &'a [u8],
     limits: &Limits,
@@ -823,7 +881,7 @@ fn decode_postcard<'a>(
                     bytes: body,
                 })
             } else {
-                let e: ErrorObject<'a> = from_bytes_exact(body).ok_or(silent)?;
+                let e: ErrorObject<'a> = read_exact(body).ok_or(silent)?;
                 e.check_json(limits.max_depth.saturating_sub(1))
                     .map_err(|e| Rejected::silent(DecodeError::BadResult(e)))?;
                 Err(e)
@@ -834,7 +892,16 @@ fn decode_postcard<'a>(
     }
 }
 
+/// [`Wire::read_postcard`] of all of `bytes` (a frame has nothing after its value).
+#[cfg(feature = "postcard")]
+fn read_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Option<T> {
+    let mut at = 0;
+    let v = T::read_postcard(bytes, &mut at)?;
+    (at == bytes.len()).then_some(v)
+}
+
 /// postcard's `from_bytes` ignores bytes after the value; a frame must not have any.
+#[cfg(feature = "postcard")]
 fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     match postcard::take_from_bytes(bytes) {
         Ok((v, [])) => Some(v),
@@ -842,6 +909,7 @@ fn from_bytes_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T>
     }
 }
 
+#[cfg(feature = "postcard")]
 fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
     plain_names(r, false)?;
     match r {
@@ -873,54 +941,72 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-/// Sequential postcard writer that, like the JSON writer, keeps counting past the buffer's end.
+/// A postcard output that, like the JSON writer, keeps counting past the buffer's end: one
+/// serialization both writes what fits and measures the whole (`BufferTooSmall { needed }` is
+/// exact), so each type's serializer is compiled once, for this flavor only.
+pub(crate) struct Counted<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Counted<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Counted { buf, len: 0 }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Counted<'_> {
+    type Output = usize;
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if let Some(d) = self.buf.get_mut(self.len..self.len + data.len()) {
+            d.copy_from_slice(data);
+        }
+        self.len += data.len();
+        Ok(())
+    }
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.len)
+    }
+}
+
+/// The postcard size of `v` (through [`Counted`], the serializer frames are written with).
+pub(crate) fn postcard_len<T: Serialize + ?Sized>(v: &T) -> Result<usize, postcard::Error> {
+    postcard::serialize_with_flavor(v, Counted::new(&mut []))
+}
+
+/// Sequential postcard writer: each value through [`Counted`]; fails at the end if the
+/// frame did not fit.
+#[cfg(feature = "postcard")]
 struct PostcardOut<'b> {
     buf: &'b mut [u8],
     len: usize,
-    overflow: bool,
 }
 
+#[cfg(feature = "postcard")]
 impl<'b> PostcardOut<'b> {
     fn new(buf: &'b mut [u8]) -> Self {
-        PostcardOut {
-            buf,
-            len: 0,
-            overflow: false,
-        }
+        PostcardOut { buf, len: 0 }
     }
 
     fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
-        if !self.overflow {
-            let dst = self.buf.get_mut(self.len..).unwrap_or(&mut []);
-            match postcard::to_slice(v, dst) {
-                Ok(w) => {
-                    self.len += w.len();
-                    return Ok(());
-                }
-                // A string with JSON escapes is written through `collect_str`, which reports
-                // a full buffer as `CollectStrError`; counting below tells the two apart (it
-                // fails only if the string itself cannot be written).
-                Err(postcard::Error::SerializeBufferFull | postcard::Error::CollectStrError) => {
-                    self.overflow = true
-                }
-                Err(_) => return Err(EncodeError::Postcard),
-            }
-        }
-        self.len +=
-            postcard::experimental::serialized_size(v).map_err(|_| EncodeError::Postcard)?;
+        let rest = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        self.len += postcard::serialize_with_flavor(v, Counted::new(rest))
+            .map_err(|_| EncodeError::Postcard)?;
         Ok(())
     }
 
     fn raw(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(d) if !self.overflow => d.copy_from_slice(bytes),
-            _ => self.overflow = true,
+        if let Some(d) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            d.copy_from_slice(bytes);
         }
         self.len += bytes.len();
     }
 
     fn finish(self) -> Result<usize, EncodeError> {
-        if self.overflow {
+        if self.len > self.buf.len() {
             Err(EncodeError::BufferTooSmall { needed: self.len })
         } else {
             Ok(self.len)
@@ -928,11 +1014,13 @@ impl<'b> PostcardOut<'b> {
     }
 }
 
+#[cfg(feature = "json")]
 fn json_finish(w: Writer<'_>) -> Result<usize, EncodeError> {
     w.finish()
         .map_err(|needed| EncodeError::BufferTooSmall { needed })
 }
 
+#[cfg(feature = "json")]
 const JSONRPC: &[u8] = br#"{"jsonrpc":"2.0""#;
 
 /// Encodes a request into `out`, returning the frame length.
@@ -1010,6 +1098,7 @@ params! { NotificationParams:
 
 /// Encodes a request of one known method: the same bytes as [`encode_request`], but only that
 /// method's encoder is linked (a node sends three kinds of request; it need not carry all ten).
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_request_params<'v, P: RequestParams<'v>>(
     encoding: Encoding,
     id: Id<'_>,
@@ -1017,6 +1106,7 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
@@ -1029,6 +1119,7 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
             w.byte(b'}');
             json_finish(w)
         }
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
             p.raw(&[tag::REQUEST]);
@@ -1037,16 +1128,20 @@ pub fn encode_request_params<'v, P: RequestParams<'v>>(
             p.put(params)?;
             p.finish()
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(EncodeError::Unsupported),
     }
 }
 
 /// Encodes a notification of one known method (see [`encode_request_params`]).
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
     encoding: Encoding,
     params: &P,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
@@ -1057,6 +1152,7 @@ pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
             w.byte(b'}');
             json_finish(w)
         }
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
             p.raw(&[tag::NOTIFICATION]);
@@ -1064,6 +1160,8 @@ pub fn encode_notification_params<'v, P: NotificationParams<'v>>(
             p.put(params)?;
             p.finish()
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(EncodeError::Unsupported),
     }
 }
 
@@ -1103,6 +1201,7 @@ pub fn encode_error(
 }
 
 /// A response: `id`, then `value` as the result or error member (postcard: after the tag).
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 fn encode_response<'v, T: Wire<'v>>(
     encoding: Encoding,
     id: Id<'_>,
@@ -1111,6 +1210,7 @@ fn encode_response<'v, T: Wire<'v>>(
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match encoding {
+        #[cfg(feature = "json")]
         Encoding::Json => {
             let mut w = Writer::new(out);
             w.raw(JSONRPC);
@@ -1121,6 +1221,7 @@ fn encode_response<'v, T: Wire<'v>>(
             w.byte(b'}');
             json_finish(w)
         }
+        #[cfg(feature = "postcard")]
         Encoding::Postcard => {
             let mut p = PostcardOut::new(out);
             p.raw(&[postcard_tag]);
@@ -1128,6 +1229,8 @@ fn encode_response<'v, T: Wire<'v>>(
             p.put(value)?;
             p.finish()
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(EncodeError::Unsupported),
     }
 }
 
@@ -1146,7 +1249,9 @@ pub fn encode(encoding: Encoding, msg: &Message<'_>, out: &mut [u8]) -> Result<u
                 return Err(EncodeError::EncodingMismatch);
             }
             match encoding {
+                #[cfg(feature = "json")]
                 Encoding::Json => encode_result(encoding, *id, &Json::trusted(payload.bytes), out),
+                #[cfg(feature = "postcard")]
                 Encoding::Postcard => {
                     let mut p = PostcardOut::new(out);
                     p.raw(&[tag::RESULT]);
@@ -1154,12 +1259,15 @@ pub fn encode(encoding: Encoding, msg: &Message<'_>, out: &mut [u8]) -> Result<u
                     p.raw(payload.bytes);
                     p.finish()
                 }
+                #[allow(unreachable_patterns)]
+                _ => Err(EncodeError::Unsupported),
             }
         }
     }
 }
 
 /// Encodes the error answer to a frame that [`decode`] rejected, if it deserves one.
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_rejection(
     encoding: Encoding,
     rejected: &Rejected<'_>,
@@ -1170,7 +1278,8 @@ pub fn encode_rejection(
     // would cost a device several KiB of flash.
     let mut data_buf = [0u8; 32];
     let data = match rejected.error {
-        DecodeError::Json(e) => {
+        // (Only the JSON frame decoder reports `Json`.)
+        DecodeError::Json(e) if cfg!(feature = "json") => {
             let mut w = Writer::new(&mut data_buf);
             w.raw(br#"{"offset":"#);
             w.u64(e.offset as u64);

@@ -37,7 +37,8 @@ pub struct ControllerConfig {
 }
 
 impl ControllerConfig {
-    /// Defaults: both encodings, hello in JSON, 1 MiB frames, 10 s handshake. An id longer than
+    /// Defaults: the encodings of the build (both with both features), hello in JSON if built,
+    /// 1 MiB frames, 10 s handshake. An id longer than
     /// [`MAX_CONTROLLER_ID`] bytes is cut at a character boundary.
     pub fn new(id: &str) -> Self {
         let mut end = id.len().min(MAX_CONTROLLER_ID);
@@ -47,8 +48,8 @@ impl ControllerConfig {
         ControllerConfig {
             id: heapless::String::try_from(&id[..end]).unwrap_or_default(),
             token: None,
-            encodings: Encodings::BOTH,
-            hello_encoding: Encoding::Json,
+            encodings: Encodings::BUILT,
+            hello_encoding: Encoding::HELLO,
             max_frame: 1 << 20,
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),

@@ -57,6 +57,15 @@ wire_enum! {
     }
 }
 
+impl Encoding {
+    /// The encoding a peer says hello in by default: JSON if the build has it, else postcard.
+    pub const HELLO: Encoding = if cfg!(feature = "json") {
+        Encoding::Json
+    } else {
+        Encoding::Postcard
+    };
+}
+
 wire_enum! {
     /// What the peer that says hello is.
     pub enum Role {
@@ -87,6 +96,12 @@ impl Encodings {
     pub const BOTH: Encodings = Encodings {
         json: true,
         postcard: true,
+    };
+    /// The encodings this build reads and writes (features `json` and `postcard`): what a
+    /// peer offers by default.
+    pub const BUILT: Encodings = Encodings {
+        json: cfg!(feature = "json"),
+        postcard: cfg!(feature = "postcard"),
     };
     /// True if `e` is in the set.
     pub fn contains(&self, e: Encoding) -> bool {
@@ -182,6 +197,9 @@ impl Annotations {
 }
 
 impl crate::wire::Wire<'_> for () {
+    fn read_postcard(_: &[u8], _: &mut usize) -> Option<Self> {
+        Some(())
+    }
     fn write_json(&self, w: &mut crate::json::Writer<'_>) {
         w.raw(b"{}");
     }

@@ -48,14 +48,16 @@ pub struct NodeConfig<'t> {
 }
 
 impl<'t> NodeConfig<'t> {
-    /// Defaults: JSON and postcard accepted, hello in JSON, 4 KiB frames, 10 s handshake.
+    /// Defaults: the encodings of the build accepted ([`Encodings::BUILT`]: JSON and postcard
+    /// with both features), hello in JSON if built, 4 KiB frames, 10 s handshake.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn new(id: &'t str, tools: &'t [ToolDef<'t>]) -> Self {
         NodeConfig {
             id,
             token: None,
             tools,
-            encodings: Encodings::BOTH,
-            hello_encoding: Encoding::Json,
+            encodings: Encodings::BUILT,
+            hello_encoding: Encoding::HELLO,
             max_frame: 4096,
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
@@ -288,6 +290,8 @@ pub struct Node<'t, const N: usize> {
     close_reported: bool,
 }
 
+// On devices (pointers narrower than 64 bits) the entry points stay out of line: inlined into a
+// runtime's session future they were copied per call site (~2 KiB of flash for a node).
 impl<'t, const N: usize> Node<'t, N> {
     /// A connection that starts by sending `hello`.
     pub fn new(config: NodeConfig<'t>, now: Instant) -> Self {
@@ -343,6 +347,7 @@ impl<'t, const N: usize> Node<'t, N> {
 
     /// Handles one frame from the gateway. A reply, if any, is written into `reply` (size it to
     /// the gateway's max frame; 256 bytes is enough for every reply the node writes here).
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn handle_frame<'a>(
         &mut self,
         now: Instant,
@@ -390,6 +395,7 @@ impl<'t, const N: usize> Node<'t, N> {
         h
     }
 
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     fn on_response<'a>(
         &mut self,
         id: Id<'a>,
@@ -469,6 +475,7 @@ impl<'t, const N: usize> Node<'t, N> {
         }
     }
 
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     fn on_request<'a>(
         &mut self,
         now: Instant,
@@ -543,6 +550,7 @@ impl<'t, const N: usize> Node<'t, N> {
     }
 
     /// Checks deadlines: the handshake's, the calls', the heartbeat's.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == NodeState::Closed {
             return;
@@ -588,6 +596,7 @@ impl<'t, const N: usize> Node<'t, N> {
     /// The next instant [`Node::handle_timeout`] must be called at, if any. After a call ends
     /// it may still be that call's deadline (they are forgotten lazily): calling
     /// `handle_timeout` then finds nothing due, and the instant after it is exact.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == NodeState::Closed {
             return None;
@@ -603,6 +612,7 @@ impl<'t, const N: usize> Node<'t, N> {
     }
 
     /// Writes the next frame to send into `out`; `None` when there is nothing to send.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Result<usize, EncodeError>> {
         let ctl = loop {
             match self.ctl.pop_front()? {
@@ -652,6 +662,7 @@ impl<'t, const N: usize> Node<'t, N> {
 
     /// The next event not tied to an input frame: calls stopped by their deadline, the
     /// connection closing on a timeout.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn poll_event(&mut self) -> Option<NodeEvent<'static>> {
         if let Some(call) = self.expired.pop_front() {
             return Some(NodeEvent::Cancel { call });
@@ -668,6 +679,7 @@ impl<'t, const N: usize> Node<'t, N> {
     /// Ends `call` with its result (a JSON value) or error, writing the response into `out`.
     /// A result too large for `out` or for the gateway's frame limit is replaced by a
     /// `FrameTooLarge` error, so the caller is never left waiting.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn finish(
         &mut self,
         call: CallHandle,
@@ -698,6 +710,7 @@ impl<'t, const N: usize> Node<'t, N> {
     }
 
     /// Reports progress of `call`, writing a `progress` notification into `out`.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn progress(
         &mut self,
         call: CallHandle,
@@ -729,6 +742,7 @@ impl<'t, const N: usize> Node<'t, N> {
 
     /// Asks the gateway a question on behalf of `call`, writing the `ask` request into `out`.
     /// The answer arrives as [`NodeEvent::Answer`]. One ask per call at a time.
+    #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn ask(
         &mut self,
         call: CallHandle,

@@ -98,6 +98,16 @@ pub trait Wire<'a>: Sized + Serialize + Deserialize<'a> {
     fn check_json(&self, _max_depth: u16) -> Result<(), FieldError> {
         Ok(())
     }
+    /// Reads the value from postcard at `*at`, moving `at` past it: what serde's reader accepts
+    /// for the same type (postcard 1.x), written out, so that a node's firmware links no serde
+    /// deserializer for the frames it reads. `None` where postcard fails.
+    #[doc(hidden)]
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        let rest = b.get(*at..)?;
+        let (v, r) = postcard::take_from_bytes::<Self>(rest).ok()?;
+        *at = b.len() - r.len();
+        Some(v)
+    }
     /// The value of a span the frame decoder has already validated as exactly one JSON value,
     /// if that needs no further reading (raw JSON values); `None` to read it with `read_json`.
     #[doc(hidden)]
@@ -135,9 +145,17 @@ impl<'a> Str<'a> {
         Str { raw, escaped: true }
     }
 
+    /// Whether the text holds escapes. Only the JSON readers make such a string, so a build
+    /// without JSON frames (feature `json`) has none, and links none of the unescaping (nor the
+    /// `core::fmt` path postcard takes to write one).
+    #[inline(always)]
+    const fn esc(&self) -> bool {
+        cfg!(feature = "json") && self.escaped
+    }
+
     /// The plain text if it has no escapes; `None` if it must be unescaped first.
     pub fn as_plain(&self) -> Option<&'a str> {
-        (!self.escaped).then_some(self.raw)
+        (!self.esc()).then_some(self.raw)
     }
 
     /// The text as it travels: plain, or the body of a JSON string with escapes.
@@ -147,12 +165,12 @@ impl<'a> Str<'a> {
 
     /// Whether [`Str::raw`] still holds JSON escapes.
     pub fn is_escaped(&self) -> bool {
-        self.escaped
+        self.esc()
     }
 
     /// Writes the unescaped text into `buf`, returning it; `None` if `buf` is too small.
     pub fn unescape_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
-        if !self.escaped {
+        if !self.esc() {
             let dst = buf.get_mut(..self.raw.len())?;
             dst.copy_from_slice(self.raw.as_bytes());
             return core::str::from_utf8(dst).ok();
@@ -177,12 +195,12 @@ impl<'a> Str<'a> {
     /// byte. Names (of tools and nodes, prefixes) are matched so (PROTOCOL.md section 3): a name
     /// spelled with an escape equals no plain name, whatever it unescapes to.
     pub fn eq_name(&self, name: &str) -> bool {
-        !self.escaped && self.raw == name
+        !self.esc() && self.raw == name
     }
 
     /// Compares the unescaped text with `s` (for text; names compare with [`Str::eq_name`]).
     pub fn eq_str(&self, s: &str) -> bool {
-        if !self.escaped {
+        if !self.esc() {
             return self.raw == s;
         }
         let mut rest = s.as_bytes();
@@ -199,7 +217,7 @@ impl<'a> Str<'a> {
 
     /// Length in bytes of the unescaped text.
     pub fn unescaped_len(&self) -> usize {
-        if !self.escaped {
+        if !self.esc() {
             return self.raw.len();
         }
         let mut n = 0;
@@ -213,7 +231,7 @@ impl<'a> Str<'a> {
 
 impl PartialEq for Str<'_> {
     fn eq(&self, other: &Self) -> bool {
-        match (self.escaped, other.escaped) {
+        match (self.esc(), other.esc()) {
             (false, _) => other.eq_str(self.raw),
             (_, false) => self.eq_str(other.raw),
             (true, true) => {
@@ -233,7 +251,7 @@ impl Eq for Str<'_> {}
 
 impl fmt::Display for Str<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.escaped {
+        if self.esc() {
             json::unescape(self.raw, |p| f.write_str(p))
         } else {
             f.write_str(self.raw)
@@ -255,7 +273,7 @@ impl<'a> From<&'a str> for Str<'a> {
 
 impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.escaped {
+        if self.esc() {
             s.collect_str(self)
         } else {
             s.serialize_str(self.raw)
@@ -280,6 +298,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 }
 
 impl<'a> Wire<'a> for Str<'a> {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        crate::codec::pc::str(b, at).map(Str::new)
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         if self.escaped {
             w.byte(b'"');
@@ -320,10 +341,20 @@ impl<'a> Json<'a> {
 
     /// Validates `text` with a nesting limit and wraps it (surrounding whitespace is trimmed).
     pub fn parse_with_depth(text: &'a [u8], max_depth: u16) -> Result<Self, JsonError> {
-        let mut c = Cursor::new(text, max_depth)?;
-        let v = c.skip_value()?;
-        c.end()?;
-        Ok(Json(v))
+        // Without JSON frames the scanner is not linked (see `json::validate`).
+        #[cfg(not(any(feature = "json", feature = "unique-names")))]
+        {
+            json::validate(text, max_depth)?;
+            // Valid JSON has only JSON whitespace around its value.
+            Ok(Json(text.trim_ascii()))
+        }
+        #[cfg(any(feature = "json", feature = "unique-names"))]
+        {
+            let mut c = Cursor::new(text, max_depth)?;
+            let v = c.skip_value()?;
+            c.end()?;
+            Ok(Json(v))
+        }
     }
 
     /// `{}`.
@@ -339,6 +370,7 @@ impl<'a> Json<'a> {
 
     /// Text read from a postcard frame, as serde's reader takes it: the frame decoder checks it
     /// before the frame is returned (as for every JSON value in a postcard frame).
+    #[cfg_attr(not(feature = "postcard"), allow(dead_code))]
     pub(crate) const fn from_postcard(text: &'a [u8]) -> Self {
         Json(text)
     }
@@ -396,6 +428,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
 }
 
 impl<'a> Wire<'a> for Json<'a> {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        // Checked by `check_json` once the frame is read, as after serde's reader.
+        crate::codec::pc::bytes(b, at).map(Json)
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         w.raw(self.0);
     }
@@ -446,6 +482,9 @@ pub enum Id<'a> {
 }
 
 impl<'a> Wire<'a> for Id<'a> {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        crate::codec::pc::id_at(b, at)
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         match self {
             Id::Num(n) => w.u64(*n),
@@ -523,6 +562,9 @@ impl OwnedId {
 macro_rules! wire_uint {
     ($($t:ty),*) => {$(
         impl<'a> Wire<'a> for $t {
+            fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+                crate::codec::pc::uint::<$t>(b, at)
+            }
             fn write_json(&self, w: &mut Writer<'_>) {
                 w.u64(u64::from(*self));
             }
@@ -536,6 +578,11 @@ macro_rules! wire_uint {
 wire_uint!(u8, u16, u32, u64);
 
 impl<'a> Wire<'a> for i32 {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        // Zigzag over a u32 varint.
+        let v = crate::codec::pc::u32(b, at)?;
+        Some((v >> 1) as i32 ^ -((v & 1) as i32))
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         w.i64(i64::from(*self));
     }
@@ -546,6 +593,15 @@ impl<'a> Wire<'a> for i32 {
 }
 
 impl<'a> Wire<'a> for bool {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        let v = match *b.get(*at)? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        *at += 1;
+        Some(v)
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         w.raw(if *self { b"true" } else { b"false" });
     }
@@ -561,6 +617,15 @@ impl<'a> Wire<'a> for bool {
 }
 
 impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        let tag = *b.get(*at)?;
+        *at += 1;
+        match tag {
+            0 => Some(None),
+            1 => T::read_postcard(b, at).map(Some),
+            _ => None,
+        }
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         match self {
             Some(v) => v.write_json(w),
@@ -673,6 +738,8 @@ impl<'a, T: Wire<'a> + Copy> Iterator for ListIter<'a, T> {
     fn next(&mut self) -> Option<T> {
         match &mut self.repr {
             IterRepr::Slice(it) => it.next().copied(),
+            // Only the JSON readers make a JSON list: none in a build without JSON frames.
+            IterRepr::Json(_, _) if !cfg!(feature = "json") => None,
             IterRepr::Json(c, first) => {
                 if *first {
                     c.begin_array().ok()?;
@@ -688,8 +755,9 @@ impl<'a, T: Wire<'a> + Copy> Iterator for ListIter<'a, T> {
                 if rest.is_empty() {
                     return None;
                 }
-                let (v, r) = postcard::take_from_bytes::<T>(rest).ok()?;
-                *rest = r;
+                let mut at = 0;
+                let v = T::read_postcard(rest, &mut at)?;
+                *rest = rest.get(at..)?;
                 Some(v)
             }
         }
@@ -717,8 +785,7 @@ impl<'a, T: Wire<'a> + Copy> Serialize for List<'a, T> {
         // concatenation in postcard, and a u64 is a varint, so this equals a byte string.
         let mut total: u64 = 0;
         for v in self.iter() {
-            total += postcard::experimental::serialized_size(&v)
-                .map_err(serde::ser::Error::custom)? as u64;
+            total += crate::codec::postcard_len(&v).map_err(serde::ser::Error::custom)? as u64;
         }
         let mut t = s.serialize_tuple(usize::MAX)?;
         t.serialize_element(&total)?;
@@ -739,22 +806,30 @@ impl<'de: 'a, 'a, T: Wire<'a> + Copy + 'a> Deserialize<'de> for List<'a, T> {
             }
             fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
                 let v: &'a [u8] = v;
-                let mut rest = v;
-                while !rest.is_empty() {
-                    let (_, r) = postcard::take_from_bytes::<T>(rest)
-                        .map_err(|_| E::custom("bad list element"))?;
-                    rest = r;
-                }
-                Ok(List {
-                    repr: ListRepr::Postcard(v),
-                })
+                List::from_postcard(v).ok_or_else(|| E::custom("bad list element"))
             }
         }
         d.deserialize_bytes(V::<'a, T>(PhantomData))
     }
 }
 
+impl<'a, T: Wire<'a>> List<'a, T> {
+    /// The list whose elements are `v`, back to back, if each reads.
+    fn from_postcard(v: &'a [u8]) -> Option<Self> {
+        let mut at = 0;
+        while at < v.len() {
+            T::read_postcard(v, &mut at)?;
+        }
+        Some(List {
+            repr: ListRepr::Postcard(v),
+        })
+    }
+}
+
 impl<'a, T: Wire<'a> + Copy> Wire<'a> for List<'a, T> {
+    fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+        List::from_postcard(crate::codec::pc::bytes(b, at)?)
+    }
     fn write_json(&self, w: &mut Writer<'_>) {
         if let ListRepr::Json(raw) = self.repr {
             return w.raw(raw);
@@ -818,6 +893,13 @@ macro_rules! wire_struct {
         }
 
         impl<'a> $crate::wire::Wire<'a> for $name $(<$lt>)? {
+            fn read_postcard(_b: &'a [u8], _at: &mut usize) -> Option<Self> {
+                // Fields in order, as serde's derived reader takes them from postcard.
+                Some(Self {
+                    $( $field: <$ty as $crate::wire::Wire>::read_postcard(_b, _at)?, )*
+                })
+            }
+
             fn write_json(&self, w: &mut $crate::json::Writer<'_>) {
                 w.byte(b'{');
                 let mut _first = true;
@@ -922,6 +1004,13 @@ macro_rules! wire_enum {
         }
 
         impl<'a> $crate::wire::Wire<'a> for $name {
+            fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
+                // The variant's index, a u32 varint.
+                const ALL: &[$name] = &[$( $name::$variant, )*];
+                let i = $crate::codec::pc::u32(b, at)?;
+                ALL.get(i as usize).copied()
+            }
+
             fn write_json(&self, w: &mut $crate::json::Writer<'_>) {
                 w.byte(b'"');
                 w.raw(self.as_str().as_bytes());

@@ -27,13 +27,14 @@ pub struct Config<'a> {
 }
 
 impl<'a> Config<'a> {
-    /// Defaults: both encodings, hello in JSON, 10 s handshake, backoff from 250 ms to 30 s.
+    /// Defaults: the encodings built in (features `json`, `postcard`; both by default), hello in
+    /// JSON if built (else postcard), 10 s handshake, backoff from 250 ms to 30 s.
     pub const fn new(id: &'a str) -> Self {
         Config {
             id,
             token: None,
-            encodings: Encodings::BOTH,
-            hello_encoding: Encoding::Json,
+            encodings: Encodings::BUILT,
+            hello_encoding: Encoding::HELLO,
             limits: Limits {
                 max_depth: toolwire_core::json::DEFAULT_MAX_DEPTH,
             },

@@ -27,6 +27,9 @@
 //!
 //! * `tcp`: `TcpTransport` over embassy-net (with its `proto-ipv4` and `medium-ethernet`
 //!   features; enable others on `embassy-net` in the firmware).
+//! * `json`, `postcard` (both by default): the frame encodings the node speaks. A firmware that
+//!   needs the flash keeps one (`default-features = false, features = ["postcard"]`); the
+//!   gateway speaks both and picks one the node offers.
 //! * `defmt`: log connection events with defmt.
 //!
 //! The crate selects no embassy-time driver or tick rate: the firmware's HAL (or a test's `std`

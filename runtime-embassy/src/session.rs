@@ -54,6 +54,10 @@ struct Slot<'s> {
     answer: Signal<NoopRawMutex, Answer>,
 }
 
+/// Writes a frame into the transmit buffer: [`Session::send_with`]'s argument.
+type Encode<'f, 'd, const N: usize> =
+    dyn FnMut(&mut Node<'d, N>, &mut [u8]) -> Result<usize, NodeError> + 'f;
+
 /// The writer, its buffer, and whether to flush after each frame.
 struct Tx<'s, W> {
     w: W,
@@ -160,11 +164,9 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
         }
     }
 
-    /// Encodes a frame with `f` and sends it (a worker's progress, ask or result).
-    async fn send_with(
-        &self,
-        f: impl FnOnce(&mut Node<'d, N>, &mut [u8]) -> Result<usize, NodeError>,
-    ) -> Result<(), NodeError> {
+    /// Encodes a frame with `f` and sends it (a worker's progress, ask or result). `f` is a
+    /// `dyn` closure so that the locking and sending are compiled once, not once per call site.
+    async fn send_with(&self, f: &mut Encode<'_, 'd, N>) -> Result<(), NodeError> {
         let mut tx = self.tx.lock().await;
         let n = f(&mut self.node.borrow_mut(), tx.payload())?;
         if let Err(e) = tx.send(n).await {
@@ -242,9 +244,13 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
                 self.slots[call.slot()].answer.signal((call, answer));
             }
             Some(NodeEvent::Ready { rejected }) => {
+                // Only logged: without defmt the list is not even walked.
+                #[cfg(feature = "defmt")]
                 if !rejected.is_empty() {
                     warn!("gateway rejected {} tools", rejected.len());
                 }
+                #[cfg(not(feature = "defmt"))]
+                let _ = rejected;
                 info!("registered");
                 self.state.update(|s| {
                     s.link = Link::Ready;
@@ -280,7 +286,7 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
         if !copied {
             // Not reached: arguments come in a frame no larger than the slot buffer.
             let _ = self
-                .send_with(|node, out| {
+                .send_with(&mut |node, out| {
                     node.finish(
                         call,
                         Err(ErrorObject::new(
@@ -365,7 +371,7 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
 
     async fn finish(&self, call: CallHandle, result: Result<usize, ToolError>, out: &[u8]) {
         let r = self
-            .send_with(|node, buf| {
+            .send_with(&mut |node, buf| {
                 let result = match result {
                     Ok(n) => match out.get(..n).map(Json::parse) {
                         Some(Ok(json)) => Ok(json),
@@ -407,7 +413,7 @@ impl<W: Write, const N: usize> Context for Cx<'_, '_, '_, W, N> {
         let call = self.call;
         let r = self
             .session
-            .send_with(|node, buf| node.progress(call, progress, total, message, None, buf))
+            .send_with(&mut |node, buf| node.progress(call, progress, total, message, None, buf))
             .await;
         if let Err(e) = r {
             debug!("progress not sent: {}", defmt_display(&e));
@@ -418,7 +424,7 @@ impl<W: Write, const N: usize> Context for Cx<'_, '_, '_, W, N> {
         let call = self.call;
         let r = self
             .session
-            .send_with(|node, buf| node.progress(call, progress, None, None, Some(chunk), buf))
+            .send_with(&mut |node, buf| node.progress(call, progress, None, None, Some(chunk), buf))
             .await;
         if let Err(e) = r {
             debug!("progress not sent: {}", defmt_display(&e));
@@ -434,7 +440,7 @@ impl<W: Write, const N: usize> Context for Cx<'_, '_, '_, W, N> {
     ) -> Result<usize, AskError> {
         let call = self.call;
         self.session
-            .send_with(|node, buf| node.ask(call, kind, prompt, schema, buf))
+            .send_with(&mut |node, buf| node.ask(call, kind, prompt, schema, buf))
             .await
             .map_err(|e| match e {
                 NodeError::StaleCall | NodeError::NotReady => AskError::Gone,

@@ -3,8 +3,10 @@
 //! UART0 on a loopback TCP port, and has a `toolwire_smol::Gateway` dial that port (a serial line
 //! bridged to TCP: the gateway connects, the node still says hello first).
 //!
-//! Encoding: the smol gateway prefers postcard and the firmware offers both encodings (it has no
-//! JSON-only build), so this session is postcard. JSON end to end is covered by `netns.rs`.
+//! Each device build variant the README lists runs the same checks: both encodings (the
+//! default build; the smol gateway prefers postcard, so the session is postcard), postcard only,
+//! and JSON only (the session is JSON). The variants are built into target directories of their
+//! own and run one at a time (the concurrency check measures time).
 //!
 //! Fails (never skips) when `qemu-system-arm` is missing: `scripts/install-qemu.sh` installs it.
 //! QEMU is killed when the test ends, however it ends. The calls/s figures are printed
@@ -34,16 +36,50 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// A device build of `firmware/qemu`: its cargo features and the encoding the gateway agrees on.
+#[derive(Clone, Copy, Debug)]
+struct Variant {
+    /// `None`: the default features (both encodings), in the default target directory.
+    features: Option<&'static str>,
+    encoding: toolwire_core::Encoding,
+}
+
+const BOTH: Variant = Variant {
+    features: None,
+    encoding: toolwire_core::Encoding::Postcard,
+};
+const POSTCARD: Variant = Variant {
+    features: Some("postcard"),
+    encoding: toolwire_core::Encoding::Postcard,
+};
+const JSON: Variant = Variant {
+    features: Some("json"),
+    encoding: toolwire_core::Encoding::Json,
+};
+
 /// Builds the firmware in its own workspace. Runs from its directory, where its
 /// `.cargo/config.toml` (target, linker script) applies; variables that would redirect or
-/// override that build are removed.
-fn build_firmware() -> PathBuf {
+/// override that build are removed. A variant with features of its own builds with only those,
+/// into `target/<features>/`.
+fn build_firmware(variant: Variant) -> PathBuf {
     let dir = repo().join("firmware/qemu");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&dir)
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&dir)
         .args(["build", "--release", "--bin", "node", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
+        .arg(dir.join("Cargo.toml"));
+    let mut target = dir.join("target");
+    if let Some(features) = variant.features {
+        target = target.join(features);
+        cmd.args([
+            "--no-default-features",
+            "--features",
+            features,
+            "--target-dir",
+        ])
+        .arg(&target);
+    }
+    let status = cmd
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
@@ -53,7 +89,7 @@ fn build_firmware() -> PathBuf {
         .status()
         .expect("run cargo");
     assert!(status.success(), "firmware build failed");
-    let elf = dir.join("target/thumbv7m-none-eabi/release/node");
+    let elf = target.join("thumbv7m-none-eabi/release/node");
     assert!(elf.exists(), "{} missing", elf.display());
     elf
 }
@@ -160,15 +196,14 @@ async fn eventually(f: impl Fn() -> bool) -> bool {
     true
 }
 
-fn check_listing(gw: &Gateway) {
+fn check_listing(gw: &Gateway, encoding: toolwire_core::Encoding) {
     assert_eq!(
         gw.nodes(),
         [NodeSummary {
             id: NODE.into(),
             tools: 5,
             in_flight: 0,
-            // The firmware offers both encodings; the gateway prefers postcard.
-            encoding: toolwire_core::Encoding::Postcard,
+            encoding,
         }]
     );
     let tools = gw.tools(None, Some(NODE));
@@ -348,9 +383,28 @@ async fn rate(gw: &Gateway, tool: &str, args: Value) -> f64 {
     f64::from(n) / start.elapsed().as_secs_f64()
 }
 
+/// One variant at a time: builds compete for the machine's cores, and the concurrency check
+/// measures time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn node_firmware_in_qemu() {
-    let elf = build_firmware();
+    run(BOTH);
+}
+
+#[test]
+fn node_firmware_in_qemu_postcard_only() {
+    run(POSTCARD);
+}
+
+#[test]
+fn node_firmware_in_qemu_json_only() {
+    run(JSON);
+}
+
+fn run(variant: Variant) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let elf = build_firmware(variant);
     let port = free_port();
     let mut qemu = Qemu::start(&elf, port);
     smol::block_on(async {
@@ -369,14 +423,17 @@ fn node_firmware_in_qemu() {
         );
         drop(events);
 
-        check_listing(&gw);
+        check_listing(&gw, variant.encoding);
         check_tools(&gw).await;
         check_progress(&gw).await;
         check_bad_arguments(&gw).await;
         check_cancel(&gw).await;
         let uptime = rate(&gw, "uptime", json!({})).await;
         let echo = rate(&gw, "echo", json!({"text": "0123456789abcdef"})).await;
-        println!("calls/s through QEMU's UART (smol gateway, postcard), sequential:");
+        println!(
+            "calls/s through QEMU's UART (smol gateway, {:?}, firmware {variant:?}), sequential:",
+            variant.encoding
+        );
         println!("  uptime {uptime:7.0}   echo(16 B) {echo:7.0}");
 
         // Shutdown: a goodbye, the connection ends, the node is gone.

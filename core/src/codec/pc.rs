@@ -1,6 +1,8 @@
 //! postcard's readers, written out for what every call carries: the request id, the variant
-//! index and the `execute` params. serde's derived readers go through a visitor per field; these
-//! read the same bytes in a few instructions.
+//! index and the `execute` params; and the leaves `Wire::read_postcard` reads every frame type
+//! from (integers, strings, bytes, ids). serde's derived readers go through a visitor per field;
+//! these read the same bytes in a few instructions, and a node's firmware links no serde
+//! deserializer at all.
 //!
 //! Each accepts exactly what postcard 1.x (`postcard::take_from_bytes`) accepts for the same
 //! type and fails where it fails: varints of at most `ceil(bits / 7)` bytes whose last byte
@@ -40,14 +42,14 @@ fn varint_long(b: &[u8], at: &mut usize, max: usize, last: u8) -> Option<u64> {
 
 /// A `u32` varint.
 #[inline(always)]
-pub(super) fn u32(b: &[u8], at: &mut usize) -> Option<u32> {
+pub(crate) fn u32(b: &[u8], at: &mut usize) -> Option<u32> {
     // 5 bytes; the last holds 4 bits.
     varint(b, at, 5, 0x0F).map(|v| v as u32)
 }
 
 /// A `u64` varint.
 #[inline(always)]
-fn u64(b: &[u8], at: &mut usize) -> Option<u64> {
+pub(crate) fn u64(b: &[u8], at: &mut usize) -> Option<u64> {
     // 10 bytes; the last holds 1 bit.
     varint(b, at, 10, 0x01)
 }
@@ -62,7 +64,7 @@ fn len(b: &[u8], at: &mut usize) -> Option<usize> {
 
 /// A byte string: its length, then its bytes.
 #[inline(always)]
-fn bytes<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+pub(crate) fn bytes<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     let n = len(b, at)?;
     let s = b.get(*at..at.checked_add(n)?)?;
     *at += n;
@@ -71,7 +73,7 @@ fn bytes<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
 
 /// A string: a byte string that is UTF-8.
 #[inline(always)]
-fn str<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a str> {
+pub(crate) fn str<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a str> {
     core::str::from_utf8(bytes(b, at)?).ok()
 }
 
@@ -80,13 +82,57 @@ fn str<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a str> {
 #[inline]
 pub(super) fn id(b: &[u8]) -> Option<(Id<'_>, &[u8])> {
     let mut at = 0;
-    let id = match u32(b, &mut at)? {
-        0 => Id::Num(u64(b, &mut at)?),
-        1 => Id::Str(Str::new(str(b, &mut at)?)),
+    let id = id_at(b, &mut at)?;
+    Some((id, b.get(at..)?))
+}
+
+/// An [`Id`] at `*at`.
+#[inline]
+pub(crate) fn id_at<'a>(b: &'a [u8], at: &mut usize) -> Option<Id<'a>> {
+    Some(match u32(b, at)? {
+        0 => Id::Num(u64(b, at)?),
+        1 => Id::Str(Str::new(str(b, at)?)),
         2 => Id::Null,
         _ => return None,
-    };
-    Some((id, b.get(at..)?))
+    })
+}
+
+/// An unsigned integer as postcard writes it: `u8` as one byte, wider ones as varints.
+pub(crate) trait Uint: Sized {
+    fn read(b: &[u8], at: &mut usize) -> Option<Self>;
+}
+
+impl Uint for u8 {
+    fn read(b: &[u8], at: &mut usize) -> Option<Self> {
+        let v = *b.get(*at)?;
+        *at += 1;
+        Some(v)
+    }
+}
+
+impl Uint for u16 {
+    fn read(b: &[u8], at: &mut usize) -> Option<Self> {
+        // 3 bytes; the last holds 2 bits.
+        varint(b, at, 3, 0x03).map(|v| v as u16)
+    }
+}
+
+impl Uint for u32 {
+    fn read(b: &[u8], at: &mut usize) -> Option<Self> {
+        u32(b, at)
+    }
+}
+
+impl Uint for u64 {
+    fn read(b: &[u8], at: &mut usize) -> Option<Self> {
+        u64(b, at)
+    }
+}
+
+/// A [`Uint`] at `*at`.
+#[inline(always)]
+pub(crate) fn uint<T: Uint>(b: &[u8], at: &mut usize) -> Option<T> {
+    T::read(b, at)
 }
 
 /// The params of an `execute` (tool, arguments, deadline), the whole of `b`. The arguments
@@ -116,7 +162,7 @@ pub(super) fn execute(b: &[u8]) -> Option<Execute<'_>> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postcard"))]
 mod tests {
     use super::*;
 
@@ -170,6 +216,114 @@ mod tests {
                 postcard::take_from_bytes::<u32>(&b).ok(),
                 "u32 {b:x?}"
             );
+        }
+    }
+
+    /// `Wire::read_postcard` of `T` against serde's reader: the same value and the same rest,
+    /// or both failing.
+    fn agree<'a, T>(b: &'a [u8])
+    where
+        T: crate::wire::Wire<'a> + PartialEq + core::fmt::Debug,
+    {
+        let mut at = 0;
+        let ours = T::read_postcard(b, &mut at).map(|v| (v, &b[at..]));
+        let serde = postcard::take_from_bytes::<T>(b).ok();
+        assert_eq!(ours, serde, "{} from {b:x?}", core::any::type_name::<T>());
+    }
+
+    /// Every frame type a node reads, and the others, from valid encodings mutated (a byte
+    /// changed, cut short, a byte added) and from random bytes.
+    #[test]
+    fn wire_readers_agree_with_serde() {
+        use crate::frame::*;
+        use crate::wire::List;
+        let rejections = [Rejection {
+            name: Str::new("t"),
+            reason: RejectReason::BadSchema,
+        }];
+        let names = [Str::new("a"), Str::new("\u{e9}")];
+        let tools = [ToolDef {
+            name: Str::new("t"),
+            description: Str::new("d"),
+            input_schema: Json::EMPTY_OBJECT,
+            output_schema: Some(Json::EMPTY_OBJECT),
+            annotations: Annotations::NONE,
+        }];
+        let mut samples: Vec<Vec<u8>> = Vec::new();
+        let mut put = |v: &dyn erased::Put| samples.push(v.bytes());
+        put(&Welcome {
+            version: 1,
+            encoding: Encoding::Postcard,
+            max_frame: 70_000,
+            max_in_flight: 300,
+            heartbeat_ms: 15_000,
+            gateway: Str::new("gw"),
+        });
+        put(&RegisterAck {
+            accepted: List::from_slice(&names),
+            rejected: List::from_slice(&rejections),
+        });
+        put(&Cancel {
+            id: Id::Num(1 << 40),
+            reason: Some(Str::new("why")),
+        });
+        put(&Cancel {
+            id: Id::Str(Str::new("x")),
+            reason: None,
+        });
+        put(&Goodbye {
+            reason: GoodbyeReason::Replaced,
+            message: Some(Str::new("m")),
+        });
+        put(&ErrorObject {
+            code: -32_602,
+            message: Str::new("bad"),
+            data: Some(Json::EMPTY_OBJECT),
+        });
+        put(&ErrorObject {
+            code: 7,
+            message: Str::new(""),
+            data: None,
+        });
+        put(&Register {
+            tools: List::from_slice(&tools),
+        });
+        let mut state = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..40_000 {
+            let mut b = samples[(rng(&mut state) % samples.len() as u64) as usize].clone();
+            match rng(&mut state) % 4 {
+                0 if !b.is_empty() => {
+                    let i = (rng(&mut state) % b.len() as u64) as usize;
+                    b[i] = random_bytes(&mut state).first().copied().unwrap_or(0x80);
+                }
+                1 => b.truncate((rng(&mut state) % (b.len() as u64 + 1)) as usize),
+                2 => b.push(rng(&mut state) as u8),
+                _ => b = random_bytes(&mut state),
+            }
+            agree::<Welcome<'_>>(&b);
+            agree::<RegisterAck<'_>>(&b);
+            agree::<Cancel<'_>>(&b);
+            agree::<Goodbye<'_>>(&b);
+            agree::<ErrorObject<'_>>(&b);
+            agree::<Register<'_>>(&b);
+            agree::<Encodings>(&b);
+            agree::<Option<u16>>(&b);
+            agree::<u8>(&b);
+            agree::<i32>(&b);
+            agree::<bool>(&b);
+        }
+    }
+
+    /// Serializes any frame type for [`wire_readers_agree_with_serde`].
+    mod erased {
+        pub trait Put {
+            fn bytes(&self) -> Vec<u8>;
+        }
+        impl<T: serde::Serialize> Put for T {
+            fn bytes(&self) -> Vec<u8> {
+                let mut buf = [0u8; 256];
+                postcard::to_slice(self, &mut buf).unwrap().to_vec()
+            }
         }
     }
 

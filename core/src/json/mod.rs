@@ -5,8 +5,11 @@
 //! deeper than a limit are all rejected with a [`JsonError`] that says what and where. So are
 //! objects that repeat a member name, at any depth (I-JSON, RFC 7493: a receiver that keeps the
 //! first of two values and one that keeps the last would see different arguments); names are
-//! compared after unescaping, so `"a"` and `"\u0061"` are the same name.
+//! compared after unescaping, so `"a"` and `"\u0061"` are the same name. (Names are compared with
+//! the feature `unique-names`, which hosts and the gateway have; a device may do without.)
 
+#[cfg(any(test, not(any(feature = "json", feature = "unique-names"))))]
+mod compact;
 mod scan;
 mod write;
 

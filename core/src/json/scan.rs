@@ -20,6 +20,7 @@ pub const MAX_OPEN_NAMES: usize = 256;
 
 /// Names a value is first scanned with room for; a value that needs more is scanned again with
 /// room for [`MAX_OPEN_NAMES`] (the larger table costs a few KiB of stack to clear).
+#[cfg(feature = "unique-names")]
 const SMALL_NAMES: usize = 16;
 
 /// Bytes that end a fast run inside a string: `"`, `\` and control characters.
@@ -569,12 +570,17 @@ impl<'a> Cursor<'a> {
     }
 
     /// Validates and skips one value of any kind, returning its exact text. Objects must not
-    /// repeat a member name (compared after unescaping), at any depth.
+    /// repeat a member name (compared after unescaping), at any depth (with the feature
+    /// `unique-names`; without it repeated names pass, everything else is checked alike).
     pub fn skip_value(&mut self) -> Result<&'a [u8], JsonError> {
         let b = self.peek()?;
         let start = self.pos;
         match b {
+            #[cfg(feature = "unique-names")]
             b'{' | b'[' => self.skip_checked(b)?,
+            // Nothing to compare: no table to clear.
+            #[cfg(not(feature = "unique-names"))]
+            b'{' | b'[' => self.skip_container(b, &mut Names::none())?,
             _ => self.skip_leaf(b)?,
         }
         Ok(self.buf.get(start..self.pos).unwrap_or_default())
@@ -606,6 +612,7 @@ impl<'a> Cursor<'a> {
     /// Skips the container at the cursor, comparing member names: first with room for
     /// [`SMALL_NAMES`] and, for the rare value that needs more, again with room for
     /// [`MAX_OPEN_NAMES`]. The verdict is the large table's either way.
+    #[cfg(feature = "unique-names")]
     fn skip_checked(&mut self, b: u8) -> Result<(), JsonError> {
         let (pos, depth) = (self.pos, self.depth);
         let mut keys = [0u32; SMALL_NAMES];
@@ -620,6 +627,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[cfg(feature = "unique-names")]
     #[inline(never)]
     fn skip_checked_large(&mut self, b: u8) -> Result<(), JsonError> {
         let mut keys = [0u32; MAX_OPEN_NAMES];
@@ -829,10 +837,11 @@ impl<'t> Names<'t> {
         Names::new(&mut [], &mut [], &mut [])
     }
 
-    /// False for the empty table of a syntax-only walk.
+    /// False for the empty table of a syntax-only walk, and always without the feature
+    /// `unique-names` (then no name is compared, and none of the comparing is compiled).
     #[inline(always)]
     fn checks(&self) -> bool {
-        !self.keys.is_empty()
+        cfg!(feature = "unique-names") && !self.keys.is_empty()
     }
 
     /// Keeps `base`, where the names of the container around the one opened at nesting level
@@ -1216,7 +1225,7 @@ fn ws_slow(buf: &[u8], mut pos: usize) -> usize {
 /// The end of the number that starts at `start` (RFC 8259 grammar: no leading zeros, no `+`,
 /// digits after `.` and `e`).
 #[inline(always)]
-fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
+pub(super) fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
     let mut i = start;
     if buf.get(i) == Some(&b'-') {
         i += 1;
@@ -1240,7 +1249,7 @@ fn number_end(buf: &[u8], start: usize) -> Result<usize, JsonError> {
 /// A JSON error, built out of line: errors are rare and the hot paths stay short.
 #[cold]
 #[inline(never)]
-fn fail(kind: JsonErrorKind, at: usize) -> JsonError {
+pub(super) fn fail(kind: JsonErrorKind, at: usize) -> JsonError {
     JsonError::new(kind, at)
 }
 
@@ -1282,7 +1291,7 @@ fn number_tail(buf: &[u8], mut i: usize) -> Result<usize, JsonError> {
 }
 
 /// Validates one escape starting after the backslash at `i - 1`; returns the index after it.
-fn escape(buf: &[u8], i: usize) -> Result<usize, JsonError> {
+pub(super) fn escape(buf: &[u8], i: usize) -> Result<usize, JsonError> {
     match buf.get(i) {
         None => Err(fail(JsonErrorKind::UnexpectedEnd, i)),
         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
@@ -1325,8 +1334,30 @@ fn hex4(buf: &[u8], i: usize) -> Result<u32, JsonError> {
 }
 
 /// Validates that `text` is exactly one JSON value (surrounding whitespace allowed) within the
-/// depth limit.
+/// depth limit. A build with neither JSON frames nor name comparison (features `json`,
+/// `unique-names`) checks with a small loop instead of the scanner, which accepts the same texts
+/// but follows at most 256 levels of nesting.
 pub fn validate(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
+    #[cfg(not(any(feature = "json", feature = "unique-names")))]
+    {
+        super::compact::validate(text, max_depth)
+    }
+    #[cfg(any(feature = "json", feature = "unique-names"))]
+    {
+        validate_scan(text, max_depth)
+    }
+}
+
+/// [`validate`] without name comparison, as the scanner does it: what `compact` must match.
+#[cfg(test)]
+pub(super) fn validate_syntax(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
+    let mut c = Cursor::new(text, max_depth)?;
+    c.skip_syntax()?;
+    c.end()
+}
+
+#[cfg(any(feature = "json", feature = "unique-names"))]
+fn validate_scan(text: &[u8], max_depth: u16) -> Result<(), JsonError> {
     // ASCII (most JSON) is UTF-8; only other text needs the full check. No `&str` is needed:
     // skipping never slices the text.
     if !text.is_ascii()
@@ -1386,4 +1417,38 @@ pub(crate) fn unescape(
         run = i;
     }
     out(&raw[run..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(r: Result<(), JsonError>) -> Result<(), JsonErrorKind> {
+        r.map_err(|e| e.kind)
+    }
+
+    #[test]
+    fn repeated_names_follow_the_feature_and_the_rest_is_checked_alike() {
+        let repeated = kind(validate(br#"{"a":1,"b":{"c":[{"d":0,"d":1}]}}"#, 8));
+        if cfg!(feature = "unique-names") {
+            assert_eq!(repeated, Err(JsonErrorKind::DuplicateName));
+        } else {
+            assert_eq!(repeated, Ok(()));
+        }
+        // Syntax, depth (inside and beyond one walk's 64 open containers) and UTF-8 either way.
+        assert!(validate(br#"{"a":1,"a":}"#, 8).is_err());
+        assert!(validate(br#"{"a" 1}"#, 8).is_err());
+        assert_eq!(kind(validate(b"[[[[1]]]]", 3)), Err(JsonErrorKind::TooDeep));
+        let deep: Vec<u8> = [b'['; 100].into_iter().chain([b']'; 100]).collect();
+        assert_eq!(kind(validate(&deep, 100)), Ok(()));
+        assert_eq!(kind(validate(&deep, 99)), Err(JsonErrorKind::TooDeep));
+        assert_eq!(
+            kind(validate(&deep[..150], 100)),
+            Err(JsonErrorKind::UnexpectedEnd)
+        );
+        assert_eq!(
+            kind(validate(b"\"\xff\"", 8)),
+            Err(JsonErrorKind::InvalidUtf8)
+        );
+    }
 }
