@@ -942,26 +942,72 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
 // Encoding
 
 /// A postcard output that, like the JSON writer, keeps counting past the buffer's end: one
-/// serialization both writes what fits and measures the whole (`BufferTooSmall { needed }` is
-/// exact), so each type's serializer is compiled once, for this flavor only.
-pub(crate) struct Counted<'b> {
+/// pass both writes what fits and measures the whole (`BufferTooSmall { needed }` is exact).
+/// Frame types write themselves into it ([`Wire::write_postcard`], public for that); serde's
+/// writer can use it too (it is a postcard flavor).
+#[doc(hidden)]
+pub struct Counted<'b> {
     buf: &'b mut [u8],
     len: usize,
 }
 
 impl<'b> Counted<'b> {
-    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+    /// Writes into `buf`.
+    pub fn new(buf: &'b mut [u8]) -> Self {
         Counted { buf, len: 0 }
+    }
+
+    /// Bytes counted so far (written, or past the end).
+    pub fn counted(&self) -> usize {
+        self.len
+    }
+
+    /// Appends `data` (as far as it fits; counted whole).
+    pub fn push(&mut self, data: &[u8]) {
+        if let Some(d) = self.buf.get_mut(self.len..self.len + data.len()) {
+            d.copy_from_slice(data);
+        }
+        self.len += data.len();
+    }
+
+    /// Appends `v` as postcard's varint (integers wider than a byte, lengths, variant indices).
+    pub fn varint(&mut self, mut v: u64) {
+        let mut b = [0u8; 10];
+        let mut n = 0;
+        loop {
+            let low = (v & 0x7F) as u8;
+            v >>= 7;
+            if v == 0 {
+                b[n] = low;
+                n += 1;
+                break;
+            }
+            b[n] = low | 0x80;
+            n += 1;
+        }
+        self.push(&b[..n]);
+    }
+}
+
+impl postcard::ser_flavors::Flavor for &mut Counted<'_> {
+    type Output = ();
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.push(data);
+        Ok(())
+    }
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.push(&[data]);
+        Ok(())
+    }
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
 impl postcard::ser_flavors::Flavor for Counted<'_> {
     type Output = usize;
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if let Some(d) = self.buf.get_mut(self.len..self.len + data.len()) {
-            d.copy_from_slice(data);
-        }
-        self.len += data.len();
+        self.push(data);
         Ok(())
     }
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
@@ -991,10 +1037,11 @@ impl<'b> PostcardOut<'b> {
         PostcardOut { buf, len: 0 }
     }
 
-    fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
+    fn put<'v, T: Wire<'v>>(&mut self, v: &T) -> Result<(), EncodeError> {
         let rest = self.buf.get_mut(self.len..).unwrap_or(&mut []);
-        self.len += postcard::serialize_with_flavor(v, Counted::new(rest))
-            .map_err(|_| EncodeError::Postcard)?;
+        let mut out = Counted::new(rest);
+        v.write_postcard(&mut out);
+        self.len += out.counted();
         Ok(())
     }
 

@@ -200,6 +200,7 @@ impl crate::wire::Wire<'_> for () {
     fn read_postcard(_: &[u8], _: &mut usize) -> Option<Self> {
         Some(())
     }
+    fn write_postcard(&self, _: &mut crate::codec::Counted<'_>) {}
     fn write_json(&self, w: &mut crate::json::Writer<'_>) {
         w.raw(b"{}");
     }

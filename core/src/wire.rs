@@ -108,6 +108,12 @@ pub trait Wire<'a>: Sized + Serialize + Deserialize<'a> {
         *at = b.len() - r.len();
         Some(v)
     }
+    /// Writes the value as postcard (what serde's writer writes for the same type, written out,
+    /// so that a node's firmware links no serde serializer).
+    #[doc(hidden)]
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        let _ = postcard::serialize_with_flavor(self, out);
+    }
     /// The value of a span the frame decoder has already validated as exactly one JSON value,
     /// if that needs no further reading (raw JSON values); `None` to read it with `read_json`.
     #[doc(hidden)]
@@ -298,6 +304,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 }
 
 impl<'a> Wire<'a> for Str<'a> {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        // The text, unescaped: a string from JSON travels on in postcard as its characters.
+        out.varint(self.unescaped_len() as u64);
+        if self.esc() {
+            let _ = json::unescape(self.raw, |part| {
+                out.push(part.as_bytes());
+                Ok(())
+            });
+        } else {
+            out.push(self.raw.as_bytes());
+        }
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         crate::codec::pc::str(b, at).map(Str::new)
     }
@@ -428,6 +446,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
 }
 
 impl<'a> Wire<'a> for Json<'a> {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        out.varint(self.0.len() as u64);
+        out.push(self.0);
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         // Checked by `check_json` once the frame is read, as after serde's reader.
         crate::codec::pc::bytes(b, at).map(Json)
@@ -482,6 +504,19 @@ pub enum Id<'a> {
 }
 
 impl<'a> Wire<'a> for Id<'a> {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        match self {
+            Id::Num(n) => {
+                out.varint(0);
+                out.varint(*n);
+            }
+            Id::Str(s) => {
+                out.varint(1);
+                s.write_postcard(out);
+            }
+            Id::Null => out.varint(2),
+        }
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         crate::codec::pc::id_at(b, at)
     }
@@ -562,6 +597,14 @@ impl OwnedId {
 macro_rules! wire_uint {
     ($($t:ty),*) => {$(
         impl<'a> Wire<'a> for $t {
+            fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+                // postcard writes a u8 as its byte, wider integers as varints.
+                if core::mem::size_of::<$t>() == 1 {
+                    out.push(&[*self as u8]);
+                } else {
+                    out.varint(u64::from(*self));
+                }
+            }
             fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
                 crate::codec::pc::uint::<$t>(b, at)
             }
@@ -578,6 +621,10 @@ macro_rules! wire_uint {
 wire_uint!(u8, u16, u32, u64);
 
 impl<'a> Wire<'a> for i32 {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        // Zigzag, then a u32 varint.
+        out.varint(u64::from(((*self << 1) ^ (*self >> 31)) as u32));
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         // Zigzag over a u32 varint.
         let v = crate::codec::pc::u32(b, at)?;
@@ -593,6 +640,9 @@ impl<'a> Wire<'a> for i32 {
 }
 
 impl<'a> Wire<'a> for bool {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        out.push(&[u8::from(*self)]);
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         let v = match *b.get(*at)? {
             0 => false,
@@ -617,6 +667,15 @@ impl<'a> Wire<'a> for bool {
 }
 
 impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        match self {
+            None => out.push(&[0]),
+            Some(v) => {
+                out.push(&[1]);
+                v.write_postcard(out);
+            }
+        }
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         let tag = *b.get(*at)?;
         *at += 1;
@@ -827,6 +886,22 @@ impl<'a, T: Wire<'a>> List<'a, T> {
 }
 
 impl<'a, T: Wire<'a> + Copy> Wire<'a> for List<'a, T> {
+    fn write_postcard(&self, out: &mut crate::codec::Counted<'_>) {
+        // Byte length, then the elements back to back (see the `Serialize` impl).
+        if let ListRepr::Postcard(raw) = self.repr {
+            out.varint(raw.len() as u64);
+            out.push(raw);
+            return;
+        }
+        let mut measure = crate::codec::Counted::new(&mut []);
+        for v in self.iter() {
+            v.write_postcard(&mut measure);
+        }
+        out.varint(measure.counted() as u64);
+        for v in self.iter() {
+            v.write_postcard(out);
+        }
+    }
     fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
         List::from_postcard(crate::codec::pc::bytes(b, at)?)
     }
@@ -893,6 +968,11 @@ macro_rules! wire_struct {
         }
 
         impl<'a> $crate::wire::Wire<'a> for $name $(<$lt>)? {
+            fn write_postcard(&self, _out: &mut $crate::codec::Counted<'_>) {
+                // Fields in order, as serde's derived writer gives them to postcard.
+                $( $crate::wire::Wire::write_postcard(&self.$field, _out); )*
+            }
+
             fn read_postcard(_b: &'a [u8], _at: &mut usize) -> Option<Self> {
                 // Fields in order, as serde's derived reader takes them from postcard.
                 Some(Self {
@@ -1004,6 +1084,11 @@ macro_rules! wire_enum {
         }
 
         impl<'a> $crate::wire::Wire<'a> for $name {
+            fn write_postcard(&self, out: &mut $crate::codec::Counted<'_>) {
+                // The variant's index, a u32 varint.
+                out.varint(*self as u64);
+            }
+
             fn read_postcard(b: &'a [u8], at: &mut usize) -> Option<Self> {
                 // The variant's index, a u32 varint.
                 const ALL: &[$name] = &[$( $name::$variant, )*];

@@ -314,6 +314,125 @@ mod tests {
         }
     }
 
+    /// `Wire::write_postcard` of `v` against serde's writer, byte for byte.
+    fn writes_as_serde<'a, T: crate::wire::Wire<'a> + core::fmt::Debug>(v: &T) {
+        let mut ours = [0u8; 512];
+        let mut out = crate::codec::Counted::new(&mut ours);
+        v.write_postcard(&mut out);
+        let n = out.counted();
+        let mut theirs = [0u8; 512];
+        let want = postcard::to_slice(v, &mut theirs).unwrap();
+        assert_eq!(&ours[..n], &want[..], "{v:?}");
+        // Counting past the end: the exact length, whatever the buffer.
+        let mut short = [0u8; 3];
+        let mut out = crate::codec::Counted::new(&mut short);
+        v.write_postcard(&mut out);
+        assert_eq!(out.counted(), n, "{v:?}");
+    }
+
+    #[test]
+    fn wire_writers_agree_with_serde() {
+        use crate::frame::*;
+        use crate::wire::List;
+        let escaped = Str::json_escaped("a\\n\\u00e9\\\"");
+        let tools = [
+            ToolDef {
+                name: Str::new("t"),
+                description: escaped,
+                input_schema: Json::EMPTY_OBJECT,
+                output_schema: Some(Json::EMPTY_OBJECT),
+                annotations: Annotations {
+                    read_only: true,
+                    destructive: false,
+                    idempotent: true,
+                },
+            },
+            ToolDef {
+                name: Str::new("u"),
+                description: Str::new(""),
+                input_schema: Json::EMPTY_OBJECT,
+                output_schema: None,
+                annotations: Annotations::NONE,
+            },
+        ];
+        let names = [Str::new("a"), escaped];
+        let rejections = [Rejection {
+            name: Str::new("t"),
+            reason: RejectReason::TooMany,
+        }];
+        writes_as_serde(&Hello {
+            min_version: 1,
+            max_version: 300,
+            role: Role::Node,
+            id: Str::new("dev-1"),
+            token: Some(escaped),
+            encodings: Encodings::BOTH,
+            max_frame: 1 << 20,
+            max_in_flight: 2,
+        });
+        writes_as_serde(&Register {
+            tools: List::from_slice(&tools),
+        });
+        writes_as_serde(&RegisterAck {
+            accepted: List::from_slice(&names),
+            rejected: List::from_slice(&rejections),
+        });
+        for id in [Id::Num(0), Id::Num(u64::MAX), Id::Str(escaped), Id::Null] {
+            writes_as_serde(&id);
+            writes_as_serde(&Progress {
+                id,
+                progress: 300,
+                total: Some(1 << 35),
+                message: Some(escaped),
+                partial: Some(Json::EMPTY_OBJECT),
+            });
+        }
+        for code in [0, 1, -1, -32_602, i32::MAX, i32::MIN] {
+            writes_as_serde(&ErrorObject {
+                code,
+                message: escaped,
+                data: Some(Json::EMPTY_OBJECT),
+            });
+        }
+        writes_as_serde(&Ask {
+            call: Id::Num(7),
+            kind: AskKind::Input,
+            prompt: Str::new("p"),
+            schema: None,
+        });
+        writes_as_serde(&Goodbye {
+            reason: GoodbyeReason::IdleTimeout,
+            message: None,
+        });
+        writes_as_serde(&Execute {
+            tool: Str::new("t"),
+            arguments: Json::EMPTY_OBJECT,
+            deadline_ms: Some(70_000),
+        });
+        for v in [0u8, 1, 127, 128, 255] {
+            writes_as_serde(&v);
+        }
+        for v in [0u16, 127, 128, 16_383, 16_384, u16::MAX] {
+            writes_as_serde(&v);
+        }
+        writes_as_serde(&());
+        writes_as_serde(&Some(true));
+        // A list as it came off the wire is written as it came.
+        let mut buf = [0u8; 128];
+        let n = postcard::to_slice(
+            &RegisterAck {
+                accepted: List::from_slice(&names),
+                rejected: List::from_slice(&rejections),
+            },
+            &mut buf,
+        )
+        .unwrap()
+        .len();
+        let mut at = 0;
+        let read = <RegisterAck<'_> as crate::wire::Wire>::read_postcard(&buf[..n], &mut at);
+        writes_as_serde(&read.unwrap());
+    }
+
     /// Serializes any frame type for [`wire_readers_agree_with_serde`].
     mod erased {
         pub trait Put {
