@@ -20,13 +20,13 @@ N=firmware/nucleo-f429zi/target
 KIB=1024
 # ELF                                              flash limit  RAM limit  flash aim     RAM aim
 budgets=(
-  "$Q/thumbv7m-none-eabi/release/node                59316        6792       $((24 * KIB)) $((8 * KIB))"
-  "$Q/postcard/thumbv7m-none-eabi/release/node       37064        6792       $((24 * KIB)) $((8 * KIB))"
-  "$Q/json/thumbv7m-none-eabi/release/node           52292        6792       $((24 * KIB)) $((8 * KIB))"
-  "$Q/thumbv7m-none-eabi/release/node_bare           48036        3348       $((12 * KIB)) $((8 * KIB))"
-  "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24824        3348       $((12 * KIB)) $((8 * KIB))"
-  "$N/thumbv7em-none-eabihf/release/node             119192       23612      $((64 * KIB)) -"
-  "$N/postcard/thumbv7em-none-eabihf/release/node    68424        22516      $((64 * KIB)) -"
+  "$Q/thumbv7m-none-eabi/release/node                59400        6808       $((24 * KIB)) $((8 * KIB))"
+  "$Q/postcard/thumbv7m-none-eabi/release/node       37176        6808       $((24 * KIB)) $((8 * KIB))"
+  "$Q/json/thumbv7m-none-eabi/release/node           52388        6808       $((24 * KIB)) $((8 * KIB))"
+  "$Q/thumbv7m-none-eabi/release/node_bare           48124        3364       $((12 * KIB)) $((8 * KIB))"
+  "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24920        3364       $((12 * KIB)) $((8 * KIB))"
+  "$N/thumbv7em-none-eabihf/release/node             119348       23628      $((64 * KIB)) -"
+  "$N/postcard/thumbv7em-none-eabihf/release/node    68568        22532      $((64 * KIB)) -"
 )
 
 sizes() {
