@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpStream;
 
 use serde_json::json;
 use toolwire_core::frame::Encodings;
@@ -102,23 +102,7 @@ fn main() {
 /// `n` round trips of a 152-byte message over loopback TCP to an echo task, `k` in flight (the
 /// e2e benchmark's raw TCP ping-pong, counted instead of timed).
 async fn raw_echo(n: usize, k: usize) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let server = smol::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        s.set_nodelay(true).unwrap();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+    let addr = toolwire_benches::e2e::tcp_echo_server().await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     let msg = [b'x'; 152];
@@ -131,6 +115,4 @@ async fn raw_echo(n: usize, k: usize) {
         s.read_exact(&mut buf).await.unwrap();
         s.write_all(&msg).await.unwrap();
     }
-    drop(s);
-    server.await;
 }

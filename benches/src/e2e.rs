@@ -427,8 +427,9 @@ async fn ws_raw(url: &str, size: usize, k: usize, d: Duration) -> RawRun {
     .await
 }
 
-/// Raw TCP echo server; returns its address.
-async fn tcp_echo_server() -> String {
+/// A raw TCP echo server on 127.0.0.1 (TCP_NODELAY, each read written straight back); returns
+/// its `host:port`.
+pub async fn tcp_echo_server() -> String {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     smol::spawn(async move {

@@ -320,6 +320,12 @@ impl<S: Schemas> Router<S> {
             .map(|(id, rec)| node_view(&self.entries, id, rec))
     }
 
+    /// The connected node `id`, looked up in the node table.
+    pub fn node(&self, id: &str) -> Option<NodeView<'_>> {
+        let (id, rec) = self.nodes.get_key_value(id)?;
+        Some(node_view(&self.entries, id, rec))
+    }
+
     /// Registered tools by node then name; only those of `node` and whose name starts with
     /// `prefix`, if given.
     pub fn tools<'r>(

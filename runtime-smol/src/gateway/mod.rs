@@ -855,12 +855,7 @@ impl Gateway {
 
     /// One connected node.
     pub fn node(&self, id: &str) -> Option<NodeSummary> {
-        self.inner
-            .lock()
-            .router
-            .nodes()
-            .find(|n| n.id == id)
-            .map(node_summary)
+        self.inner.lock().router.node(id).map(node_summary)
     }
 
     /// Registered tools, by node then name, optionally only those whose name starts with
