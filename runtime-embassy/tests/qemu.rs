@@ -57,38 +57,22 @@ const JSON: Variant = Variant {
     encoding: toolwire_core::Encoding::Json,
 };
 
-/// Builds the firmware in its own workspace. Runs from its directory, where its
-/// `.cargo/config.toml` (target, linker script) applies; variables that would redirect or
-/// override that build are removed. A variant with features of its own builds with only those,
-/// into `target/<features>/`.
+/// Builds the firmware in its own workspace through `scripts/build-firmware.sh`, the build the
+/// footprint budgets measure (same flags, same target directory, so the ELF tested here is the
+/// one measured there). A variant with features of its own builds with only those, into
+/// `target/<features>/`.
 fn build_firmware(variant: Variant) -> PathBuf {
-    let dir = repo().join("firmware/qemu");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&dir)
-        .args(["build", "--release", "--bin", "node", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"));
-    let mut target = dir.join("target");
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("scripts/build-firmware.sh"))
+        .arg("qemu")
+        .arg(variant.features.unwrap_or(""))
+        .args(["--bin", "node"]);
+    let status = cmd.status().expect("run scripts/build-firmware.sh");
+    assert!(status.success(), "firmware build failed");
+    let mut target = repo().join("firmware/qemu/target");
     if let Some(features) = variant.features {
         target = target.join(features);
-        cmd.args([
-            "--no-default-features",
-            "--features",
-            features,
-            "--target-dir",
-        ])
-        .arg(&target);
     }
-    let status = cmd
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_BUILD_TARGET_DIR")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "firmware build failed");
     let elf = target.join("thumbv7m-none-eabi/release/node");
     assert!(elf.exists(), "{} missing", elf.display());
     elf
