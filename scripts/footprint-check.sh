@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Checks the firmware footprints against their budgets (sizes are deterministic for one
-# toolchain and one source tree) and prints the table. Run it after the firmware builds of
+# Checks the firmware footprints against their budgets and prints the table. Sizes are
+# deterministic for one toolchain, one source tree and one checkout path; the builds remap source
+# paths (scripts/build-firmware.sh), but a crate's symbol hashes still include its path, and the
+# code layout that follows moves a size by a few bytes of alignment (seen: the QEMU node 8 B
+# smaller in a checkout under /check than under /work). So flash may exceed its limit by
+# SLACK bytes before the check fails. Run it after the firmware builds of
 # scripts/test.sh (it builds nothing); it fails if an ELF is missing or above its limit.
 #
 # Each row: ELF, then flash and static RAM limits (bytes), then the aim of issue 16 for each.
@@ -18,6 +22,7 @@ markdown=0
 Q=firmware/qemu/target
 N=firmware/nucleo-f429zi/target
 KIB=1024
+SLACK=32
 # ELF                                              flash limit  RAM limit  flash aim     RAM aim
 budgets=(
   "$Q/thumbv7m-none-eabi/release/node                59400        6808       $((24 * KIB)) $((8 * KIB))"
@@ -25,7 +30,7 @@ budgets=(
   "$Q/json/thumbv7m-none-eabi/release/node           52388        6808       $((24 * KIB)) $((8 * KIB))"
   "$Q/thumbv7m-none-eabi/release/node_bare           48124        3364       $((12 * KIB)) $((8 * KIB))"
   "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24920        3364       $((12 * KIB)) $((8 * KIB))"
-  "$N/thumbv7em-none-eabihf/release/node             119348       23628      $((64 * KIB)) -"
+  "$N/thumbv7em-none-eabihf/release/node             119108       23628      $((64 * KIB)) -"
   "$N/postcard/thumbv7em-none-eabihf/release/node    68568        22532      $((64 * KIB)) -"
 )
 
@@ -49,7 +54,7 @@ for row in "${budgets[@]}"; do
   fi
   read -r flash ram <<<"$(sizes "$elf")"
   status=ok
-  if [ "$flash" -gt "$flash_limit" ] || [ "$ram" -gt "$ram_limit" ]; then
+  if [ "$flash" -gt $((flash_limit + SLACK)) ] || [ "$ram" -gt "$ram_limit" ]; then
     status="OVER LIMIT"
     fail=1
   else
