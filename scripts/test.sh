@@ -19,6 +19,8 @@ rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi >/
 bash scripts/install-qemu.sh
 command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+# The shell built-in's sandbox (cli/src/builtin.rs) runs programs through these two.
+{ command -v prlimit && command -v setpriv; } >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 bash scripts/python-env.sh >/dev/null
 
 step "format"

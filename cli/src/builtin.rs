@@ -1,9 +1,10 @@
 //! Built-in tools a host node may offer, each opt-in: a filesystem confined to one directory,
-//! and a shell tool limited to an allow-list of programs.
+//! and a shell tool limited to an allow-list of programs, run in a sandbox of rlimits.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -181,6 +182,47 @@ pub fn fs_tools(root: &Path) -> io::Result<Vec<Tool>> {
     Ok(vec![read, write, list])
 }
 
+/// The sandbox `shell_run` puts each program in (see [`shell_tool_with`]). The four limits are
+/// rlimits set by util-linux's `prlimit`, which must be on the node's `PATH` with `setpriv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellLimits {
+    /// CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at this many, SIGKILL one second later.
+    pub cpu_seconds: u64,
+    /// Address space in bytes (`RLIMIT_AS`): allocations past it fail.
+    pub address_space: u64,
+    /// Open file descriptors (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// Processes (`RLIMIT_NPROC`). The kernel counts every process of the user the program
+    /// runs as, not only this run's: as root the node runs programs as [`uid`](Self::uid), so
+    /// the count is the sandboxes' own (shared by concurrent runs); as any other user it
+    /// includes that user's other processes too.
+    pub processes: u64,
+    /// Names of the node's environment variables the program gets (values copied at each
+    /// call; a name the node does not have is left out). The environment is otherwise empty,
+    /// `PATH` included.
+    pub env: Vec<String>,
+    /// User id the program runs as when the node runs as root (otherwise it keeps the node's).
+    pub uid: u32,
+    /// Group id the program runs as when the node runs as root; supplementary groups are dropped.
+    pub gid: u32,
+}
+
+impl Default for ShellLimits {
+    /// 10 CPU seconds, 1 GiB of address space, 64 open files, 64 processes, no environment,
+    /// and `nobody`/`nogroup` (65534) for a node that runs as root.
+    fn default() -> Self {
+        ShellLimits {
+            cpu_seconds: 10,
+            address_space: 1 << 30,
+            open_files: 64,
+            processes: 64,
+            env: vec![],
+            uid: 65534,
+            gid: 65534,
+        }
+    }
+}
+
 #[derive(Deserialize, JsonSchema)]
 struct ShellArgs {
     /// Program to run (must be on the node's allow-list).
@@ -199,6 +241,16 @@ struct ShellResult {
     stdout: String,
     stderr: String,
     truncated: bool,
+    limits: AppliedLimits,
+}
+
+/// The limits a run had, in its result, so a caller can tell why a program failed.
+#[derive(Serialize, Clone, Copy)]
+struct AppliedLimits {
+    cpu_seconds: u64,
+    address_space: u64,
+    open_files: u64,
+    processes: u64,
 }
 
 async fn read_capped(r: Option<impl smol::io::AsyncRead + Unpin>) -> (Vec<u8>, bool) {
@@ -221,15 +273,152 @@ async fn read_capped(r: Option<impl smol::io::AsyncRead + Unpin>) -> (Vec<u8>, b
     (buf, truncated)
 }
 
-/// `shell_run`: runs one of `allow` (by program name) with arguments, no shell, with a timeout
-/// (the process is killed) and output capped at 16 KiB per stream.
+/// `name` on the node's `PATH` (absolute entries only), or `name` itself if it has a `/`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| executable(p))
+}
+
+/// Kills the child's process group (SIGKILL) once, when told to or when dropped: at the end of
+/// a run, on timeout, or when the call is cancelled and its future dropped. Holds the group id
+/// (the child's pid), 0 once used.
+struct GroupKill(AtomicI32);
+
+impl GroupKill {
+    fn kill(&self) {
+        // `from_raw` refuses 0; the id is never 1 (init) either, as it is our child's pid.
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.0.swap(0, Ordering::Relaxed)) {
+            // ESRCH (the group is already gone) is the usual case.
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    use rustix::process::Signal as S;
+    [
+        (S::HUP, "SIGHUP"),
+        (S::INT, "SIGINT"),
+        (S::QUIT, "SIGQUIT"),
+        (S::ILL, "SIGILL"),
+        (S::TRAP, "SIGTRAP"),
+        (S::ABORT, "SIGABRT"),
+        (S::BUS, "SIGBUS"),
+        (S::FPE, "SIGFPE"),
+        (S::KILL, "SIGKILL"),
+        (S::USR1, "SIGUSR1"),
+        (S::SEGV, "SIGSEGV"),
+        (S::USR2, "SIGUSR2"),
+        (S::PIPE, "SIGPIPE"),
+        (S::ALARM, "SIGALRM"),
+        (S::TERM, "SIGTERM"),
+        (S::XCPU, "SIGXCPU"),
+        (S::XFSZ, "SIGXFSZ"),
+        (S::SYS, "SIGSYS"),
+    ]
+    .iter()
+    .find(|(s, _)| s.as_raw() == sig)
+    .map_or_else(|| format!("signal {sig}"), |(_, n)| (*n).to_string())
+}
+
+/// The tool error for a program killed by signal `sig` (not by our timeout), naming the limit
+/// the signal usually means.
+fn killed(program: &str, sig: i32, l: &AppliedLimits) -> ToolError {
+    use rustix::process::Signal as S;
+    let name = signal_name(sig);
+    let why = if sig == S::XCPU.as_raw() {
+        format!(": it exceeded its CPU time limit ({} s)", l.cpu_seconds)
+    } else if sig == S::KILL.as_raw() {
+        format!(
+            ": it exceeded its CPU time limit ({} s; SIGKILL comes at {} s), or something else \
+             killed it (such as the OOM killer)",
+            l.cpu_seconds,
+            l.cpu_seconds.saturating_add(1)
+        )
+    } else if [S::SEGV, S::ABORT, S::BUS]
+        .iter()
+        .any(|s| s.as_raw() == sig)
+    {
+        format!(
+            " (often an allocation failing under the address-space limit, {} bytes)",
+            l.address_space
+        )
+    } else {
+        String::new()
+    };
+    ToolError::new(
+        ErrorCode::ToolFailed,
+        format!("`{program}` was killed by {name}{why}"),
+    )
+}
+
+/// `shell_run` with the default [`ShellLimits`]: see [`shell_tool_with`].
 pub fn shell_tool(allow: Vec<String>) -> Tool {
+    shell_tool_with(allow, ShellLimits::default())
+}
+
+/// `shell_run`: runs one of `allow` with arguments, no shell, with a timeout and output capped
+/// at 16 KiB per stream, in a sandbox. A name without `/` is looked up on the node's `PATH`
+/// (not the program's, which is unset unless passed), and the program runs from that absolute
+/// path: as root, it must be executable by [`ShellLimits::uid`] (not under `/root`, say).
+/// The sandbox:
+///
+/// - the rlimits of `limits` (and no core dumps), set by `prlimit`;
+/// - an environment holding only the variables `limits.env` names;
+/// - when the node runs as root, `limits.uid`/`limits.gid` and no supplementary groups, by
+///   `setpriv`, which also sets `no_new_privs` (setuid programs gain nothing) in every case;
+/// - a process group of its own, killed (SIGKILL) when the program exits, times out or the call
+///   is cancelled, so its background children do not outlive the call. A process that leaves
+///   the group (`setsid`, `setpgid`) escapes that kill; the processes limit still bounds it.
+///
+/// A program killed by a signal is a [`ErrorCode::ToolFailed`] error naming the signal and the
+/// limit it usually means; the timeout is [`ErrorCode::Timeout`]; any exit status is a result
+/// (`status`, `stdout`, `stderr`, `truncated`, and the `limits` that applied).
+pub fn shell_tool_with(allow: Vec<String>, limits: ShellLimits) -> Tool {
+    let applied = AppliedLimits {
+        cpu_seconds: limits.cpu_seconds,
+        address_space: limits.address_space,
+        open_files: limits.open_files,
+        processes: limits.processes,
+    };
+    let passed = if limits.env.is_empty() {
+        "none".to_string()
+    } else {
+        limits.env.join(", ")
+    };
     let description = format!(
-        "Run one of these programs with arguments (no shell): {}.",
-        allow.join(", ")
+        "Run one of these programs with arguments (no shell): {}. Each run is limited to {} s \
+         of CPU time, {} bytes of address space, {} open files and {} processes; environment \
+         variables: {passed}.",
+        allow.join(", "),
+        applied.cpu_seconds,
+        applied.address_space,
+        applied.open_files,
+        applied.processes,
     );
+    let run_as = rustix::process::geteuid()
+        .is_root()
+        .then_some((limits.uid, limits.gid));
+    let env = limits.env;
     Tool::typed("shell_run", &description, move |_, a: ShellArgs| {
         let allow = allow.clone();
+        let env = env.clone();
         async move {
             if !allow.contains(&a.program) {
                 return Err(ToolError::new(
@@ -237,29 +426,80 @@ pub fn shell_tool(allow: Vec<String>) -> Tool {
                     format!("`{}` is not on this node's allow-list", a.program),
                 ));
             }
+            let program = find_program(&a.program).ok_or_else(|| {
+                ToolError::new(
+                    ErrorCode::InvalidArguments,
+                    format!("`{}` is not on the node's PATH", a.program),
+                )
+            })?;
+            let (Some(prlimit), Some(setpriv)) = (find_program("prlimit"), find_program("setpriv"))
+            else {
+                return Err(ToolError::new(
+                    ErrorCode::ToolFailed,
+                    "the shell sandbox needs util-linux's `prlimit` and `setpriv` on the node's PATH",
+                ));
+            };
+            let l = applied;
+            let mut cmd = std::process::Command::new(prlimit);
+            cmd.arg(format!("--cpu={}:{}", l.cpu_seconds, l.cpu_seconds.saturating_add(1)))
+                .arg(format!("--as={}", l.address_space))
+                .arg(format!("--nofile={}", l.open_files))
+                .arg(format!("--nproc={}", l.processes))
+                .arg("--core=0")
+                .arg("--")
+                .arg(setpriv)
+                .arg("--no-new-privs");
+            if let Some((uid, gid)) = run_as {
+                cmd.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups");
+            }
+            cmd.arg("--").arg(program).args(&a.args).env_clear();
+            for name in &env {
+                if let Some(v) = std::env::var_os(name) {
+                    cmd.env(name, v);
+                }
+            }
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             let timeout = Duration::from_millis(a.timeout_ms.unwrap_or(10_000).min(60_000));
-            let mut child = smol::process::Command::new(&a.program)
-                .args(&a.args)
+            // Standard streams are set here: `spawn` would make unset ones inherit ours.
+            let mut child = smol::process::Command::from(cmd)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(io_err)?;
+            // The child leads its group: its pid is the group id.
+            let group = GroupKill(AtomicI32::new(i32::try_from(child.id()).unwrap_or(0)));
             let (out, err) = (child.stdout.take(), child.stderr.take());
             let run = async {
-                let ((stdout, t1), (stderr, t2)) =
-                    smol::future::zip(read_capped(out), read_capped(err)).await;
-                let status = child.status().await.map_err(io_err)?;
+                let status = async {
+                    let s = child.status().await;
+                    // What the program left running dies now, and its pipes close.
+                    group.kill();
+                    s
+                };
+                let (((stdout, t1), (stderr, t2)), status) = smol::future::zip(
+                    smol::future::zip(read_capped(out), read_capped(err)),
+                    status,
+                )
+                .await;
+                let status = status.map_err(io_err)?;
+                if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+                    return Err(killed(&a.program, sig, &l));
+                }
                 Ok(ShellResult {
                     status: status.code(),
                     stdout: String::from_utf8_lossy(&stdout).into_owned(),
                     stderr: String::from_utf8_lossy(&stderr).into_owned(),
                     truncated: t1 || t2,
+                    limits: l,
                 })
             };
             run.or(async {
                 smol::Timer::after(timeout).await;
+                group.kill();
                 Err(ToolError::new(
                     ErrorCode::Timeout,
                     format!("`{}` ran longer than {timeout:?} and was killed", a.program),

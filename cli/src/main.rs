@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
+use toolwire::builtin::ShellLimits;
 use toolwire_core::router::{DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_NODES};
 use toolwire_smol::client::{Client, ClientCallOptions, ClientOptions};
 use toolwire_smol::gateway::{Acl, RateLimit, TokenSpec};
@@ -108,6 +109,23 @@ fn count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Bytes: a whole number, at least 1, with an optional K, M or G suffix (powers of 1024).
+fn bytes(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.as_bytes().last() {
+        Some(b'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some(b'M') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    match digits.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => n
+            .checked_mul(unit)
+            .ok_or_else(|| format!("`{s}` is too large")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Seconds as a decimal number: finite, at least a millisecond (intervals travel in whole
 /// milliseconds, and 0 would turn heartbeats off), at most what a `u32` of milliseconds holds
 /// (the welcome's `heartbeat_ms`), about 49 days.
@@ -153,6 +171,31 @@ struct NodeArgs {
     /// Offer shell_run for this program (repeatable; no shell, no other programs).
     #[arg(long)]
     shell_allow: Vec<String>,
+    /// CPU seconds a shell_run program may use (SIGXCPU, then SIGKILL a second later).
+    #[arg(long, value_name = "SECS", default_value_t = ShellLimits::default().cpu_seconds,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    shell_cpu_seconds: u64,
+    /// Address space of a shell_run program, in bytes (suffix K, M or G: powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = bytes)]
+    shell_memory: u64,
+    /// Open files a shell_run program may have.
+    #[arg(long, value_name = "N", default_value_t = ShellLimits::default().open_files,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    shell_open_files: u64,
+    /// Processes the shell_run user may have (the kernel counts all of that user's processes).
+    #[arg(long, value_name = "N", default_value_t = ShellLimits::default().processes,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    shell_processes: u64,
+    /// Pass this variable of the node's environment to shell_run programs (repeatable; by
+    /// default they get none, not even PATH).
+    #[arg(long, value_name = "NAME")]
+    shell_env: Vec<String>,
+    /// User id shell_run programs run as when the node runs as root.
+    #[arg(long, value_name = "UID", default_value_t = ShellLimits::default().uid)]
+    shell_uid: u32,
+    /// Group id shell_run programs run as when the node runs as root.
+    #[arg(long, value_name = "GID", default_value_t = ShellLimits::default().gid)]
+    shell_gid: u32,
     /// Also offer the simulated demo device's tools.
     #[arg(long)]
     demo_tools: bool,
@@ -356,7 +399,19 @@ async fn node(a: NodeArgs) -> Res {
         );
     }
     if !a.shell_allow.is_empty() {
-        node = node.tool(toolwire::builtin::shell_tool(a.shell_allow.clone()));
+        let limits = ShellLimits {
+            cpu_seconds: a.shell_cpu_seconds,
+            address_space: a.shell_memory,
+            open_files: a.shell_open_files,
+            processes: a.shell_processes,
+            env: a.shell_env.clone(),
+            uid: a.shell_uid,
+            gid: a.shell_gid,
+        };
+        node = node.tool(toolwire::builtin::shell_tool_with(
+            a.shell_allow.clone(),
+            limits,
+        ));
     }
     if a.demo_tools {
         node = node.tools(toolwire::device::tools(Default::default()));
@@ -525,6 +580,54 @@ mod tests {
         assert!(parse("2.5").is_ok());
         for bad in ["-1", "nan", "inf", "0"] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shell_limits_default_to_the_library_defaults_and_parse() {
+        let node = |extra: &[&str]| {
+            let argv = ["toolwire", "node"].iter().chain(extra);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Node(a)) => Ok(a),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e),
+            }
+        };
+        let a = node(&[]).unwrap();
+        let d = ShellLimits::default();
+        assert_eq!(
+            (a.shell_cpu_seconds, a.shell_memory, a.shell_open_files),
+            (d.cpu_seconds, d.address_space, d.open_files)
+        );
+        assert_eq!(
+            (a.shell_processes, a.shell_uid, a.shell_gid),
+            (d.processes, d.uid, d.gid)
+        );
+        assert!(a.shell_env.is_empty());
+        let a = node(&[
+            "--shell-memory",
+            "256M",
+            "--shell-env",
+            "PATH",
+            "--shell-env",
+            "LANG",
+        ])
+        .unwrap();
+        assert_eq!(a.shell_memory, 256 << 20);
+        assert_eq!(a.shell_env, ["PATH", "LANG"]);
+        assert_eq!(bytes("4096"), Ok(4096));
+        assert_eq!(bytes("2K"), Ok(2048));
+        assert_eq!(bytes("1G"), Ok(1 << 30));
+        for (flag, v) in [
+            ("--shell-memory", "0"),
+            ("--shell-memory", "1T"),
+            ("--shell-memory", "G"),
+            ("--shell-memory", "99999999999G"),
+            ("--shell-cpu-seconds", "0"),
+            ("--shell-processes", "-1"),
+            ("--shell-open-files", "many"),
+        ] {
+            assert!(node(&[flag, v]).is_err(), "{flag} {v}");
         }
     }
 }
