@@ -236,6 +236,11 @@ struct McpArgs {
     /// Seconds a tool call may take before it fails with a timeout.
     #[arg(long, default_value_t = 300.0)]
     timeout: f64,
+    /// Expose only the tools this pattern matches (repeatable): `node/tool`, or `tool` on any
+    /// node, `*` for any run of characters. The gateway holds the set for this connection
+    /// (`tools.scope`), so a call outside it is refused there too.
+    #[arg(long = "tools", value_name = "PATTERN")]
+    tools: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -484,6 +489,12 @@ async fn call(a: CallArgs) -> Res {
 
 async fn mcp(a: McpArgs) -> Res {
     let client = connect(&a.connect).await?;
+    if !a.tools.is_empty() {
+        client
+            .set_tool_scope(&a.tools)
+            .await
+            .map_err(|e| format!("--tools: {e}"))?;
+    }
     // Seconds as given; a value no Duration can hold is refused rather than panicking.
     let timeout = Duration::try_from_secs_f64(a.timeout)
         .map_err(|_| format!("--timeout {}: not a number of seconds", a.timeout))?;

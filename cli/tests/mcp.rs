@@ -355,3 +355,48 @@ fn mcp_timeout_bounds_each_call() {
         assert!(text.contains("timeout"), "{r}");
     });
 }
+
+#[test]
+fn mcp_tools_flag_narrows_what_the_model_sees_and_calls() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _lab = spawn_node(&ws, lab());
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        assert!(
+            wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 57).await,
+            "all tools registered"
+        );
+        let mut b = Bridge::start_with(&ws, &["--tools", "lab/t0*", "--tools", "measure"]);
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+            .await;
+        assert_eq!(r["id"], 1, "{r}");
+        b.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+            .await;
+        let mut names: Vec<&str> = r["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = (0..10).map(|i| format!("lab__t0{i}")).collect();
+        want.push("lab__measure".into());
+        want.sort();
+        assert_eq!(names, want, "{r}");
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"lab__t03","arguments":{"x":7}}}"#)
+            .await;
+        assert_eq!(r["result"]["structuredContent"]["x"], 7, "{r}");
+        // A tool outside the set is not in the bridge's table: an unknown tool to the model.
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"lab__fail","arguments":{}}}"#)
+            .await;
+        assert_eq!(r["error"]["code"], -32602, "{r}");
+        // The gateway's own view is untouched.
+        assert_eq!(gw.tools(None, None).len(), 57);
+    });
+}

@@ -445,6 +445,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         "tools.list" => Req(Request::ListTools(ListTools::read_json(c)?)),
         "tools.resolve" => Req(Request::Resolve(Resolve::read_json(c)?)),
         "tools.call" => Req(Request::Call(read_call(c)?)),
+        "tools.scope" => Req(Request::Scope(Scope::read_json(c)?)),
         _ => return Ok(None),
     };
     if let Req(r) = &p {
@@ -516,6 +517,10 @@ fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
             .names
             .iter()
             .try_for_each(|n| plain_name(Some(n), "names", json)),
+        Request::Scope(s) => s
+            .tools
+            .iter()
+            .try_for_each(|n| plain_name(Some(n), "tools", json)),
         _ => Ok(()),
     }
 }
@@ -820,7 +825,7 @@ const EXECUTE: u32 = 3;
 
 /// Number of request variants; a larger variant index is an unknown method.
 #[cfg(feature = "postcard")]
-const REQUEST_VARIANTS: u32 = 10;
+const REQUEST_VARIANTS: u32 = 11;
 #[cfg(feature = "postcard")]
 const NOTIFICATION_VARIANTS: u32 = 4;
 
@@ -918,7 +923,8 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
         | Request::Ping
         | Request::ListNodes(_)
         | Request::ListTools(_)
-        | Request::Resolve(_) => Ok(()),
+        | Request::Resolve(_)
+        | Request::Scope(_) => Ok(()),
         Request::Register(x) => x.check_json(d),
         Request::Execute(x) => {
             x.check_json(d)?;
@@ -1089,6 +1095,7 @@ pub fn encode_request(
         Request::ListTools(p) => params(encoding, id, p, out),
         Request::Resolve(p) => params(encoding, id, p, out),
         Request::Call(p) => params(encoding, id, p, out),
+        Request::Scope(p) => params(encoding, id, p, out),
     }
 }
 
@@ -1128,6 +1135,7 @@ params! { RequestParams:
     ListTools = "tools.list", 7;
     Resolve = "tools.resolve", 8;
     Call = "tools.call", 9;
+    Scope = "tools.scope", 10;
 }
 
 /// `ping` has no params: `{}` in JSON, nothing in postcard.
@@ -1144,7 +1152,7 @@ params! { NotificationParams:
 }
 
 /// Encodes a request of one known method: the same bytes as [`encode_request`], but only that
-/// method's encoder is linked (a node sends three kinds of request; it need not carry all ten).
+/// method's encoder is linked (a node sends three kinds of request; it need not carry all eleven).
 #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_request_params<'v, P: RequestParams<'v>>(
     encoding: Encoding,

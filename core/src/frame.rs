@@ -478,6 +478,17 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// `tools.scope` request (controller → gateway): the active tool set of this connection.
+    /// From then on `tools.list` and `tools.resolve` show, and `tools.call` reaches, only the
+    /// tools one of `tools` matches; an empty list lifts the narrowing. The result is `{}`.
+    pub struct Scope<'a> {
+        /// Patterns: `node/tool`, or `tool` (on any node); `*` matches any run of characters.
+        #[serde(borrow)]
+        pub tools: List<'a, Str<'a>> => "tools",
+    }
+}
+
+wire_struct! {
     /// `tools.call` request (controller → gateway): call a tool on a node. The result is the
     /// tool's JSON value; progress arrives as `progress` notifications carrying this request's
     /// id, and questions as `ask` requests whose `call` is this request's id.
@@ -558,6 +569,9 @@ pub enum Request<'a> {
     /// `tools.call`.
     #[serde(borrow)]
     Call(Call<'a>),
+    /// `tools.scope`; the result is `{}`.
+    #[serde(borrow)]
+    Scope(Scope<'a>),
 }
 
 /// A notification (no id, never answered).
@@ -591,6 +605,7 @@ impl Request<'_> {
             Request::ListTools(_) => "tools.list",
             Request::Resolve(_) => "tools.resolve",
             Request::Call(_) => "tools.call",
+            Request::Scope(_) => "tools.scope",
         }
     }
 }

@@ -643,7 +643,8 @@ impl<'c, S: Storage> Connection<'c, S> {
                 Request::ListNodes(_)
                 | Request::ListTools(_)
                 | Request::Resolve(_)
-                | Request::Call(_) => h.event = Some(Event::Request { id, request }),
+                | Request::Call(_)
+                | Request::Scope(_) => h.event = Some(Event::Request { id, request }),
                 _ => self.error_reply(
                     enc,
                     id,

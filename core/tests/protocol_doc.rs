@@ -211,6 +211,14 @@ fn examples() -> Vec<(&'static str, String)> {
         }),
     };
     v.push(("tools-list", block("tools-list", &Ex::Msg(list))));
+    let patterns = [Str::new("dev-*/read_*"), Str::new("echo")];
+    let scope = Message::Request {
+        id: Id::Num(4),
+        request: Request::Scope(Scope {
+            tools: List::from_slice(&patterns),
+        }),
+    };
+    v.push(("tools-scope", block("tools-scope", &Ex::Msg(scope))));
     let entries = [ToolEntry {
         node: Str::new("dev-1"),
         tool: tools[0],

@@ -59,7 +59,7 @@ struct Raw {
 
 fn arb_raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..14,
+        0u8..15,
         any::<u64>(),
         prop::option::of(arb_text()),
         [arb_text(), arb_text(), arb_text()],
@@ -114,6 +114,7 @@ fn typed(enc: Encoding, m: &Message<'_>, out: &mut [u8]) -> Option<usize> {
                 Request::ListTools(p) => req(enc, *id, p, out),
                 Request::Resolve(p) => req(enc, *id, p, out),
                 Request::Call(p) => req(enc, *id, p, out),
+                Request::Scope(p) => req(enc, *id, p, out),
             },
             Message::Notification(n) => match n {
                 Notification::Cancel(p) => note(enc, p, out),
@@ -236,6 +237,7 @@ proptest! {
                 message: opt(r.flags[1], a),
             })),
             12 => Message::Notification(Notification::ToolsChanged(ToolsChanged { node: Str::new(a) })),
+            13 => req(Request::Scope(Scope { tools: List::from_slice(&plain_names) })),
             _ => Message::Response { id, result: Err(ErrorObject { code: r.n as i32, message: Str::new(a), data: r.flags[0].then_some(json) }) },
         };
         check_message(&msg);

@@ -1055,6 +1055,96 @@ fn tools_list_filters_by_prefix_and_node() {
     }
 }
 
+#[test]
+fn a_controller_narrows_its_tool_set() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let a = t.add_node("a", &["read_temp", "read_hum", "set_led"], node_enc);
+        t.add_node("b", &["read_temp", "reboot"], node_enc);
+        let scope = |t: &mut Trio<_>, patterns: &[&str]| {
+            let names: Vec<Str<'_>> = patterns.iter().map(|p| Str::new(p)).collect();
+            let id = t.request(&Request::Scope(Scope {
+                tools: List::from_slice(&names),
+            }));
+            let f = t.response_frame(id);
+            decode_response(f, t.controller.encoding())
+                .map(|p| p.decode::<()>(&Limits::default()).expect("an empty result"))
+                .map_err(|e| e.code)
+        };
+        let tools = |t: &mut Trio<_>| t.list_tools(None, None, None, None).unwrap().0;
+        assert_eq!(scope(&mut t, &["read_*", "b/reboot"]), Ok(()));
+        assert_eq!(
+            tools(&mut t),
+            ["a/read_hum", "a/read_temp", "b/read_temp", "b/reboot"]
+        );
+        // Paging goes through the narrowed listing.
+        let (page, next) = t.list_tools(None, None, None, Some(3)).unwrap();
+        assert_eq!(page, ["a/read_hum", "a/read_temp", "b/read_temp"]);
+        let (page, next) = t.list_tools(None, None, next.as_deref(), Some(3)).unwrap();
+        assert_eq!((page, next), (vec!["b/reboot".into()], None));
+        assert_eq!(scope(&mut t, &["a/*"]), Ok(()));
+        assert_eq!(tools(&mut t), ["a/read_hum", "a/read_temp", "a/set_led"]);
+        assert_eq!(t.resolve("read_temp"), ["a"]);
+        assert!(t.resolve("reboot").is_empty());
+        // A call outside the set never reaches a node.
+        let out = t.call("b", "reboot", "{}", None);
+        let (code_, message, _) = t.error_of(out);
+        assert_eq!(code_, code(ErrorCode::Unauthorized));
+        assert!(message.contains("tools.scope"), "{message}");
+        assert!(
+            t.nodes[1]
+                .events
+                .iter()
+                .all(|e| !matches!(e, NodeEv::Execute(..)))
+        );
+        let ok = t.call("a", "set_led", "{}", None);
+        let (call, tool, _) = t.take_execute(a);
+        assert_eq!(tool, "set_led");
+        t.finish(a, call, Ok("true"));
+        assert_eq!(t.result(ok), Ok("true".into()));
+        // Patterns that cannot be a tool set are refused, and the set stays as it was.
+        let long = "x".repeat(130);
+        for bad in [&["a/b/c"][..], &[""], &[long.as_str()]] {
+            assert_eq!(scope(&mut t, bad), Err(code(ErrorCode::InvalidParams)));
+        }
+        let many: Vec<String> = (0..257).map(|i| format!("t{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(scope(&mut t, &many), Err(code(ErrorCode::InvalidParams)));
+        assert_eq!(tools(&mut t), ["a/read_hum", "a/read_temp", "a/set_led"]);
+        // An empty set lifts the narrowing.
+        assert_eq!(scope(&mut t, &[]), Ok(()));
+        assert_eq!(tools(&mut t).len(), 5);
+        assert_eq!(t.resolve("read_temp"), ["a", "b"]);
+        t.check_clean();
+    }
+}
+
+#[test]
+fn a_tool_set_belongs_to_its_connection() {
+    let mut t = Trio::standard(Encoding::Json);
+    t.add_node("a", &["read_temp", "set_led"], Encoding::Json);
+    let id = t.request(&Request::Scope(Scope {
+        tools: List::from_slice(&[Str::new("read_temp")]),
+    }));
+    assert_eq!(t.result(id), Ok("{}".into()));
+    assert_eq!(
+        t.list_tools(None, None, None, None).unwrap().0,
+        ["a/read_temp"]
+    );
+    // The local API (REST, metrics) sees and calls every tool.
+    assert_eq!(t.router.tools(None, None).count(), 2);
+    let key = t
+        .router
+        .call(t.now, "a", "set_led", Json::EMPTY_OBJECT, None, None)
+        .unwrap();
+    t.drive();
+    let (call, tool, _) = t.take_execute(0);
+    assert_eq!(tool, "set_led");
+    t.finish(0, call, Ok("1"));
+    assert_eq!(t.dones(), vec![(key, Ok("1".to_owned()))]);
+    t.check_clean();
+}
+
 // ----- tokens, ACLs, rate limits
 
 fn token_config() -> RouterConfig {

@@ -507,7 +507,14 @@ impl Harness {
                 let Some(c) = self.conn(*conn) else { return };
                 let limit = limit.map(u32::from);
                 let cursor = cursor.as_deref().map(Str::new);
-                let r = match kind % 3 {
+                // A tool set: none (lifts it), one tool, or one node's tools.
+                let patterns: Vec<String> = match filter {
+                    None => Vec::new(),
+                    Some(f) if f % 2 == 0 => vec![pick(&TOOLS, *f).to_owned()],
+                    Some(f) => vec![format!("{}/*", pick(&NODES, *f))],
+                };
+                let patterns: Vec<Str<'_>> = patterns.iter().map(|p| Str::new(p)).collect();
+                let r = match kind % 4 {
                     0 => Request::ListNodes(ListNodes { cursor, limit }),
                     1 => Request::ListTools(ListTools {
                         prefix: filter
@@ -519,8 +526,11 @@ impl Harness {
                         cursor,
                         limit,
                     }),
-                    _ => Request::Resolve(Resolve {
+                    2 => Request::Resolve(Resolve {
                         tool: Str::new(pick(&TOOLS, filter.unwrap_or(0))),
+                    }),
+                    _ => Request::Scope(Scope {
+                        tools: List::from_slice(&patterns),
                     }),
                 };
                 self.request(c, Id::Num(u64::from(*id)), &r);

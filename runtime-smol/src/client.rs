@@ -14,11 +14,11 @@ use smol::channel::{Receiver, Sender, bounded, unbounded};
 use smol::future::FutureExt;
 use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
 use toolwire_core::frame::{
-    Annotations, AskKind, Call, ListNodes, ListTools, NodesPage, Request, Resolve, Resolved,
+    Annotations, AskKind, Call, ListNodes, ListTools, NodesPage, Request, Resolve, Resolved, Scope,
     ToolsPage,
 };
 use toolwire_core::{
-    EncodeError, ErrorCode, ErrorObject, Instant, Json, Limits, OwnedId, Payload, Str,
+    EncodeError, ErrorCode, ErrorObject, Instant, Json, Limits, List, OwnedId, Payload, Str,
 };
 
 use crate::clock::Clock;
@@ -72,6 +72,7 @@ enum Kind {
     Nodes,
     Tools,
     Resolve,
+    Scope,
     Call {
         progress: Option<Sender<Progress>>,
         asks: Option<Sender<AskRequest>>,
@@ -82,6 +83,7 @@ enum Reply {
     Nodes(Vec<NodeSummary>, Option<String>),
     Tools(Vec<ToolSummary>, Option<String>),
     Resolved(Vec<String>),
+    Scoped,
     Value(String),
 }
 
@@ -96,6 +98,9 @@ enum OwnedRequest {
     },
     Resolve {
         tool: String,
+    },
+    Scope {
+        tools: Vec<String>,
     },
     Call {
         node: String,
@@ -364,6 +369,21 @@ impl Client {
         }
     }
 
+    /// Narrows this connection's view to the tools one of `patterns` matches (`node/tool`, or
+    /// `tool` on any node; `*` matches any run of characters): from then on [`Client::tools`]
+    /// lists and [`Client::call`] reaches only those, and a call outside the set is refused
+    /// with -32006. An empty list lifts the narrowing. PROTOCOL.md section 6, `tools.scope`.
+    pub async fn set_tool_scope<S: AsRef<str>>(&self, patterns: &[S]) -> Result<(), CallError> {
+        let tools = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
+        match self
+            .request(OwnedRequest::Scope { tools }, Kind::Scope)
+            .await?
+        {
+            Reply::Scoped => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// Calls a tool; dropping the future cancels the call.
     pub async fn call(
         &self,
@@ -464,6 +484,10 @@ fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
         Kind::Resolve => {
             let r: Resolved<'_> = p.decode(&limits).map_err(bad)?;
             Reply::Resolved(r.nodes.iter().map(|n| n.to_string()).collect())
+        }
+        Kind::Scope => {
+            p.decode::<()>(&limits).map_err(bad)?;
+            Reply::Scoped
         }
         Kind::Call { .. } => {
             let j: Json<'_> = p.decode(&limits).map_err(bad)?;
@@ -581,6 +605,15 @@ impl driver::Session for ClientSession {
                         }),
                         out.space(),
                     ),
+                    OwnedRequest::Scope { tools } => {
+                        let names: Vec<Str<'_>> = tools.iter().map(|t| Str::new(t)).collect();
+                        self.core.request(
+                            &Request::Scope(Scope {
+                                tools: List::from_slice(&names),
+                            }),
+                            out.space(),
+                        )
+                    }
                     OwnedRequest::Call {
                         node,
                         tool,

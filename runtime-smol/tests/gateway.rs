@@ -335,6 +335,57 @@ fn controller_lists_calls_sees_progress_and_cancels() {
 }
 
 #[test]
+fn a_client_narrows_its_tool_set() {
+    smol::block_on(async {
+        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
+        let _a = spawn_device(&ws, NodeOptions::new("dev-a"));
+        let _b = spawn_device(&tcp, NodeOptions::new("dev-b"));
+        assert!(gw.wait_for_node("dev-a", Duration::from_secs(5)).await);
+        assert!(gw.wait_for_node("dev-b", Duration::from_secs(5)).await);
+        for url in [&ws, &tcp] {
+            let client = Client::connect(&Endpoint::parse(url).unwrap(), ClientOptions::default())
+                .await
+                .unwrap();
+            let every = client.tools(None, None).await.unwrap().len();
+            client.set_tool_scope(&["dev-b/read_*"]).await.unwrap();
+            let seen: Vec<String> = client
+                .tools(None, None)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| format!("{}/{}", t.node, t.name))
+                .collect();
+            assert_eq!(seen, ["dev-b/read_sensor"], "{url}");
+            assert_eq!(client.resolve("read_sensor").await.unwrap(), ["dev-b"]);
+            let e = client
+                .call(
+                    "dev-a",
+                    "read_sensor",
+                    &json!({"channel": 0}),
+                    Default::default(),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.known(), Some(ErrorCode::Unauthorized), "{e}");
+            let v = client
+                .call(
+                    "dev-b",
+                    "read_sensor",
+                    &json!({"channel": 0}),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(v["channel"], 0, "{v}");
+            let e = client.set_tool_scope(&["a/b/c"]).await.unwrap_err();
+            assert_eq!(e.known(), Some(ErrorCode::InvalidParams), "{e}");
+            client.set_tool_scope::<&str>(&[]).await.unwrap();
+            assert_eq!(client.tools(None, None).await.unwrap().len(), every);
+        }
+    });
+}
+
+#[test]
 fn auth_acl_and_rate_limit() {
     smol::block_on(async {
         let cfg = GatewayConfig {

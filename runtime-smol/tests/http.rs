@@ -759,3 +759,88 @@ fn too_large_is_the_callers_413_or_the_nodes_502() {
         );
     });
 }
+
+async fn get_with(addr: &str, path: &str, extra: &str) -> Reply {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n");
+    exchange(addr, raw.as_bytes()).await
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/{}",
+                t["node"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_toolwire_tools_header_narrows_one_request() {
+    smol::block_on(async {
+        let (_gw, addr, _f) = setup(GatewayConfig::default()).await;
+        let all = names(&get(&addr, "/v1/tools?limit=1000", None).await.json());
+        let dev: Vec<String> = all
+            .iter()
+            .filter(|t| t.starts_with("dev/"))
+            .cloned()
+            .collect();
+        assert!(
+            dev.len() >= 3 && all.contains(&"slow/wait".to_owned()),
+            "{all:?}"
+        );
+        let only_dev = "Toolwire-Tools: dev/*\r\n";
+        let r = get_with(&addr, "/v1/tools?limit=1000", only_dev).await;
+        assert_eq!((r.status, names(&r.json())), (200, dev.clone()));
+        // Paging walks the narrowed listing.
+        let mut paged = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..100 {
+            let v = get_with(&addr, &format!("/v1/tools?limit=1{cursor}"), only_dev)
+                .await
+                .json();
+            paged.extend(names(&v));
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(paged, dev);
+        // Two headers and a list add up; blanks between commas are ignored.
+        let both = "Toolwire-Tools: dev/*\r\nToolwire-Tools: , wait \r\n";
+        let r = get_with(&addr, "/v1/tools?limit=1000", both).await;
+        assert_eq!(names(&r.json()), all);
+        let r = get_with(&addr, "/v1/nodes/slow/tools", only_dev).await;
+        assert_eq!((r.status, r.json()["tools"].clone()), (200, json!([])));
+        let r = get_with(&addr, "/v1/nodes/slow/tools/wait", only_dev).await;
+        assert_eq!(r.status, 404, "{r:?}");
+        let r = get_with(&addr, "/v1/tools/wait", only_dev).await;
+        assert_eq!(r.status, 404, "{r:?}");
+        let r = get_with(&addr, "/v1/tools/wait", "Toolwire-Tools: slow/w*\r\n").await;
+        assert_eq!(r.json()["nodes"], json!(["slow"]), "{r:?}");
+        // A call outside the set never reaches the node; inside it, it runs.
+        let call = "/v1/nodes/slow/tools/wait/call";
+        let r = post(&addr, call, r#"{"ms":1}"#, only_dev).await;
+        assert_eq!((r.status, r.code()), (403, -32006), "{r:?}");
+        assert!(r.body.contains("Toolwire-Tools"), "{r:?}");
+        let r = post(&addr, call, r#"{"ms":1}"#, "Toolwire-Tools: */wait\r\n").await;
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"waited": true})),
+            "{r:?}"
+        );
+        // A header that is not a tool set is refused, whatever the route.
+        for bad in ["a/b/c", &"x".repeat(130)] {
+            let h = format!("Toolwire-Tools: {bad}\r\n");
+            let r = get_with(&addr, "/v1/tools", &h).await;
+            assert_eq!((r.status, r.code()), (400, -32602), "{r:?}");
+            let r = post(&addr, call, "{}", &h).await;
+            assert_eq!((r.status, r.code()), (400, -32602), "{r:?}");
+        }
+    });
+}

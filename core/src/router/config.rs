@@ -126,6 +126,40 @@ impl Acl {
     }
 }
 
+impl Acl {
+    /// An active tool set (`tools.scope`, PROTOCOL.md section 6) from its patterns, as an
+    /// allow-list: `None` for no patterns (every tool). Refused with `-32602` unless there are
+    /// at most [`MAX_SCOPE`](super::MAX_SCOPE) patterns of 1 to
+    /// [`MAX_SCOPE_PATTERN`](super::MAX_SCOPE_PATTERN) bytes with at most one `/`.
+    pub fn tool_set<'p>(
+        patterns: impl IntoIterator<Item = &'p str>,
+    ) -> Result<Option<Acl>, super::Failure> {
+        use super::{MAX_SCOPE, MAX_SCOPE_PATTERN};
+        let mut allow = Vec::new();
+        for p in patterns {
+            if allow.len() == MAX_SCOPE {
+                return Err(super::Failure::new(
+                    crate::ErrorCode::InvalidParams,
+                    alloc::format!("a tool set has at most {MAX_SCOPE} patterns"),
+                ));
+            }
+            if p.is_empty() || p.len() > MAX_SCOPE_PATTERN || p.matches('/').count() > 1 {
+                return Err(super::Failure::new(
+                    crate::ErrorCode::InvalidParams,
+                    alloc::format!(
+                        "a tool set pattern is `tool` or `node/tool`, 1 to {MAX_SCOPE_PATTERN} bytes"
+                    ),
+                ));
+            }
+            allow.push(p.into());
+        }
+        Ok((!allow.is_empty()).then(|| Acl {
+            allow,
+            deny: Vec::new(),
+        }))
+    }
+}
+
 /// `*` matches any run of characters; everything else matches itself. Iterative, so a pattern
 /// with many stars costs O(pattern × text) at worst, never exponential time.
 fn glob(pattern: &str, text: &str) -> bool {

@@ -95,6 +95,13 @@ impl<S: Schemas> Router<S> {
             nodes,
             ..
         } = self;
+        let scope = entries
+            .get(conn.index as usize)
+            .and_then(|e| e.slot.as_ref())
+            .and_then(|s| match &s.peer {
+                Peer::Controller { scope, .. } => scope.as_deref(),
+                _ => None,
+            });
         let mut all: Vec<ToolEntry<'_>> = Vec::new();
         let nodes = nodes.range::<str, _>((
             after.map_or(Bound::Unbounded, |(n, _)| Bound::Included(n)),
@@ -111,7 +118,9 @@ impl<S: Schemas> Router<S> {
                 _ => rec.tools.range::<str, _>(..),
             };
             for (name, t) in tools {
-                if prefix.is_some_and(|p| !name.starts_with(p)) {
+                if prefix.is_some_and(|p| !name.starts_with(p))
+                    || scope.is_some_and(|s| !s.permits(nid, name))
+                {
                     continue;
                 }
                 all.push(ToolEntry {

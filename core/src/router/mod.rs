@@ -91,6 +91,10 @@ pub const MAX_TOOLS: usize = 256;
 pub const MAX_PAGE: usize = 1000;
 /// Items in a listing page when the controller gives no `limit`.
 pub const DEFAULT_PAGE: usize = 100;
+/// Patterns in one `tools.scope`, at most.
+pub const MAX_SCOPE: usize = 256;
+/// Bytes of one `tools.scope` pattern, at most (a node id, `/`, a tool name).
+pub const MAX_SCOPE_PATTERN: usize = 2 * crate::frame::MAX_TOOL_NAME + 1;
 
 type Conn = Connection<'static, Heap<MAX_PENDING, MAX_TOOLS>>;
 
@@ -101,7 +105,11 @@ enum Peer {
     /// A node with this id.
     Node(String),
     /// A controller; `principal` indexes [`RouterConfig::tokens`] (`None`: open gateway).
-    Controller { principal: Option<usize> },
+    /// `scope`: its active tool set (`tools.scope`), `None` while it sees every tool.
+    Controller {
+        principal: Option<usize>,
+        scope: Option<Box<Acl>>,
+    },
 }
 
 struct Slot {

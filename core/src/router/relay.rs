@@ -166,7 +166,10 @@ impl<S: Schemas> Router<S> {
         match role {
             Role::Controller => {
                 if let Some(slot) = self.entries[idx as usize].slot.as_mut() {
-                    slot.peer = Peer::Controller { principal };
+                    slot.peer = Peer::Controller {
+                        principal,
+                        scope: None,
+                    };
                 }
                 self.controllers.insert(idx);
             }
@@ -652,12 +655,14 @@ impl<S: Schemas> Router<S> {
             Request::ListNodes(q) => self.list_nodes(conn, id, q),
             Request::ListTools(q) => self.list_tools(conn, id, q),
             Request::Resolve(r) => {
+                let scope = self.scope(conn);
                 let nodes: Vec<Str<'_>> = match r.tool.as_plain() {
                     Some(t) => self
                         .tool_index
                         .get(t)
                         .into_iter()
                         .flatten()
+                        .filter(|n| scope.is_none_or(|s| s.permits(n, t)))
                         .map(|n| Str::new(n))
                         .collect(),
                     None => Vec::new(),
@@ -680,7 +685,33 @@ impl<S: Schemas> Router<S> {
                     self.respond_error(conn, id, &f);
                 }
             }
+            // The codec refused patterns spelled with escapes (names match as written).
+            Request::Scope(q) => match Acl::tool_set(q.tools.iter().map(|p| p.raw())) {
+                Ok(acl) => {
+                    if let Some(Peer::Controller { scope, .. }) =
+                        self.slot_mut(conn).map(|s| &mut s.peer)
+                    {
+                        *scope = acl.map(Box::new);
+                    }
+                    let Router {
+                        entries, scratch, ..
+                    } = self;
+                    if let Some(slot) = entries[conn.index as usize].slot.as_mut() {
+                        let r = slot.conn.respond(id, &(), scratch);
+                        let _ = self.send_result(conn.index, r);
+                    }
+                }
+                Err(f) => self.respond_error(conn, id, &f),
+            },
             _ => {}
+        }
+    }
+
+    /// The active tool set of controller `conn`, if it narrowed its view.
+    pub(super) fn scope(&self, conn: ConnId) -> Option<&Acl> {
+        match self.slot(conn).map(|s| &s.peer) {
+            Some(Peer::Controller { scope, .. }) => scope.as_deref(),
+            _ => None,
         }
     }
 
@@ -710,14 +741,20 @@ impl<S: Schemas> Router<S> {
                 "node and tool names are matched as written, without escapes",
             ));
         };
-        let principal = match self.slot(conn).map(|s| &s.peer) {
-            Some(Peer::Controller { principal }) => *principal,
-            _ => None,
+        let (principal, scope) = match self.slot(conn).map(|s| &s.peer) {
+            Some(Peer::Controller { principal, scope }) => (*principal, scope.as_deref()),
+            _ => (None, None),
         };
         if let Some(i) = principal
             && !self.config.tokens[i].acl.permits(node, tool)
         {
             return Err(not_permitted(node, tool));
+        }
+        if scope.is_some_and(|s| !s.permits(node, tool)) {
+            return Err(Failure::new(
+                ErrorCode::Unauthorized,
+                format!("{node}/{tool} is outside this connection's tool set (tools.scope)"),
+            ));
         }
         let deadline = c.deadline_ms.map(|ms| Duration::from_millis(u64::from(ms)));
         let origin = Origin::Controller { conn, id: owned };

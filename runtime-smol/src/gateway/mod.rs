@@ -870,19 +870,22 @@ impl Gateway {
     }
 
     /// One page of [`Gateway::tools`]: at most `limit` tools after `after` (`node`, `tool`), and
-    /// whether more follow.
+    /// whether more follow; with `scope`, only the tools it permits (an active tool set, such as
+    /// a REST request's `Toolwire-Tools` header).
     pub fn tools_page(
         &self,
         prefix: Option<&str>,
         node: Option<&str>,
         after: Option<(String, String)>,
         limit: usize,
+        scope: Option<&Acl>,
     ) -> (Vec<Arc<ToolInfo>>, bool) {
         let s = self.inner.lock();
         let mut page: Vec<Arc<ToolInfo>> = Vec::new();
         let mut more = false;
         let after = after.as_ref().map(|(n, t)| (n.as_str(), t.as_str()));
-        for t in s.router.tools_after(prefix, node, after) {
+        let tools = s.router.tools_after(prefix, node, after);
+        for t in tools.filter(|t| scope.is_none_or(|s| s.permits(t.node, t.name))) {
             if page.len() == limit {
                 more = true;
                 break;

@@ -20,7 +20,7 @@ use smol::channel::{Receiver, bounded};
 use smol::future::FutureExt;
 use toolwire_core::frame::{valid_node_id, valid_tool_name};
 use toolwire_core::gateway::ct_eq;
-use toolwire_core::router::TokenSpec;
+use toolwire_core::router::{Acl, TokenSpec};
 use toolwire_core::{ErrorCode, Str};
 
 use super::Body;
@@ -192,6 +192,12 @@ async fn dispatch(
                 Ok(t) => t,
                 Err(r) => return r,
             };
+            let scope = match tool_set(req.headers()) {
+                Ok(s) => s,
+                Err(why) => return bad_request(&why),
+            };
+            let scope = scope.as_ref();
+            let visible = |node: &str, tool: &str| scope.is_none_or(|s| s.permits(node, tool));
             let node = node.unwrap_or_default();
             let tool = tool.unwrap_or_default();
             match route {
@@ -220,6 +226,7 @@ async fn dispatch(
                     let tools: Vec<Value> = gw
                         .tools(None, Some(&node))
                         .iter()
+                        .filter(|t| visible(&t.node, &t.name))
                         .map(|t| tool_json(t))
                         .collect();
                     json_response(StatusCode::OK, &json!({ "tools": tools }))
@@ -231,7 +238,7 @@ async fn dispatch(
                     match gw
                         .tools(Some(&tool), Some(&node))
                         .iter()
-                        .find(|t| t.name == tool)
+                        .find(|t| t.name == tool && visible(&t.node, &t.name))
                     {
                         Some(t) => json_response(StatusCode::OK, &tool_json(t)),
                         None => error_response(
@@ -241,9 +248,10 @@ async fn dispatch(
                         ),
                     }
                 }
-                Route::Tools => list_tools(gw, req.uri().query()),
+                Route::Tools => list_tools(gw, req.uri().query(), scope),
                 Route::Resolve => {
-                    let nodes = gw.resolve(&tool);
+                    let mut nodes = gw.resolve(&tool);
+                    nodes.retain(|n| visible(n, &tool));
                     if nodes.is_empty() {
                         error_response(
                             StatusCode::NOT_FOUND,
@@ -254,6 +262,15 @@ async fn dispatch(
                         json_response(StatusCode::OK, &json!({ "tool": tool, "nodes": nodes }))
                     }
                 }
+                Route::Call if !visible(&node, &tool) => error_response(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Unauthorized.code(),
+                    &format!(
+                        "`{}/{}` is outside this request's tool set (Toolwire-Tools)",
+                        truncate(&node),
+                        truncate(&tool)
+                    ),
+                ),
                 Route::Call => call(gw, node, tool, token, req).await,
                 _ => unreachable_route(),
             }
@@ -319,8 +336,25 @@ fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<TokenSpec>>
     }
 }
 
+/// The `Toolwire-Tools` header: the request's active tool set, patterns separated by commas,
+/// as `tools.scope` takes them (PROTOCOL.md section 6). Absent or blank: every tool. `Err`:
+/// why the header is not a tool set (answered 400, -32602).
+fn tool_set(headers: &HeaderMap) -> Result<Option<Acl>, String> {
+    let mut patterns = Vec::new();
+    for v in headers.get_all(TOOL_SET) {
+        let Ok(v) = v.to_str() else {
+            return Err("Toolwire-Tools must be ASCII".into());
+        };
+        patterns.extend(v.split(',').map(str::trim).filter(|p| !p.is_empty()));
+    }
+    Acl::tool_set(patterns).map_err(|f| format!("Toolwire-Tools: {}", f.message))
+}
+
+/// The request header that narrows a REST request to an active tool set.
+const TOOL_SET: &str = "toolwire-tools";
+
 /// `GET /v1/tools?prefix=&node=&cursor=&limit=`.
-fn list_tools(gw: &Gateway, query: Option<&str>) -> Response<Body> {
+fn list_tools(gw: &Gateway, query: Option<&str>, scope: Option<&Acl>) -> Response<Body> {
     let mut prefix = None;
     let mut node = None;
     let mut cursor = None;
@@ -351,7 +385,7 @@ fn list_tools(gw: &Gateway, query: Option<&str>) -> Response<Body> {
         }
         Some(_) => return bad_request("invalid cursor: pass back a next_cursor this gateway gave"),
     };
-    let (page, more) = gw.tools_page(prefix.as_deref(), node.as_deref(), after, limit);
+    let (page, more) = gw.tools_page(prefix.as_deref(), node.as_deref(), after, limit, scope);
     let next = more
         .then(|| page.last().map(|t| format!("{}/{}", t.node, t.name)))
         .flatten();
