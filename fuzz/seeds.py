@@ -83,7 +83,8 @@ def pc_tool(name, desc, schema, out_schema=None, ann=(False, False, False)):
 
 
 REQ = {"hello": 0, "register": 1, "unregister": 2, "execute": 3, "ask": 4, "ping": 5,
-       "nodes.list": 6, "tools.list": 7, "tools.resolve": 8, "tools.call": 9, "tools.scope": 10}
+       "nodes.list": 6, "tools.list": 7, "tools.resolve": 8, "tools.call": 9, "tools.scope": 10,
+       "rules.set": 11, "rules.list": 12}
 NOTE = {"cancel": 0, "progress": 1, "goodbye": 2, "tools.changed": 3}
 
 

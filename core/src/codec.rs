@@ -457,6 +457,8 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         "tools.resolve" => Req(Request::Resolve(Resolve::read_json(c)?)),
         "tools.call" => Req(Request::Call(read_call(c)?)),
         "tools.scope" => Req(Request::Scope(Scope::read_json(c)?)),
+        "rules.set" => Req(Request::SetRules(SetRules::read_json(c)?)),
+        "rules.list" => Req(Request::ListRules(ListRules::read_json(c)?)),
         _ => return Ok(None),
     };
     if let Req(r) = &p {
@@ -535,6 +537,10 @@ fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
             .tools
             .iter()
             .try_for_each(|n| plain_name(Some(n), "tools", json)),
+        Request::SetRules(s) => s
+            .rules
+            .iter()
+            .try_for_each(|r| plain_name(Some(r.tool), "tool", json)),
         _ => Ok(()),
     }
 }
@@ -839,7 +845,7 @@ const EXECUTE: u32 = 3;
 
 /// Number of request variants; a larger variant index is an unknown method.
 #[cfg(feature = "postcard")]
-const REQUEST_VARIANTS: u32 = 11;
+const REQUEST_VARIANTS: u32 = 13;
 #[cfg(feature = "postcard")]
 const NOTIFICATION_VARIANTS: u32 = 4;
 
@@ -958,7 +964,9 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
         | Request::ListNodes(_)
         | Request::ListTools(_)
         | Request::Resolve(_)
-        | Request::Scope(_) => Ok(()),
+        | Request::Scope(_)
+        | Request::ListRules(_) => Ok(()),
+        Request::SetRules(x) => x.check_json(d),
         Request::Register(x) => x.check_json(d),
         Request::Execute(x) => {
             x.check_json(d)?;
@@ -1130,6 +1138,8 @@ pub fn encode_request(
         Request::Resolve(p) => params(encoding, id, p, out),
         Request::Call(p) => params(encoding, id, p, out),
         Request::Scope(p) => params(encoding, id, p, out),
+        Request::SetRules(p) => params(encoding, id, p, out),
+        Request::ListRules(p) => params(encoding, id, p, out),
     }
 }
 
@@ -1170,6 +1180,12 @@ params! { RequestParams:
     Resolve = "tools.resolve", 8;
     Call = "tools.call", 9;
     Scope = "tools.scope", 10;
+    SetRules = "rules.set", 11;
+}
+
+impl RequestParams<'_> for crate::frame::ListRules {
+    const METHOD: &'static str = "rules.list";
+    const INDEX: u32 = 12;
 }
 
 /// `ping` has no params: `{}` in JSON, nothing in postcard.
@@ -1186,7 +1202,7 @@ params! { NotificationParams:
 }
 
 /// Encodes a request of one known method: the same bytes as [`encode_request`], but only that
-/// method's encoder is linked (a node sends three kinds of request; it need not carry all eleven).
+/// method's encoder is linked (a node sends three kinds of request; it need not carry all thirteen).
 #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
 pub fn encode_request_params<'v, P: RequestParams<'v>>(
     encoding: Encoding,

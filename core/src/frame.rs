@@ -488,6 +488,64 @@ wire_struct! {
     }
 }
 
+wire_enum! {
+    /// What an ask rule does with an ask it matches.
+    pub enum Decision {
+        /// Answer it: a permission with `true`, an input with the rule's `answer`.
+        Allow = "allow",
+        /// Refuse it: a permission is answered `false`, an input declined (`-32013`).
+        Deny = "deny",
+        /// Relay it to the caller, as without rules.
+        Forward = "forward",
+    }
+}
+
+wire_struct! {
+    /// One ask rule (`rules.set`, `rules.list`): which asks it matches and what it decides.
+    pub struct Rule<'a> {
+        /// Pattern of the asking tool: `node/tool`, or `tool` (on any node); `*` matches any
+        /// run of characters.
+        #[serde(borrow)]
+        pub tool: Str<'a> => "tool",
+        /// Only asks of this kind; absent: both.
+        pub kind: Option<AskKind> => "kind",
+        /// Only asks whose prompt this pattern matches (`*` any run of characters); absent:
+        /// any prompt.
+        #[serde(borrow)]
+        pub prompt: Option<Str<'a>> => "prompt",
+        /// What happens to a matching ask.
+        pub decision: Decision => "decision",
+        /// The answer an `allow` gives an `input` ask.
+        #[serde(borrow)]
+        pub answer: Option<Json<'a>> => "answer",
+    }
+}
+
+wire_struct! {
+    /// `rules.set` request (controller → gateway): the ask rules of this connection, which
+    /// answer its calls' asks without relaying them, first match first. Replaces the last set;
+    /// an empty list removes them. The result is `{}`.
+    pub struct SetRules<'a> {
+        /// The rules, in order.
+        #[serde(borrow)]
+        pub rules: List<'a, Rule<'a>> => "rules",
+    }
+}
+
+wire_struct! {
+    /// `rules.list` request (controller → gateway); the result is [`RulesList`].
+    pub struct ListRules {}
+}
+
+wire_struct! {
+    /// Result of `rules.list`: the connection's ask rules, in order.
+    pub struct RulesList<'a> {
+        /// The rules.
+        #[serde(borrow)]
+        pub rules: List<'a, Rule<'a>> => "rules",
+    }
+}
+
 wire_struct! {
     /// `tools.call` request (controller → gateway): call a tool on a node. The result is the
     /// tool's JSON value; progress arrives as `progress` notifications carrying this request's
@@ -572,6 +630,11 @@ pub enum Request<'a> {
     /// `tools.scope`; the result is `{}`.
     #[serde(borrow)]
     Scope(Scope<'a>),
+    /// `rules.set`; the result is `{}`.
+    #[serde(borrow)]
+    SetRules(SetRules<'a>),
+    /// `rules.list`.
+    ListRules(ListRules),
 }
 
 /// A notification (no id, never answered).
@@ -606,6 +669,8 @@ impl Request<'_> {
             Request::Resolve(_) => "tools.resolve",
             Request::Call(_) => "tools.call",
             Request::Scope(_) => "tools.scope",
+            Request::SetRules(_) => "rules.set",
+            Request::ListRules(_) => "rules.list",
         }
     }
 }

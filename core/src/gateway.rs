@@ -644,7 +644,9 @@ impl<'c, S: Storage> Connection<'c, S> {
                 | Request::ListTools(_)
                 | Request::Resolve(_)
                 | Request::Call(_)
-                | Request::Scope(_) => h.event = Some(Event::Request { id, request }),
+                | Request::Scope(_)
+                | Request::SetRules(_)
+                | Request::ListRules(_) => h.event = Some(Event::Request { id, request }),
                 _ => self.error_reply(
                     enc,
                     id,

@@ -219,6 +219,29 @@ fn examples() -> Vec<(&'static str, String)> {
         }),
     };
     v.push(("tools-scope", block("tools-scope", &Ex::Msg(scope))));
+    let rules = [
+        Rule {
+            tool: Str::new("valve"),
+            kind: Some(AskKind::Permission),
+            prompt: Some(Str::new("Drain*")),
+            decision: Decision::Forward,
+            answer: None,
+        },
+        Rule {
+            tool: Str::new("*/valve"),
+            kind: Some(AskKind::Permission),
+            prompt: None,
+            decision: Decision::Allow,
+            answer: None,
+        },
+    ];
+    let set = Message::Request {
+        id: Id::Num(5),
+        request: Request::SetRules(SetRules {
+            rules: List::from_slice(&rules),
+        }),
+    };
+    v.push(("rules-set", block("rules-set", &Ex::Msg(set))));
     let entries = [ToolEntry {
         node: Str::new("dev-1"),
         tool: tools[0],

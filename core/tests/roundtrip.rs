@@ -59,7 +59,7 @@ struct Raw {
 
 fn arb_raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..15,
+        0u8..17,
         any::<u64>(),
         prop::option::of(arb_text()),
         [arb_text(), arb_text(), arb_text()],
@@ -115,6 +115,8 @@ fn typed(enc: Encoding, m: &Message<'_>, out: &mut [u8]) -> Option<usize> {
                 Request::Resolve(p) => req(enc, *id, p, out),
                 Request::Call(p) => req(enc, *id, p, out),
                 Request::Scope(p) => req(enc, *id, p, out),
+                Request::SetRules(p) => req(enc, *id, p, out),
+                Request::ListRules(p) => req(enc, *id, p, out),
             },
             Message::Notification(n) => match n {
                 Notification::Cancel(p) => note(enc, p, out),
@@ -207,6 +209,13 @@ proptest! {
         let (na, nb) = (&na, &nb);
         let plain: Vec<String> = r.s.iter().map(|s| s.replace(|ch: char| ch < ' ' || ch == '"' || ch == '\\', "")).collect();
         let plain_names: Vec<Str<'_>> = plain.iter().map(|s| Str::new(s)).collect();
+        let rules: Vec<Rule<'_>> = plain_names.iter().enumerate().map(|(i, n)| Rule {
+            tool: *n,
+            kind: [None, Some(AskKind::Permission), Some(AskKind::Input)][i % 3],
+            prompt: opt(r.flags[i % 4], a),
+            decision: [Decision::Allow, Decision::Deny, Decision::Forward][(r.n as usize + i) % 3],
+            answer: r.flags[(i + 1) % 4].then_some(json),
+        }).collect();
         let req = |request| Message::Request { id, request };
         let msg = match r.kind {
             0 => req(Request::Hello(Hello {
@@ -238,6 +247,8 @@ proptest! {
             })),
             12 => Message::Notification(Notification::ToolsChanged(ToolsChanged { node: Str::new(a) })),
             13 => req(Request::Scope(Scope { tools: List::from_slice(&plain_names) })),
+            14 => req(Request::SetRules(SetRules { rules: List::from_slice(&rules) })),
+            15 => req(Request::ListRules(ListRules {})),
             _ => Message::Response { id, result: Err(ErrorObject { code: r.n as i32, message: Str::new(a), data: r.flags[0].then_some(json) }) },
         };
         check_message(&msg);

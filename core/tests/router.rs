@@ -691,12 +691,13 @@ impl<S: Schemas> Trio<S> {
     }
 
     fn ask(&mut self, node: usize, call: CallHandle, prompt: &str) {
+        self.ask_kind(node, call, AskKind::Permission, prompt);
+    }
+
+    fn ask_kind(&mut self, node: usize, call: CallHandle, kind: AskKind, prompt: &str) {
         let mut out = vec![0u8; 512];
         let p = &mut self.nodes[node];
-        let n = p
-            .core
-            .ask(call, AskKind::Permission, prompt, None, &mut out)
-            .unwrap();
+        let n = p.core.ask(call, kind, prompt, None, &mut out).unwrap();
         self.to_router.push_back((p.conn, out[..n].to_vec()));
         self.drive();
     }
@@ -1403,6 +1404,161 @@ fn ask_is_relayed_to_the_controller_and_answered() {
             "{:?}",
             t.nodes[n].events
         );
+        t.check_clean();
+    }
+}
+
+fn rule<'a>(
+    tool: &'a str,
+    kind: Option<AskKind>,
+    prompt: Option<&'a str>,
+    decision: Decision,
+    answer: Option<&'a str>,
+) -> Rule<'a> {
+    Rule {
+        tool: Str::new(tool),
+        kind,
+        prompt: prompt.map(Str::new),
+        decision,
+        answer: answer.map(|a| Json::parse(a.as_bytes()).unwrap()),
+    }
+}
+
+impl<S: Schemas> Trio<S> {
+    fn set_rules(&mut self, rules: &[Rule<'_>]) -> Result<(), i32> {
+        let id = self.request(&Request::SetRules(SetRules {
+            rules: List::from_slice(rules),
+        }));
+        let f = self.response_frame(id);
+        decode_response(f, self.controller.encoding())
+            .map(|p| p.decode::<()>(&Limits::default()).expect("an empty result"))
+            .map_err(|e| e.code)
+    }
+
+    fn list_rules(&mut self) -> Vec<String> {
+        let id = self.request(&Request::ListRules(ListRules {}));
+        let f = self.response_frame(id);
+        let p = decode_response(f, self.controller.encoding()).expect("rules");
+        let r = p.decode::<RulesList<'_>>(&Limits::default()).unwrap();
+        r.rules
+            .iter()
+            .map(|r| format!("{} {}", r.tool, r.decision.as_str()))
+            .collect()
+    }
+}
+
+#[test]
+fn ask_rules_answer_asks_without_the_caller() {
+    use AskKind::{Input, Permission};
+    use Decision::{Allow, Deny, Forward};
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["valve", "pump"], node_enc);
+        let rules = [
+            rule("valve", Some(Permission), Some("Drain*"), Forward, None),
+            rule("dev-*/valve", Some(Permission), None, Allow, None),
+            rule("valve", Some(Input), None, Allow, Some(r#"{"litres":2}"#)),
+            rule("pump", None, Some("Start*"), Deny, None),
+        ];
+        assert_eq!(t.set_rules(&rules), Ok(()));
+        assert_eq!(
+            t.list_rules(),
+            [
+                "valve forward",
+                "dev-*/valve allow",
+                "valve allow",
+                "pump deny"
+            ]
+        );
+        t.ctrl_events.clear();
+        t.events.clear();
+        let id = t.call("dev-1", "valve", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        // Allowed by rule 1: the node hears `true`, the controller nothing.
+        t.ask(n, call, "Open the valve?");
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Ok("true".into()))]
+        );
+        assert!(t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..))).is_empty());
+        let decided: Vec<_> = t
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::AskDecided {
+                    rule,
+                    decision,
+                    prompt,
+                    tool,
+                    ..
+                } => Some((*rule, *decision, prompt.clone(), tool.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            decided,
+            [(1, Allow, "Open the valve?".to_owned(), "valve".to_owned())]
+        );
+        t.nodes[n].events.clear();
+        // Rule 0 forwards prompts about draining: the controller is asked.
+        t.ask(n, call, "Drain the tank?");
+        let asks = t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..)));
+        let [CtrlEv::Ask(ask, ..)] = &asks[..] else {
+            panic!("expected one ask, got {asks:?}");
+        };
+        t.answer(ask, Ok("false"));
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Ok("false".into()))]
+        );
+        t.nodes[n].events.clear();
+        // An input ask gets rule 2's answer.
+        t.ask_kind(n, call, Input, "How much?");
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Ok(r#"{"litres":2}"#.into()))]
+        );
+        t.finish(n, call, Ok("1"));
+        assert_eq!(t.result(id), Ok("1".into()));
+        // Denied: a permission is `false`, an input declined.
+        let id = t.call("dev-1", "pump", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.nodes[n].events.clear();
+        t.ask(n, call, "Start the pump?");
+        t.ask_kind(n, call, Input, "Start at what speed?");
+        assert_eq!(
+            t.nodes[n].events,
+            vec![
+                NodeEv::Answer(call, Ok("false".into())),
+                NodeEv::Answer(call, Err(code(ErrorCode::AskDeclined)))
+            ]
+        );
+        // No rule matches: relayed as without rules.
+        t.ask(n, call, "Stop the pump?");
+        assert_eq!(t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..))).len(), 1);
+        t.finish(n, call, Ok("2"));
+        assert_eq!(t.result(id), Ok("2".into()));
+        // Rules that cannot be are refused, and the set stays as it was.
+        for bad in [
+            rule("valve", Some(Input), None, Allow, None),
+            rule("valve", None, None, Deny, Some("1")),
+            rule("a/b/c", None, None, Deny, None),
+            rule("", None, None, Deny, None),
+        ] {
+            assert_eq!(t.set_rules(&[bad]), Err(code(ErrorCode::InvalidParams)));
+        }
+        let many = vec![rule("x", None, None, Deny, None); 65];
+        assert_eq!(t.set_rules(&many), Err(code(ErrorCode::InvalidParams)));
+        assert_eq!(t.list_rules().len(), 4);
+        // An empty set removes them.
+        assert_eq!(t.set_rules(&[]), Ok(()));
+        assert!(t.list_rules().is_empty());
+        let id = t.call("dev-1", "valve", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.ask(n, call, "Open the valve?");
+        assert_eq!(t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..))).len(), 1);
+        t.finish(n, call, Ok("3"));
+        assert_eq!(t.result(id), Ok("3".into()));
         t.check_clean();
     }
 }

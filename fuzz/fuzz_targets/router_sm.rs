@@ -514,7 +514,17 @@ impl Harness {
                     Some(f) => vec![format!("{}/*", pick(&NODES, *f))],
                 };
                 let patterns: Vec<Str<'_>> = patterns.iter().map(|p| Str::new(p)).collect();
-                let r = match kind % 4 {
+                // Ask rules: for the filter's tool, allow, deny or forward its asks; a bad rule
+                // (an input allow without an answer) now and then.
+                let f = filter.unwrap_or(0);
+                let rules = [Rule {
+                    tool: Str::new(pick(&TOOLS, f)),
+                    kind: [None, Some(AskKind::Permission), Some(AskKind::Input)][f as usize % 3],
+                    prompt: (f % 5 == 0).then_some(Str::new("*")),
+                    decision: [Decision::Allow, Decision::Deny, Decision::Forward][f as usize / 3 % 3],
+                    answer: (f % 4 == 0).then_some(Json::trusted(b"true")),
+                }];
+                let r = match kind % 6 {
                     0 => Request::ListNodes(ListNodes { cursor, limit }),
                     1 => Request::ListTools(ListTools {
                         prefix: filter
@@ -529,9 +539,13 @@ impl Harness {
                     2 => Request::Resolve(Resolve {
                         tool: Str::new(pick(&TOOLS, filter.unwrap_or(0))),
                     }),
-                    _ => Request::Scope(Scope {
+                    3 => Request::Scope(Scope {
                         tools: List::from_slice(&patterns),
                     }),
+                    4 => Request::SetRules(SetRules {
+                        rules: List::from_slice(if f % 7 == 0 { &[] } else { &rules }),
+                    }),
+                    _ => Request::ListRules(ListRules {}),
                 };
                 self.request(c, Id::Num(u64::from(*id)), &r);
             }

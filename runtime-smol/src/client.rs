@@ -14,9 +14,10 @@ use smol::channel::{Receiver, Sender, bounded, unbounded};
 use smol::future::FutureExt;
 use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
 use toolwire_core::frame::{
-    Annotations, AskKind, Call, ListNodes, ListTools, NodesPage, Request, Resolve, Resolved, Scope,
-    ToolsPage,
+    Annotations, AskKind, Call, ListNodes, ListRules, ListTools, NodesPage, Request, Resolve,
+    Resolved, Rule, RulesList, Scope, SetRules, ToolsPage,
 };
+use toolwire_core::router::AskRule;
 use toolwire_core::{
     EncodeError, ErrorCode, ErrorObject, Instant, Json, Limits, List, OwnedId, Payload, Str,
 };
@@ -72,7 +73,9 @@ enum Kind {
     Nodes,
     Tools,
     Resolve,
-    Scope,
+    /// A request whose result is `{}`.
+    Empty,
+    Rules,
     Call {
         progress: Option<Sender<Progress>>,
         asks: Option<Sender<AskRequest>>,
@@ -83,7 +86,8 @@ enum Reply {
     Nodes(Vec<NodeSummary>, Option<String>),
     Tools(Vec<ToolSummary>, Option<String>),
     Resolved(Vec<String>),
-    Scoped,
+    Empty,
+    Rules(Vec<AskRule>),
     Value(String),
 }
 
@@ -102,6 +106,10 @@ enum OwnedRequest {
     Scope {
         tools: Vec<String>,
     },
+    SetRules {
+        rules: Vec<AskRule>,
+    },
+    ListRules,
     Call {
         node: String,
         tool: String,
@@ -376,10 +384,33 @@ impl Client {
     pub async fn set_tool_scope<S: AsRef<str>>(&self, patterns: &[S]) -> Result<(), CallError> {
         let tools = patterns.iter().map(|p| p.as_ref().to_owned()).collect();
         match self
-            .request(OwnedRequest::Scope { tools }, Kind::Scope)
+            .request(OwnedRequest::Scope { tools }, Kind::Empty)
             .await?
         {
-            Reply::Scoped => Ok(()),
+            Reply::Empty => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Sets this connection's ask rules (replacing any before; empty removes them): the
+    /// gateway answers a matching ask of this client's calls itself, first match first,
+    /// instead of relaying it (PROTOCOL.md section 6, `rules.set`). Refused with -32602 if a
+    /// rule is not one ([`AskRule::from_wire`] says when).
+    pub async fn set_ask_rules(&self, rules: &[AskRule]) -> Result<(), CallError> {
+        let rules = rules.to_vec();
+        match self
+            .request(OwnedRequest::SetRules { rules }, Kind::Empty)
+            .await?
+        {
+            Reply::Empty => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// This connection's ask rules, as the gateway holds them.
+    pub async fn ask_rules(&self) -> Result<Vec<AskRule>, CallError> {
+        match self.request(OwnedRequest::ListRules, Kind::Rules).await? {
+            Reply::Rules(r) => Ok(r),
             _ => Err(unexpected()),
         }
     }
@@ -485,9 +516,15 @@ fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
             let r: Resolved<'_> = p.decode(&limits).map_err(bad)?;
             Reply::Resolved(r.nodes.iter().map(|n| n.to_string()).collect())
         }
-        Kind::Scope => {
+        Kind::Empty => {
             p.decode::<()>(&limits).map_err(bad)?;
-            Reply::Scoped
+            Reply::Empty
+        }
+        Kind::Rules => {
+            let r: RulesList<'_> = p.decode(&limits).map_err(bad)?;
+            let rules: Result<Vec<AskRule>, _> =
+                r.rules.iter().map(|r| AskRule::from_wire(&r)).collect();
+            Reply::Rules(rules.map_err(|f| CallError::new(ErrorCode::InvalidParams, f.message))?)
         }
         Kind::Call { .. } => {
             let j: Json<'_> = p.decode(&limits).map_err(bad)?;
@@ -614,6 +651,18 @@ impl driver::Session for ClientSession {
                             out.space(),
                         )
                     }
+                    OwnedRequest::SetRules { rules } => {
+                        let wire: Vec<Rule<'_>> = rules.iter().map(AskRule::to_wire).collect();
+                        self.core.request(
+                            &Request::SetRules(SetRules {
+                                rules: List::from_slice(&wire),
+                            }),
+                            out.space(),
+                        )
+                    }
+                    OwnedRequest::ListRules => self
+                        .core
+                        .request(&Request::ListRules(ListRules {}), out.space()),
                     OwnedRequest::Call {
                         node,
                         tool,

@@ -386,6 +386,76 @@ fn a_client_narrows_its_tool_set() {
 }
 
 #[test]
+fn a_clients_ask_rules_answer_its_calls_asks() {
+    use toolwire_core::frame::Decision;
+    use toolwire_core::router::AskRule;
+    smol::block_on(async {
+        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
+        let tool = Tool::new(
+            "valve",
+            "opens a valve if allowed, by the amount asked for",
+            json!({"type":"object"}),
+            |ctx, _| async move {
+                let ok = ctx.ask(AskKind::Permission, "Open valve 3?", None).await?;
+                if ok != json!(true) {
+                    return Err(ToolError::failed("not allowed"));
+                }
+                let litres = ctx.ask(AskKind::Input, "How many litres?", None).await?;
+                Ok(json!({ "opened": litres }))
+            },
+        );
+        let _node = spawn_node(&ws, HostNode::new(NodeOptions::new("n1")).tool(tool));
+        assert!(gw.wait_for_node("n1", Duration::from_secs(5)).await);
+        let events = gw.events();
+        let client = Client::connect(&Endpoint::parse(&tcp).unwrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let rules = vec![
+            AskRule {
+                tool: "n1/valve".into(),
+                kind: Some(AskKind::Permission),
+                prompt: Some("Open valve *".into()),
+                decision: Decision::Allow,
+                answer: None,
+            },
+            AskRule {
+                tool: "valve".into(),
+                kind: Some(AskKind::Input),
+                prompt: None,
+                decision: Decision::Allow,
+                answer: Some("2".into()),
+            },
+        ];
+        client.set_ask_rules(&rules).await.unwrap();
+        assert_eq!(client.ask_rules().await.unwrap(), rules);
+        // No ask handler: without the rules both asks would be declined.
+        let v = client
+            .call("n1", "valve", &json!({}), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(v, json!({"opened": 2}));
+        let mut decided = vec![];
+        while let Ok(e) = events.try_recv() {
+            if let GatewayEvent::AskDecided { rule, decision, .. } = e {
+                decided.push((rule, decision));
+            }
+        }
+        assert_eq!(decided, [(0, Decision::Allow), (1, Decision::Allow)]);
+        // Deny the permission: the tool is refused.
+        let deny = AskRule {
+            decision: Decision::Deny,
+            ..rules[0].clone()
+        };
+        client.set_ask_rules(&[deny]).await.unwrap();
+        let e = client
+            .call("n1", "valve", &json!({}), Default::default())
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("not allowed"), "{e}");
+    });
+}
+
+#[test]
 fn auth_acl_and_rate_limit() {
     smol::block_on(async {
         let cfg = GatewayConfig {

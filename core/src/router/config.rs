@@ -118,10 +118,7 @@ pub struct Acl {
 impl Acl {
     /// True if `tool` on `node` may be called.
     pub fn permits(&self, node: &str, tool: &str) -> bool {
-        let matches = |p: &String| match p.split_once('/') {
-            Some((n, t)) => glob(n, node) && glob(t, tool),
-            None => glob(p, tool),
-        };
+        let matches = |p: &String| tool_matches(p, node, tool);
         (self.allow.is_empty() || self.allow.iter().any(matches)) && !self.deny.iter().any(matches)
     }
 }
@@ -157,6 +154,114 @@ impl Acl {
             allow,
             deny: Vec::new(),
         }))
+    }
+}
+
+/// Ask rules one connection may have (`rules.set`), at most.
+pub const MAX_RULES: usize = 64;
+/// Bytes of a rule's prompt pattern, at most.
+pub const MAX_RULE_PROMPT: usize = 1024;
+/// Bytes of a rule's answer (JSON text), at most.
+pub const MAX_RULE_ANSWER: usize = 4096;
+
+/// An ask rule as the router keeps it (`rules.set`, PROTOCOL.md section 6): the asks it matches
+/// (tool pattern, kind, prompt pattern) and what it does with them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AskRule {
+    /// `node/tool` or `tool`, `*` for any run of characters.
+    pub tool: String,
+    /// Only asks of this kind; `None`: both.
+    pub kind: Option<crate::frame::AskKind>,
+    /// Pattern the ask's prompt (unescaped) must match; `None`: any.
+    pub prompt: Option<String>,
+    /// What it does.
+    pub decision: crate::frame::Decision,
+    /// The answer an `allow` gives an input ask, JSON text.
+    pub answer: Option<String>,
+}
+
+impl AskRule {
+    /// The rule a `rules.set` entry describes, or why it is not one (`-32602`): the tool
+    /// pattern as a `tools.scope` pattern; a prompt pattern of at most [`MAX_RULE_PROMPT`]
+    /// bytes; an `answer` only on an `allow`, of at most [`MAX_RULE_ANSWER`] bytes; and an
+    /// `allow` for input asks (`kind` `input`) must carry one.
+    pub fn from_wire(r: &crate::frame::Rule<'_>) -> Result<AskRule, super::Failure> {
+        use crate::frame::{AskKind, Decision};
+        let bad = |why: &str| {
+            Err(super::Failure::new(
+                crate::ErrorCode::InvalidParams,
+                alloc::format!("ask rule for `{}`: {why}", r.tool.raw()),
+            ))
+        };
+        let Some(Some(tool)) = Acl::tool_set([r.tool.raw()])
+            .ok()
+            .map(|a| a.map(|a| a.allow))
+        else {
+            return bad("the tool pattern is `tool` or `node/tool`, 1 to 129 bytes");
+        };
+        let prompt = r.prompt.map(|p| alloc::string::ToString::to_string(&p));
+        if prompt.as_ref().is_some_and(|p| p.len() > MAX_RULE_PROMPT) {
+            return bad("the prompt pattern is too long");
+        }
+        match (r.decision, r.kind, r.answer) {
+            (Decision::Allow, Some(AskKind::Input), None) => {
+                return bad("an allow for input asks needs an answer");
+            }
+            (Decision::Allow, _, Some(a)) if a.as_str().len() > MAX_RULE_ANSWER => {
+                return bad("the answer is too long");
+            }
+            (Decision::Deny | Decision::Forward, _, Some(_)) => {
+                return bad("only an allow carries an answer");
+            }
+            _ => {}
+        }
+        Ok(AskRule {
+            tool: tool.into_iter().next().unwrap_or_default(),
+            kind: r.kind,
+            prompt,
+            decision: r.decision,
+            answer: r.answer.map(|a| a.as_str().into()),
+        })
+    }
+
+    /// The rule as it travels in `rules.list`.
+    pub fn to_wire(&self) -> crate::frame::Rule<'_> {
+        crate::frame::Rule {
+            tool: crate::Str::new(&self.tool),
+            kind: self.kind,
+            prompt: self.prompt.as_deref().map(crate::Str::new),
+            decision: self.decision,
+            answer: self
+                .answer
+                .as_deref()
+                .map(|a| crate::Json::trusted(a.as_bytes())),
+        }
+    }
+
+    /// True if the rule decides this ask: tool, kind and prompt match, and an `allow` without
+    /// an answer (which has nothing to give an input ask) meets a permission ask.
+    pub fn matches(
+        &self,
+        node: &str,
+        tool: &str,
+        kind: crate::frame::AskKind,
+        prompt: &str,
+    ) -> bool {
+        use crate::frame::{AskKind, Decision};
+        self.kind.is_none_or(|k| k == kind)
+            && !(self.decision == Decision::Allow
+                && self.answer.is_none()
+                && kind == AskKind::Input)
+            && self.prompt.as_deref().is_none_or(|p| glob(p, prompt))
+            && tool_matches(&self.tool, node, tool)
+    }
+}
+
+/// A tool pattern (`node/tool`, or `tool` on any node) against a node's tool.
+fn tool_matches(pattern: &str, node: &str, tool: &str) -> bool {
+    match pattern.split_once('/') {
+        Some((n, t)) => glob(n, node) && glob(t, tool),
+        None => glob(pattern, tool),
     }
 }
 

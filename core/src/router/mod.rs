@@ -63,8 +63,8 @@ use alloc::vec::Vec;
 use core::ops::Bound;
 
 pub use config::{
-    Acl, DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_NODES, RateLimit,
-    RouterConfig, TokenSpec,
+    Acl, AskRule, DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_NODES,
+    MAX_RULE_ANSWER, MAX_RULE_PROMPT, MAX_RULES, RateLimit, RouterConfig, TokenSpec,
 };
 pub use types::{
     AcceptAll, AskKey, CallKey, ConnId, Event, Failure, NodeView, OpenError, Outbox, Schemas,
@@ -76,9 +76,9 @@ use listing::{node_view, tool_view};
 use relay::not_permitted;
 
 use crate::frame::{
-    Annotations, Ask, AskKind, Encoding, ErrorObject, GoodbyeReason, ListNodes, ListTools,
-    NodeInfo, NodesPage, Notification, Progress, Request, Resolved, Role, ToolDef, ToolEntry,
-    ToolsChanged, ToolsPage,
+    Annotations, Ask, AskKind, Decision, Encoding, ErrorObject, GoodbyeReason, ListNodes,
+    ListTools, NodeInfo, NodesPage, Notification, Progress, Request, Resolved, Role, RulesList,
+    ToolDef, ToolEntry, ToolsChanged, ToolsPage,
 };
 use crate::gateway::{self, AskId, Auth, CallId, Connection, Heap, State, ct_eq};
 use crate::{Duration, EncodeError, ErrorCode, Id, Instant, Json, List, OwnedId, Str};
@@ -106,9 +106,11 @@ enum Peer {
     Node(String),
     /// A controller; `principal` indexes [`RouterConfig::tokens`] (`None`: open gateway).
     /// `scope`: its active tool set (`tools.scope`), `None` while it sees every tool.
+    /// `rules`: its ask rules (`rules.set`), first match first.
     Controller {
         principal: Option<usize>,
         scope: Option<Box<Acl>>,
+        rules: Vec<AskRule>,
     },
 }
 

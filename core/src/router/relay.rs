@@ -169,6 +169,7 @@ impl<S: Schemas> Router<S> {
                     slot.peer = Peer::Controller {
                         principal,
                         scope: None,
+                        rules: Vec::new(),
                     };
                 }
                 self.controllers.insert(idx);
@@ -570,6 +571,52 @@ impl<S: Schemas> Router<S> {
         if rec.ask.is_some() {
             return decline(self, &ask, "one ask per call at a time");
         }
+        // The caller's ask rules, first match first, may decide without asking it.
+        if let Origin::Controller { conn, .. } = &rec.origin
+            && let Some(Peer::Controller { rules, .. }) = entries_peer(&self.entries, *conn)
+        {
+            let text = prompt.to_string();
+            let found = rules
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.matches(&rec.node, &rec.tool, kind, &text));
+            if let Some((i, rule)) = found
+                && rule.decision != Decision::Forward
+            {
+                let decision = rule.decision;
+                // `None`: declined.
+                let answer: Option<String> = match (decision, kind) {
+                    (Decision::Allow, AskKind::Permission) => Some("true".into()),
+                    (Decision::Allow, AskKind::Input) => {
+                        Some(rule.answer.clone().unwrap_or_else(|| "null".into()))
+                    }
+                    (_, AskKind::Permission) => Some("false".into()),
+                    (_, AskKind::Input) => None,
+                };
+                let event = Event::AskDecided {
+                    key: CallKey(key),
+                    node: rec.node.clone(),
+                    tool: rec.tool.clone(),
+                    kind,
+                    prompt: text,
+                    rule: i,
+                    decision,
+                };
+                let answer = match &answer {
+                    Some(a) => Ok(Json::trusted(a.as_bytes())),
+                    None => Err(ErrorObject::new(
+                        ErrorCode::AskDeclined,
+                        "declined by the caller's ask rule",
+                    )),
+                };
+                self.answer_node(node_conn, &ask, answer);
+                self.events.push_back(event);
+                return;
+            }
+        }
+        let Some(rec) = self.calls.get_mut(&key) else {
+            return decline(self, &ask, "no such call in flight");
+        };
         match &rec.origin {
             Origin::Local => {
                 rec.ask = Some(OpenAsk {
@@ -685,6 +732,55 @@ impl<S: Schemas> Router<S> {
                     self.respond_error(conn, id, &f);
                 }
             }
+            Request::SetRules(q) => {
+                let mut rules = Vec::new();
+                let mut refused = None;
+                for r in q.rules.iter() {
+                    if rules.len() == MAX_RULES {
+                        refused = Some(Failure::new(
+                            ErrorCode::InvalidParams,
+                            format!("a connection has at most {MAX_RULES} ask rules"),
+                        ));
+                        break;
+                    }
+                    match AskRule::from_wire(&r) {
+                        Ok(rule) => rules.push(rule),
+                        Err(f) => {
+                            refused = Some(f);
+                            break;
+                        }
+                    }
+                }
+                if let Some(f) = refused {
+                    return self.respond_error(conn, id, &f);
+                }
+                if let Some(Peer::Controller { rules: mine, .. }) =
+                    self.slot_mut(conn).map(|s| &mut s.peer)
+                {
+                    *mine = rules;
+                }
+                self.respond_empty(conn, id);
+            }
+            Request::ListRules(_) => {
+                let Router {
+                    entries, scratch, ..
+                } = self;
+                let Some(slot) = entries[conn.index as usize].slot.as_mut() else {
+                    return;
+                };
+                let wire: Vec<crate::frame::Rule<'_>> = match &slot.peer {
+                    Peer::Controller { rules, .. } => rules.iter().map(AskRule::to_wire).collect(),
+                    _ => Vec::new(),
+                };
+                let body = RulesList {
+                    rules: List::from_slice(&wire),
+                };
+                let r = slot.conn.respond(id, &body, scratch);
+                drop(wire);
+                if self.send_result(conn.index, r).is_err() {
+                    self.too_large(conn, id);
+                }
+            }
             // The codec refused patterns spelled with escapes (names match as written).
             Request::Scope(q) => match Acl::tool_set(q.tools.iter().map(|p| p.raw())) {
                 Ok(acl) => {
@@ -693,13 +789,7 @@ impl<S: Schemas> Router<S> {
                     {
                         *scope = acl.map(Box::new);
                     }
-                    let Router {
-                        entries, scratch, ..
-                    } = self;
-                    if let Some(slot) = entries[conn.index as usize].slot.as_mut() {
-                        let r = slot.conn.respond(id, &(), scratch);
-                        let _ = self.send_result(conn.index, r);
-                    }
+                    self.respond_empty(conn, id);
                 }
                 Err(f) => self.respond_error(conn, id, &f),
             },
@@ -742,7 +832,9 @@ impl<S: Schemas> Router<S> {
             ));
         };
         let (principal, scope) = match self.slot(conn).map(|s| &s.peer) {
-            Some(Peer::Controller { principal, scope }) => (*principal, scope.as_deref()),
+            Some(Peer::Controller {
+                principal, scope, ..
+            }) => (*principal, scope.as_deref()),
             _ => (None, None),
         };
         if let Some(i) = principal
@@ -763,6 +855,17 @@ impl<S: Schemas> Router<S> {
         Ok(())
     }
 
+    /// Answers `{}` (in postcard, nothing after the id).
+    fn respond_empty(&mut self, conn: ConnId, id: Id<'_>) {
+        let Router {
+            entries, scratch, ..
+        } = self;
+        if let Some(slot) = entries[conn.index as usize].slot.as_mut() {
+            let r = slot.conn.respond(id, &(), scratch);
+            let _ = self.send_result(conn.index, r);
+        }
+    }
+
     pub(super) fn respond_error(&mut self, conn: ConnId, id: Id<'_>, f: &Failure) {
         let Router {
             entries, scratch, ..
@@ -772,6 +875,15 @@ impl<S: Schemas> Router<S> {
             let _ = self.send_result(conn.index, r);
         }
     }
+}
+
+/// The peer of a current connection.
+fn entries_peer(entries: &[Entry], conn: ConnId) -> Option<&Peer> {
+    entries
+        .get(conn.index as usize)
+        .filter(|e| e.generation == conn.generation)
+        .and_then(|e| e.slot.as_ref())
+        .map(|s| &s.peer)
 }
 
 /// "1 node", "2 nodes".

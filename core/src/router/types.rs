@@ -178,6 +178,24 @@ pub enum Event {
         /// Schema of the expected answer, JSON text.
         schema: Option<String>,
     },
+    /// An ask rule of the caller (`rules.set`) decided a node's ask: the node got the answer
+    /// (`true`/`false`, the rule's value, or `-32013`) and the caller was not asked.
+    AskDecided {
+        /// The call that asked.
+        key: CallKey,
+        /// Its node.
+        node: String,
+        /// Its tool.
+        tool: String,
+        /// Permission or input.
+        kind: crate::frame::AskKind,
+        /// The question.
+        prompt: String,
+        /// The rule's place in the caller's list.
+        rule: usize,
+        /// What it decided (never `Forward`: a forwarded ask is relayed as usual).
+        decision: crate::frame::Decision,
+    },
     /// A call ended, whoever made it (for metrics and logs).
     Finished {
         /// Node.

@@ -55,7 +55,7 @@ use smol::Task;
 use smol::channel::{Receiver, Sender, bounded};
 use smol::future::FutureExt;
 use smol::net::TcpListener;
-use toolwire_core::frame::{Annotations, AskKind, GoodbyeReason};
+use toolwire_core::frame::{Annotations, AskKind, Decision, GoodbyeReason};
 use toolwire_core::router::{self, AskKey, CallKey, ConnId, Failure, Router, RouterConfig};
 use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
 
@@ -357,6 +357,22 @@ pub enum GatewayEvent {
         /// `Ok` or the error code.
         outcome: Result<(), i32>,
     },
+    /// One of the caller's ask rules (`rules.set`) answered a node's ask: the caller was not
+    /// asked.
+    AskDecided {
+        /// Node.
+        node: String,
+        /// Tool.
+        tool: String,
+        /// Permission or input.
+        kind: AskKind,
+        /// The question.
+        prompt: String,
+        /// The rule's place in the caller's list.
+        rule: usize,
+        /// Allow or deny.
+        decision: Decision,
+    },
 }
 
 /// The gateway. Cheap to clone; every clone is the same gateway.
@@ -524,6 +540,29 @@ impl Inner {
                 GatewayEvent::NodeDisconnected(node)
             }
             E::ToolsChanged { node } => GatewayEvent::ToolsChanged(node),
+            E::AskDecided {
+                node,
+                tool,
+                kind,
+                prompt,
+                rule,
+                decision,
+                ..
+            } => {
+                tracing::info!(
+                    "ask of {node}/{tool} ({}) decided by rule {rule}: {}",
+                    kind.as_str(),
+                    decision.as_str()
+                );
+                GatewayEvent::AskDecided {
+                    node,
+                    tool,
+                    kind,
+                    prompt,
+                    rule,
+                    decision,
+                }
+            }
             E::Finished {
                 node,
                 tool,
