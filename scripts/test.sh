@@ -49,9 +49,11 @@ counted cargo test -p toolwire-core --lib --no-default-features --features json 
 
 step "firmware builds (each its own workspace, every variant the README lists) and footprint budgets"
 # Default features (both encodings; NUCLEO with defmt), then postcard only (NUCLEO without
-# defmt), and JSON only for QEMU, each variant in a target directory of its own (the QEMU test
-# builds the same ones, through the same script: source paths remapped, so sizes do not depend
-# on where the checkout is). The check fails if a firmware outgrows its limit, and prints the table.
+# defmt), and JSON only for QEMU, each variant's ELFs in a directory of its own (the QEMU test
+# builds the same ones, through the same script: one shared target directory, so a variant
+# rebuilds only the crates its features change, ~25 s instead of ~90 s for a QEMU variant;
+# source paths remapped, so sizes do not depend on where the checkout is). The check fails if a
+# firmware outgrows its limit, and prints the table.
 for fw in qemu nucleo-f429zi; do
   bash scripts/build-firmware.sh "$fw"
   bash scripts/build-firmware.sh "$fw" postcard
