@@ -196,6 +196,16 @@ impl Bridge {
         }
     }
 
+    /// `initialize` (id 1, revision 2025-11-25) and `notifications/initialized`.
+    async fn initialize(&mut self) {
+        let r = self
+            .request(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+            .await;
+        assert_eq!(r["id"], 1, "{r}");
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+    }
+
     async fn send(&mut self, line: &str) {
         reply(&mut self.stdin, line).await;
     }
@@ -337,12 +347,7 @@ fn mcp_timeout_bounds_each_call() {
         let _node = spawn_node(&ws, node);
         assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
         let mut b = Bridge::start_with(&ws, &["--timeout", "0.5"]);
-        let r = b
-            .request(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
-            .await;
-        assert_eq!(r["id"], 1, "{r}");
-        b.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
+        b.initialize().await;
         let r = b
             .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"lab__nap","arguments":{}}}"#)
             .await;
@@ -367,12 +372,7 @@ fn mcp_tools_flag_narrows_what_the_model_sees_and_calls() {
             "all tools registered"
         );
         let mut b = Bridge::start_with(&ws, &["--tools", "lab/t0*", "--tools", "measure"]);
-        let r = b
-            .request(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
-            .await;
-        assert_eq!(r["id"], 1, "{r}");
-        b.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
+        b.initialize().await;
         let r = b
             .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
             .await;

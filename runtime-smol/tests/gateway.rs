@@ -243,14 +243,20 @@ fn ask_is_answered_by_the_caller() {
     });
 }
 
+/// A gateway with the demo device as `dev-a` on WebSocket and `dev-b` on TCP, both connected.
+async fn two_devices() -> (Gateway, String, String, [smol::Task<()>; 2]) {
+    let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
+    let a = spawn_device(&ws, NodeOptions::new("dev-a"));
+    let b = spawn_device(&tcp, NodeOptions::new("dev-b"));
+    assert!(gw.wait_for_node("dev-a", Duration::from_secs(5)).await);
+    assert!(gw.wait_for_node("dev-b", Duration::from_secs(5)).await);
+    (gw, ws, tcp, [a, b])
+}
+
 #[test]
 fn controller_lists_calls_sees_progress_and_cancels() {
     smol::block_on(async {
-        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
-        let _a = spawn_device(&ws, NodeOptions::new("dev-a"));
-        let _b = spawn_device(&tcp, NodeOptions::new("dev-b"));
-        assert!(gw.wait_for_node("dev-a", Duration::from_secs(5)).await);
-        assert!(gw.wait_for_node("dev-b", Duration::from_secs(5)).await);
+        let (gw, ws, tcp, _devices) = two_devices().await;
         for url in [&ws, &tcp] {
             let client = Client::connect(&Endpoint::parse(url).unwrap(), ClientOptions::default())
                 .await
@@ -337,11 +343,7 @@ fn controller_lists_calls_sees_progress_and_cancels() {
 #[test]
 fn a_client_narrows_its_tool_set() {
     smol::block_on(async {
-        let (gw, ws, tcp) = gateway(GatewayConfig::default()).await;
-        let _a = spawn_device(&ws, NodeOptions::new("dev-a"));
-        let _b = spawn_device(&tcp, NodeOptions::new("dev-b"));
-        assert!(gw.wait_for_node("dev-a", Duration::from_secs(5)).await);
-        assert!(gw.wait_for_node("dev-b", Duration::from_secs(5)).await);
+        let (_gw, ws, tcp, _devices) = two_devices().await;
         for url in [&ws, &tcp] {
             let client = Client::connect(&Endpoint::parse(url).unwrap(), ClientOptions::default())
                 .await

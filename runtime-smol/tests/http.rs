@@ -201,39 +201,9 @@ fn the_rest_api_lists_nodes_and_tools_and_calls_a_tool() {
         assert!(r.json()["tools"].as_u64().unwrap() >= 3);
 
         // The tools, one page at a time: every tool once, in order.
-        let all = get(&addr, "/v1/tools?limit=1000", None).await.json();
-        let all: Vec<String> = all["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}/{}",
-                    t["node"].as_str().unwrap(),
-                    t["name"].as_str().unwrap()
-                )
-            })
-            .collect();
+        let all = names(&get(&addr, "/v1/tools?limit=1000", None).await.json());
         assert!(all.contains(&"slow/wait".to_owned()), "{all:?}");
-        let mut paged = Vec::new();
-        let mut cursor = String::new();
-        for _ in 0..100 {
-            let r = get(&addr, &format!("/v1/tools?limit=2{cursor}"), None).await;
-            assert_eq!(r.status, 200, "{r:?}");
-            let v = r.json();
-            for t in v["tools"].as_array().unwrap() {
-                paged.push(format!(
-                    "{}/{}",
-                    t["node"].as_str().unwrap(),
-                    t["name"].as_str().unwrap()
-                ));
-            }
-            match v["next_cursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => break,
-            }
-        }
-        assert_eq!(paged, all);
+        assert_eq!(paged(&addr, 2, "").await, all);
         let r = get(&addr, "/v1/tools?cursor=garbage", None).await;
         assert_eq!((r.status, r.code()), (400, -32602));
         let r = get(&addr, "/v1/tools?limit=0", None).await;
@@ -780,6 +750,23 @@ fn names(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Every tool of `/v1/tools`, `limit` a page, following the cursors (at most 100 pages).
+async fn paged(addr: &str, limit: usize, extra: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let r = get_with(addr, &format!("/v1/tools?limit={limit}{cursor}"), extra).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = r.json();
+        all.extend(names(&v));
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    all
+}
+
 #[test]
 fn the_toolwire_tools_header_narrows_one_request() {
     smol::block_on(async {
@@ -798,19 +785,7 @@ fn the_toolwire_tools_header_narrows_one_request() {
         let r = get_with(&addr, "/v1/tools?limit=1000", only_dev).await;
         assert_eq!((r.status, names(&r.json())), (200, dev.clone()));
         // Paging walks the narrowed listing.
-        let mut paged = Vec::new();
-        let mut cursor = String::new();
-        for _ in 0..100 {
-            let v = get_with(&addr, &format!("/v1/tools?limit=1{cursor}"), only_dev)
-                .await
-                .json();
-            paged.extend(names(&v));
-            match v["next_cursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => break,
-            }
-        }
-        assert_eq!(paged, dev);
+        assert_eq!(paged(&addr, 1, only_dev).await, dev);
         // Two headers and a list add up; blanks between commas are ignored.
         let both = "Toolwire-Tools: dev/*\r\nToolwire-Tools: , wait \r\n";
         let r = get_with(&addr, "/v1/tools?limit=1000", both).await;
