@@ -241,6 +241,30 @@ struct McpArgs {
     /// (`tools.scope`), so a call outside it is refused there too.
     #[arg(long = "tools", value_name = "PATTERN")]
     tools: Vec<String>,
+    /// Answer `yes` to a permission the tools this pattern matches ask for (repeatable; same
+    /// patterns as --tools). The bridge declines every other ask: MCP elicitation is not
+    /// mapped yet. The gateway holds these as the connection's ask rules (`rules.set`).
+    #[arg(long = "allow-ask", value_name = "PATTERN")]
+    allow_ask: Vec<String>,
+    /// Answer `no` to a permission these tools ask for, before any --allow-ask (repeatable).
+    #[arg(long = "deny-ask", value_name = "PATTERN")]
+    deny_ask: Vec<String>,
+}
+
+/// The bridge's ask rules: its --deny-ask patterns first, then its --allow-ask ones, each for
+/// permission asks.
+fn bridge_rules(deny: &[String], allow: &[String]) -> Vec<toolwire_core::router::AskRule> {
+    use toolwire_core::frame::{AskKind, Decision};
+    let rule = |tool: &String, decision| toolwire_core::router::AskRule {
+        tool: tool.clone(),
+        kind: Some(AskKind::Permission),
+        prompt: None,
+        decision,
+        answer: None,
+    };
+    let deny = deny.iter().map(|t| rule(t, Decision::Deny));
+    deny.chain(allow.iter().map(|t| rule(t, Decision::Allow)))
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -494,6 +518,13 @@ async fn mcp(a: McpArgs) -> Res {
             .set_tool_scope(&a.tools)
             .await
             .map_err(|e| format!("--tools: {e}"))?;
+    }
+    let rules = bridge_rules(&a.deny_ask, &a.allow_ask);
+    if !rules.is_empty() {
+        client
+            .set_ask_rules(&rules)
+            .await
+            .map_err(|e| format!("--allow-ask/--deny-ask: {e}"))?;
     }
     // Seconds as given; a value no Duration can hold is refused rather than panicking.
     let timeout = Duration::try_from_secs_f64(a.timeout)

@@ -400,3 +400,64 @@ fn mcp_tools_flag_narrows_what_the_model_sees_and_calls() {
         assert_eq!(gw.tools(None, None).len(), 57);
     });
 }
+
+#[test]
+fn mcp_allow_ask_answers_a_tools_permission_question() {
+    use toolwire_core::frame::AskKind;
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let ask = |name: &str| {
+            Tool::new(
+                name,
+                "Opens if allowed.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let yes = ctx.ask(AskKind::Permission, "Open it?", None).await?;
+                    if yes == json!(true) {
+                        Ok(json!("opened"))
+                    } else {
+                        Err(ToolError::failed("not allowed"))
+                    }
+                },
+            )
+        };
+        let node = HostNode::new(NodeOptions::new("lab"))
+            .tool(ask("valve"))
+            .tool(ask("vent"))
+            .tool(ask("hatch"));
+        let _node = spawn_node(&ws, node);
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        assert!(wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 3).await);
+        let args = ["--allow-ask", "lab/v*", "--deny-ask", "vent"];
+        let mut b = Bridge::start_with(&ws, &args);
+        b.initialize().await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+            .await;
+        assert_eq!(
+            r["result"]["tools"].as_array().map(Vec::len),
+            Some(3),
+            "{r}"
+        );
+        let call = |id: u32, tool: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"lab__{tool}","arguments":{{}}}}}}"#
+            )
+        };
+        // Allowed by the rule: the bridge took no question.
+        let r = b.request(&call(3, "valve")).await;
+        assert_ne!(r["result"]["isError"], true, "{r}");
+        assert!(
+            r["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("opened"),
+            "{r}"
+        );
+        // Denied (the deny comes first), and unmatched (declined, no elicitation yet).
+        for (id, tool) in [(4, "vent"), (5, "hatch")] {
+            let r = b.request(&call(id, tool)).await;
+            assert_eq!(r["result"]["isError"], true, "{r}");
+        }
+    });
+}
