@@ -286,6 +286,12 @@ ASK = j({"jsonrpc": "2.0", "id": 3, "method": "ask",
                     "schema": {"type": "integer"}}})
 GOODBYE = j({"jsonrpc": "2.0", "method": "goodbye", "params": {"reason": "shutdown"}})
 TOOLS_CHANGED = j({"jsonrpc": "2.0", "method": "tools.changed", "params": {"node": "dev-1"}})
+SCOPE = j({"jsonrpc": "2.0", "id": 4, "method": "tools.scope",
+           "params": {"tools": ["dev-*/read_*", "echo"]}})
+RULES = j({"jsonrpc": "2.0", "id": 5, "method": "rules.set", "params": {"rules": [
+    {"tool": "valve", "kind": "permission", "prompt": "Drain*", "decision": "forward"},
+    {"tool": "*/valve", "kind": "input", "decision": "allow", "answer": {"litres": 2}}]}})
+RULES_LIST = j({"jsonrpc": "2.0", "id": 6, "method": "rules.list", "params": {}})
 BATCH = '[{"jsonrpc":"2.0","id":1,"method":"ping"}]'
 TRUNCATED = EXECUTE[:-9]
 BAD_SURROGATE = '{"jsonrpc":"2.0","id":"\\ud800","method":"ping"}'
@@ -294,7 +300,8 @@ for name, text in [("execute", EXECUTE), ("hello", HELLO), ("register", REGISTER
                    ("welcome", WELCOME), ("result", RESULT), ("error", ERROR),
                    ("progress", PROGRESS), ("cancel", CANCEL), ("call-params-first", CALL_PARAMS_FIRST),
                    ("ask", ASK), ("goodbye", GOODBYE), ("tools-changed", TOOLS_CHANGED), ("batch", BATCH), ("truncated", TRUNCATED),
-                   ("lone-surrogate", BAD_SURROGATE)]:
+                   ("lone-surrogate", BAD_SURROGATE), ("tools-scope", SCOPE), ("rules-set", RULES),
+                   ("rules-list", RULES_LIST)]:
     write("decode_json", name, text)
 
 # ------------------------------------------------------------------------------------------
@@ -320,13 +327,22 @@ PC_CANCEL = pc_notification("cancel", pc_id("c-1") + pc_opt("user", pc_str))
 PC_CALL = pc_request("req-9", "tools.call", pc_str("dev-1") + pc_str("blink")
                      + pc_json('{"times":3}') + pc_opt(None, varint))
 PC_PING = pc_request(5, "ping")
+PC_SCOPE = pc_request(4, "tools.scope", pc_list([pc_str("dev-*/read_*"), pc_str("echo")]))
+# rule: tool, kind?, prompt?, decision, answer?
+PC_RULES = pc_request(5, "rules.set", pc_list([
+    pc_str("valve") + pc_opt(0, varint) + pc_opt("Drain*", pc_str) + varint(2) + pc_opt(None, pc_json),
+    pc_str("*/valve") + pc_opt(1, varint) + pc_opt(None, pc_str) + varint(0)
+    + pc_opt('{"litres":2}', pc_json),
+]))
+PC_RULES_LIST = pc_request(6, "rules.list")
 PC_TOOLS_CHANGED = pc_notification("tools.changed", pc_str("dev-1"))
 PC_BAD_JSON = pc_request(7, "execute", pc_str("x") + pc_json('{"a":01}') + pc_opt(None, varint))
 
 for name, data in [("execute", PC_EXECUTE), ("hello", PC_HELLO), ("register", PC_REGISTER),
                    ("welcome", PC_WELCOME), ("result", PC_RESULT), ("error", PC_ERROR),
                    ("progress", PC_PROGRESS), ("cancel", PC_CANCEL), ("call", PC_CALL),
-                   ("ping", PC_PING), ("tools-changed", PC_TOOLS_CHANGED), ("bad-json", PC_BAD_JSON)]:
+                   ("ping", PC_PING), ("tools-changed", PC_TOOLS_CHANGED), ("bad-json", PC_BAD_JSON),
+                   ("tools-scope", PC_SCOPE), ("rules-set", PC_RULES), ("rules-list", PC_RULES_LIST)]:
     write("decode_postcard", name, data)
 
 # ------------------------------------------------------------------------------------------
