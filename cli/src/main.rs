@@ -72,6 +72,13 @@ struct GatewayArgs {
     /// Calls per second allowed per node (token bucket; burst = 2 s worth).
     #[arg(long)]
     rate: Option<f64>,
+    /// Keep results of tools annotated read-only and idempotent this many seconds and answer
+    /// repeated calls (same node, tool and arguments) without the node. Off by default.
+    #[arg(long, value_name = "SECS")]
+    cache_ttl: Option<f64>,
+    /// Bytes the result cache may hold (with --cache-ttl).
+    #[arg(long, default_value_t = 16 << 20, requires = "cache_ttl")]
+    cache_max_bytes: usize,
     /// Allow a non-loopback listener without a token.
     #[arg(long)]
     insecure_no_auth: bool,
@@ -336,6 +343,15 @@ async fn gateway(a: GatewayArgs) -> Res {
             cfg.max_connections(),
             cfg.max_handshakes,
         );
+    }
+    if let Some(ttl) = a.cache_ttl {
+        let ttl = Duration::try_from_secs_f64(ttl)
+            .map_err(|_| format!("--cache-ttl {ttl}: not a number of seconds"))?;
+        let ttl =
+            toolwire_core::Duration::from_millis(ttl.as_millis().min(u64::MAX as u128) as u64);
+        let mut cache = toolwire_smol::gateway::CacheConfig::new(ttl);
+        cache.max_bytes = a.cache_max_bytes;
+        cfg.cache = Some(cache);
     }
     cfg.rate_limit = a.rate.map(|r| RateLimit {
         per_second: r,

@@ -11,8 +11,8 @@ use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
 use toolwire_core::frame::*;
 use toolwire_core::node::{self, CallHandle, Node, NodeConfig, NodeEvent};
 use toolwire_core::router::{
-    Acl, ConnId, Event, Failure, OpenError, Outbox, RateLimit, Router, RouterConfig, Schemas,
-    TokenSpec,
+    Acl, CacheConfig, ConnId, Event, Failure, OpenError, Outbox, RateLimit, Router, RouterConfig,
+    Schemas, TokenSpec,
 };
 use toolwire_core::{Duration, ErrorCode, Id, Instant, Json, List, OwnedId, Str};
 
@@ -1144,6 +1144,129 @@ fn a_tool_set_belongs_to_its_connection() {
     t.finish(0, call, Ok("1"));
     assert_eq!(t.dones(), vec![(key, Ok("1".to_owned()))]);
     t.check_clean();
+}
+
+/// Tools `read` (read-only and idempotent: cacheable), `peek` (read-only only) and `set`.
+fn cacheable_defs() -> &'static [ToolDef<'static>] {
+    let defs: Vec<ToolDef<'static>> = [
+        ("read", true, true),
+        ("peek", true, false),
+        ("set", false, true),
+    ]
+    .into_iter()
+    .map(|(n, read_only, idempotent)| ToolDef {
+        name: Str::new(n),
+        description: Str::new("test tool"),
+        input_schema: Json::trusted(SCHEMA),
+        output_schema: None,
+        annotations: Annotations {
+            read_only,
+            destructive: false,
+            idempotent,
+        },
+    })
+    .collect();
+    Box::leak(defs.into_boxed_slice())
+}
+
+#[test]
+fn the_result_cache_answers_repeated_reads_without_the_node() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.cache = Some(CacheConfig::new(Duration::from_secs(10)));
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let n = t.add_node_with("dev", cacheable_defs(), node_enc, None);
+        t.nodes[n].events.clear();
+        let executes = |t: &Trio<_>| {
+            t.nodes[n]
+                .events
+                .iter()
+                .filter(|e| matches!(e, NodeEv::Execute(..)))
+                .count()
+        };
+        // The first read reaches the node; the same arguments in another member order and
+        // spacing are answered by the gateway.
+        let first = t.call("dev", "read", r#"{"a":1,"b":[2]}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok(r#"{"v":21.5}"#));
+        assert_eq!(t.result(first), Ok(r#"{"v":21.5}"#.into()));
+        let again = t.call("dev", "read", r#"{ "b" : [2], "a":1 }"#, None);
+        assert_eq!(t.result(again), Ok(r#"{"v":21.5}"#.into()));
+        assert_eq!(executes(&t), 0, "a hit never reaches the node");
+        // Other arguments, and tools not both read-only and idempotent, always reach it.
+        for (tool, args) in [
+            ("read", r#"{"a":2}"#),
+            ("peek", "{}"),
+            ("peek", "{}"),
+            ("set", "{}"),
+        ] {
+            let id = t.call("dev", tool, args, None);
+            let (call, ..) = t.take_execute(n);
+            t.finish(n, call, Ok("1"));
+            assert_eq!(t.result(id), Ok("1".into()));
+        }
+        let st = t.router.stats();
+        assert_eq!((st.cache_hits, st.cache_misses), (1, 2));
+        // An error is not kept.
+        let id = t.call("dev", "read", r#"{"a":3}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(
+            n,
+            call,
+            Err(ErrorObject::new(ErrorCode::ToolFailed, "flaky")),
+        );
+        assert_eq!(t.result(id), Err(code(ErrorCode::ToolFailed)));
+        let id = t.call("dev", "read", r#"{"a":3}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("3"));
+        assert_eq!(t.result(id), Ok("3".into()));
+        // A local call may bypass it; its result replaces the kept one.
+        let key = t
+            .router
+            .call_with(
+                t.now,
+                "dev",
+                "read",
+                Json::trusted(br#"{"a":1,"b":[2]}"#),
+                None,
+                None,
+                false,
+            )
+            .unwrap();
+        t.drive();
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("22"));
+        assert!(t.dones().contains(&(key, Ok("22".to_owned()))));
+        let key = t
+            .router
+            .call(
+                t.now,
+                "dev",
+                "read",
+                Json::trusted(br#"{"b":[2],"a":1}"#),
+                None,
+                None,
+            )
+            .unwrap();
+        t.drive();
+        assert!(
+            t.dones().contains(&(key, Ok("22".to_owned()))),
+            "a local hit"
+        );
+        assert_eq!(executes(&t), 0);
+        // Results expire at the TTL.
+        t.advance(Duration::from_secs(11));
+        let id = t.call("dev", "read", r#"{"a":1,"b":[2]}"#, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("23"));
+        assert_eq!(t.result(id), Ok("23".into()));
+        // The expired results went with that insertion: one result is kept.
+        assert_eq!(t.router.cached_results(), 1);
+        // The node leaving drops its results: a node with the same id is a new device.
+        t.drop_node(n);
+        assert_eq!(t.router.cached_results(), 0);
+        t.check_clean();
+    }
 }
 
 // ----- tokens, ACLs, rate limits

@@ -16,8 +16,8 @@ use libfuzzer_sys::fuzz_target;
 use toolwire_core::codec::{self, Limits, Message};
 use toolwire_core::frame::*;
 use toolwire_core::router::{
-    AskKey, CallKey, ConnId, Event, Failure, Outbox, RateLimit, Router, RouterConfig, Schemas,
-    TokenSpec,
+    AskKey, CacheConfig, CallKey, ConnId, Event, Failure, Outbox, RateLimit, Router, RouterConfig,
+    Schemas, TokenSpec,
 };
 use toolwire_core::{Duration, Encoding, ErrorCode, Id, Instant, Json, List, Str};
 use toolwire_fuzz::*;
@@ -407,7 +407,12 @@ impl Harness {
                         description: Str::new("d"),
                         input_schema: Json::trusted(pick(&SCHEMAS, s)),
                         output_schema: None,
-                        annotations: Annotations::NONE,
+                        // Tools of even index are cacheable (read-only and idempotent).
+                        annotations: Annotations {
+                            read_only: n % 2 == 0,
+                            destructive: false,
+                            idempotent: n % 2 == 0,
+                        },
                     })
                     .collect();
                 let r = Request::Register(Register {
@@ -521,7 +526,8 @@ impl Harness {
                     tool: Str::new(pick(&TOOLS, f)),
                     kind: [None, Some(AskKind::Permission), Some(AskKind::Input)][f as usize % 3],
                     prompt: (f % 5 == 0).then_some(Str::new("*")),
-                    decision: [Decision::Allow, Decision::Deny, Decision::Forward][f as usize / 3 % 3],
+                    decision: [Decision::Allow, Decision::Deny, Decision::Forward]
+                        [f as usize / 3 % 3],
                     answer: (f % 4 == 0).then_some(Json::trusted(b"true")),
                 }];
                 let r = match kind % 6 {
@@ -630,6 +636,12 @@ fuzz_target!(|input: Input| {
     cfg.rate_limit = c.rate.map(|(per, burst)| RateLimit {
         per_second: f64::from(per % 10),
         burst: u32::from(burst % 5),
+    });
+    // A small result cache in two runs of three, so that expiry and eviction happen.
+    cfg.cache = (c.heartbeat_ms % 3 != 0).then(|| CacheConfig {
+        ttl: Duration::from_millis(u64::from(c.default_deadline_ms % 2000)),
+        max_entries: usize::from(c.max_frame % 4),
+        max_bytes: 2048,
     });
     cfg.max_handshakes = usize::from(c.max_connections & 7);
     cfg.max_nodes = usize::from((c.max_connections >> 3) & 3);

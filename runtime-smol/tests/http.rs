@@ -819,3 +819,52 @@ fn the_toolwire_tools_header_narrows_one_request() {
         }
     });
 }
+
+#[test]
+fn the_result_cache_serves_rest_calls_and_no_cache_bypasses_it() {
+    smol::block_on(async {
+        let cfg = GatewayConfig {
+            cache: Some(toolwire_smol::gateway::CacheConfig::new(
+                toolwire_core::Duration::from_secs(60),
+            )),
+            ..GatewayConfig::default()
+        };
+        let (_gw, addr, _f) = setup(cfg).await;
+        let call = "/v1/nodes/dev/tools/read_sensor/call";
+        let first = post(&addr, call, r#"{"channel":1}"#, "").await;
+        assert_eq!(first.status, 200, "{first:?}");
+        let metric = |m: &str, name: &str| -> u64 {
+            m.lines()
+                .find_map(|l| l.strip_prefix(&format!("toolwire_{name}_total ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {m}"))
+        };
+        // The same arguments, written otherwise: the kept result, without the node.
+        let again = post(&addr, call, r#"{ "channel" : 1 }"#, "").await;
+        assert_eq!(again.body, first.body);
+        let m = get(&addr, "/metrics", None).await.body;
+        assert_eq!(
+            (metric(&m, "cache_hits"), metric(&m, "cache_misses")),
+            (1, 1)
+        );
+        // `Cache-Control: no-cache` reaches the node; a tool not read-only is never kept.
+        let fresh = post(
+            &addr,
+            call,
+            r#"{"channel":1}"#,
+            "Cache-Control: no-cache\r\n",
+        )
+        .await;
+        assert_eq!(fresh.status, 200, "{fresh:?}");
+        let led = "/v1/nodes/dev/tools/set_led/call";
+        for _ in 0..2 {
+            let r = post(&addr, led, r#"{"led":0,"on":true}"#, "").await;
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        let m = get(&addr, "/metrics", None).await.body;
+        assert_eq!(
+            (metric(&m, "cache_hits"), metric(&m, "cache_misses")),
+            (1, 2)
+        );
+    });
+}

@@ -38,6 +38,8 @@ pub struct RouterConfig {
     /// more pile up is cut off (its calls fail with `-32009 disconnected`), so a slow reader
     /// cannot grow the gateway's memory.
     pub max_queued: usize,
+    /// The result cache, if on (off by default): see [`super::CacheConfig`].
+    pub cache: Option<super::CacheConfig>,
 }
 
 /// Default of [`RouterConfig::max_nodes`].
@@ -67,6 +69,7 @@ impl RouterConfig {
             max_nodes: DEFAULT_MAX_NODES,
             max_controllers: DEFAULT_MAX_CONTROLLERS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            cache: None,
         }
     }
 

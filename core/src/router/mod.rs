@@ -49,6 +49,7 @@
 //! frame limit, or by a cancel (the caller's; no answer then, as PROTOCOL.md §6 says). A
 //! controller that leaves cancels its calls.
 
+mod cache;
 mod config;
 mod listing;
 mod relay;
@@ -62,6 +63,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::Bound;
 
+pub use cache::{CacheConfig, canonical};
 pub use config::{
     Acl, AskRule, DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_NODES,
     MAX_RULE_ANSWER, MAX_RULE_PROMPT, MAX_RULES, RateLimit, RouterConfig, TokenSpec,
@@ -149,6 +151,14 @@ struct NodeRec<K> {
     bucket: Bucket,
 }
 
+/// What [`Router::dispatch`] did with a call.
+enum Dispatched {
+    /// Sent to the node under this key.
+    Sent(u64),
+    /// Answered from the result cache.
+    Cached(String),
+}
+
 /// Who waits for a call.
 enum Origin {
     /// [`Router::call`].
@@ -173,6 +183,8 @@ struct CallRec {
     tool: String,
     started: Instant,
     ask: Option<OpenAsk>,
+    /// Where its result goes in the result cache, if it is kept.
+    cache_key: Option<(String, String, String)>,
 }
 
 /// A controller's request id as a map key (string ids as they travelled).
@@ -220,6 +232,7 @@ pub struct Router<S: Schemas> {
     ready: VecDeque<ConnId>,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
+    cache: Option<cache::ResultCache>,
     stats: Stats,
     /// The time of the latest input.
     now: Instant,
@@ -238,6 +251,7 @@ impl<S: Schemas> Router<S> {
     /// A router with no connection yet.
     pub fn new(config: RouterConfig, schemas: S) -> Self {
         let scratch = alloc::vec![0; config.connection.max_frame.max(1024) as usize];
+        let cache = config.cache.map(cache::ResultCache::new);
         Router {
             config,
             schemas,
@@ -259,6 +273,7 @@ impl<S: Schemas> Router<S> {
             ready: VecDeque::new(),
             events: VecDeque::new(),
             scratch,
+            cache,
             stats: Stats::default(),
             now: Instant::ZERO,
         }
@@ -299,6 +314,11 @@ impl<S: Schemas> Router<S> {
     /// Oddity counters.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Results the result cache holds now (0 without one).
+    pub fn cached_results(&self) -> usize {
+        self.cache.as_ref().map_or(0, cache::ResultCache::len)
     }
 
     /// True if `conn` is open (its handle is current).
@@ -538,6 +558,23 @@ impl<S: Schemas> Router<S> {
         deadline: Option<Duration>,
         acl: Option<&Acl>,
     ) -> Result<CallKey, Failure> {
+        self.call_with(now, node, tool, arguments, deadline, acl, true)
+    }
+
+    /// [`Router::call`], and with `use_cache` false the call bypasses the result cache: it
+    /// reaches the node even if a fresh result is kept (and its result replaces that one). A
+    /// call the cache answers gets its [`Event::Done`] at once and no [`Event::Finished`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_with(
+        &mut self,
+        now: Instant,
+        node: &str,
+        tool: &str,
+        arguments: Json<'_>,
+        deadline: Option<Duration>,
+        acl: Option<&Acl>,
+        use_cache: bool,
+    ) -> Result<CallKey, Failure> {
         self.now = now;
         if let Some(acl) = acl
             && !acl.permits(node, tool)
@@ -550,7 +587,19 @@ impl<S: Schemas> Router<S> {
                 "arguments must be a JSON object",
             ));
         }
-        let r = self.dispatch(now, node, tool, arguments, deadline, Origin::Local);
+        let r = match self.dispatch(node, tool, arguments, deadline, Origin::Local, use_cache) {
+            Ok(Dispatched::Sent(key)) => Ok(key),
+            Ok(Dispatched::Cached(result)) => {
+                let key = self.next_key;
+                self.next_key += 1;
+                self.events.push_back(Event::Done {
+                    key: CallKey(key),
+                    result: Ok(result),
+                });
+                Ok(key)
+            }
+            Err(f) => Err(f),
+        };
         self.settle();
         r.map(CallKey)
     }

@@ -207,8 +207,13 @@ impl<S: Schemas> Router<S> {
         self.events.push_back(Event::ToolsChanged { node });
     }
 
-    /// `tools.changed` to every controller.
+    /// A node came, left, or registered or withdrew tools: its cached results go (a new
+    /// connection may be a new device, a new registration new code), and every controller gets
+    /// `tools.changed`.
     fn notify_controllers(&mut self, node: &str) {
+        if let Some(c) = &mut self.cache {
+            c.drop_node(node);
+        }
         let ctrls: Vec<u32> = self.controllers.iter().copied().collect();
         for idx in ctrls {
             let Router {
@@ -270,13 +275,14 @@ impl<S: Schemas> Router<S> {
     /// Routes a call to a node. The caller's ACL is checked by the caller of this function.
     pub(super) fn dispatch(
         &mut self,
-        now: Instant,
         node: &str,
         tool: &str,
         arguments: Json<'_>,
         deadline: Option<Duration>,
         origin: Origin,
-    ) -> Result<u64, Failure> {
+        use_cache: bool,
+    ) -> Result<Dispatched, Failure> {
+        let now = self.now;
         let Some(rec) = self.nodes.get_mut(node) else {
             return Err(Failure::new(
                 ErrorCode::NodeNotFound,
@@ -295,6 +301,19 @@ impl<S: Schemas> Router<S> {
             self.stats.schema_rejections += 1;
             return Err(f);
         }
+        // Only results of tools that say reading them twice is the same as once are kept.
+        let cache_key = match &mut self.cache {
+            Some(c) if t.annotations.read_only && t.annotations.idempotent => {
+                let key = cache::ResultCache::key(node, tool, arguments.as_str());
+                if use_cache && let Some(r) = c.get(&key, now) {
+                    self.stats.cache_hits += 1;
+                    return Ok(Dispatched::Cached(r.to_owned()));
+                }
+                self.stats.cache_misses += 1;
+                Some(key)
+            }
+            _ => None,
+        };
         if let Some(limit) = self.config.rate_limit
             && !rec.bucket.take(limit, now)
         {
@@ -345,10 +364,11 @@ impl<S: Schemas> Router<S> {
                 tool: tool.to_owned(),
                 started: now,
                 ask: None,
+                cache_key,
             },
         );
         self.by_exec.insert((node_conn.index, exec.0), key);
-        Ok(key)
+        Ok(Dispatched::Sent(key))
     }
 
     /// A call's node answered, or its state machine failed it (deadline, disconnect).
@@ -361,6 +381,9 @@ impl<S: Schemas> Router<S> {
         };
         if let Some(open) = &rec.ask {
             self.close_ask(&rec, open);
+        }
+        if let (Some(cache), Some(k), Ok(v)) = (&mut self.cache, rec.cache_key.clone(), &result) {
+            cache.insert(k, v.as_str(), self.now);
         }
         let mut outcome = result.as_ref().map(|_| ()).map_err(|e| e.code);
         match rec.origin {
@@ -850,8 +873,17 @@ impl<S: Schemas> Router<S> {
         }
         let deadline = c.deadline_ms.map(|ms| Duration::from_millis(u64::from(ms)));
         let origin = Origin::Controller { conn, id: owned };
-        let key = self.dispatch(self.now, node, tool, c.arguments, deadline, origin)?;
-        self.by_request.insert((conn.index, req_key), key);
+        match self.dispatch(node, tool, c.arguments, deadline, origin, true)? {
+            Dispatched::Sent(key) => {
+                self.by_request.insert((conn.index, req_key), key);
+            }
+            Dispatched::Cached(result) => {
+                let Some(id) = OwnedId::from_id(&id) else {
+                    return Ok(());
+                };
+                let _ = self.respond_controller(conn, &id, Ok(Json::trusted(result.as_bytes())));
+            }
+        }
         Ok(())
     }
 

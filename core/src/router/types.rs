@@ -293,6 +293,10 @@ pub struct Stats {
     /// Nodes and controllers closed after their handshake for staying silent three heartbeat
     /// intervals.
     pub heartbeat_drops: u64,
+    /// Calls the result cache answered (they never reached a node).
+    pub cache_hits: u64,
+    /// Calls to cacheable tools (read-only and idempotent) the cache could not answer.
+    pub cache_misses: u64,
 }
 
 /// Frames queued for one connection, in order: [`super::Router::poll_transmit`] hands them over

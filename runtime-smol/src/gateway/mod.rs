@@ -59,7 +59,7 @@ use toolwire_core::frame::{Annotations, AskKind, Decision, GoodbyeReason};
 use toolwire_core::router::{self, AskKey, CallKey, ConnId, Failure, Router, RouterConfig};
 use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
 
-pub use toolwire_core::router::{Acl, RateLimit, TokenSpec};
+pub use toolwire_core::router::{Acl, CacheConfig, RateLimit, TokenSpec};
 
 use crate::clock::Clock;
 use crate::http::metrics::Metrics;
@@ -93,6 +93,9 @@ pub struct GatewayConfig {
     pub handshake_timeout: Duration,
     /// Per-node rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// The result cache, if on (off by default): results of tools annotated read-only and
+    /// idempotent, served for a time without reaching the node ([`CacheConfig`]).
+    pub cache: Option<CacheConfig>,
     /// Timeout of calls made without one.
     pub default_timeout: Duration,
     /// Nodes connected at once, at most, counted by id after their `hello`; a node past it is
@@ -125,6 +128,7 @@ impl Default for GatewayConfig {
             heartbeat: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             rate_limit: None,
+            cache: None,
             default_timeout: Duration::from_secs(30),
             max_nodes: router::DEFAULT_MAX_NODES,
             max_controllers: router::DEFAULT_MAX_CONTROLLERS,
@@ -305,6 +309,9 @@ pub struct CallOptions {
     pub asks: Option<Sender<AskRequest>>,
     /// The token the call is made under (its ACL applies); `None`: the application itself.
     pub token: Option<Arc<TokenSpec>>,
+    /// Bypass the result cache: the call reaches the node even if a fresh result is kept, and
+    /// its result replaces that one.
+    pub no_cache: bool,
 }
 
 /// A node as listed.
@@ -720,6 +727,7 @@ impl Gateway {
         rc.connection.handshake_timeout = core_duration(cfg.handshake_timeout);
         rc.tokens = cfg.tokens.clone();
         rc.rate_limit = cfg.rate_limit;
+        rc.cache = cfg.cache;
         rc.default_deadline = core_duration(cfg.default_timeout);
         rc.max_nodes = cfg.max_nodes;
         rc.max_controllers = cfg.max_controllers;
@@ -1014,13 +1022,14 @@ impl Gateway {
         let (done, done_rx) = oneshot::channel();
         let inner = &self.inner;
         let mut s = inner.lock();
-        let key = s.router.call(
+        let key = s.router.call_with(
             inner.clock.now(),
             node,
             tool,
             arguments,
             opts.timeout.map(core_duration),
             opts.token.as_ref().map(|t| &t.acl),
+            !opts.no_cache,
         )?;
         s.waiters.insert(
             key,

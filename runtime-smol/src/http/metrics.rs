@@ -291,6 +291,18 @@ impl Metrics {
         );
         counter(
             &mut now,
+            "cache_hits",
+            "Calls the result cache answered without reaching a node",
+            st.cache_hits,
+        );
+        counter(
+            &mut now,
+            "cache_misses",
+            "Calls to cacheable tools (read-only and idempotent) the result cache could not answer",
+            st.cache_misses,
+        );
+        counter(
+            &mut now,
             "rate_limited",
             "Calls refused by the per-node rate limit",
             st.rate_limited,

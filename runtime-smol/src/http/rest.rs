@@ -438,6 +438,19 @@ async fn call(
             );
         }
     }
+    // `Cache-Control: no-cache` (or `no-store`) asks for a fresh result.
+    let no_cache = req
+        .headers()
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| {
+            matches!(
+                d.trim().to_ascii_lowercase().as_str(),
+                "no-cache" | "no-store"
+            )
+        });
     let sse = accepts_event_stream(req.headers());
     let max = gw.config().http.max_body;
     let body = match Limited::new(req.into_body(), max).collect().await {
@@ -468,6 +481,7 @@ async fn call(
     let mut opts = CallOptions {
         timeout,
         token,
+        no_cache,
         ..CallOptions::default()
     };
     let progress = sse.then(|| {
