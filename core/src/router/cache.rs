@@ -37,15 +37,19 @@ type Key = (String, String, String);
 struct Entry {
     result: String,
     expires: Instant,
+    /// Its place in `order`.
+    seq: u64,
 }
 
 /// The cache's tables; bounded by [`CacheConfig`].
 pub(super) struct ResultCache {
     config: CacheConfig,
     entries: BTreeMap<Key, Entry>,
-    /// Keys by insertion, which is expiry order (one TTL for all); a key removed early stays
-    /// here until it reaches the front (it is skipped then: its entry is gone or newer).
-    order: VecDeque<(Instant, Key)>,
+    /// Keys by insertion, which is expiry order (one TTL for all), with the entry's `seq`; a
+    /// key removed or stored again stays here until it reaches the front or a compaction (it
+    /// is skipped then: its entry is gone or has another `seq`).
+    order: VecDeque<(u64, Key)>,
+    next_seq: u64,
     bytes: usize,
 }
 
@@ -59,6 +63,7 @@ impl ResultCache {
             config,
             entries: BTreeMap::new(),
             order: VecDeque::new(),
+            next_seq: 0,
             bytes: 0,
         }
     }
@@ -92,15 +97,20 @@ impl ResultCache {
             self.pop_oldest();
         }
         let expires = now + self.config.ttl;
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.bytes += c;
-        self.order.push_back((expires, key.clone()));
+        self.order.push_back((seq, key.clone()));
         self.entries.insert(
             key,
             Entry {
                 result: result.to_owned(),
                 expires,
+                seq,
             },
         );
+        // A key stored again (a bypassing call) leaves its old place in `order` behind.
+        self.compact();
     }
 
     /// Drops every result of `node` (it re-registered, withdrew tools or left).
@@ -128,16 +138,19 @@ impl ResultCache {
         }
     }
 
-    /// Drops the expired entries at the front.
+    /// Drops the expired entries at the front (and the stale places before them).
     fn purge(&mut self, now: Instant) {
-        while self.order.front().is_some_and(|(t, _)| *t <= now) {
-            self.pop_oldest();
+        while let Some((seq, k)) = self.order.front() {
+            match self.entries.get(k) {
+                Some(e) if e.seq == *seq && e.expires > now => break,
+                _ => self.pop_oldest(),
+            }
         }
     }
 
     fn pop_oldest(&mut self) {
-        if let Some((t, k)) = self.order.pop_front()
-            && self.entries.get(&k).is_some_and(|e| e.expires == t)
+        if let Some((seq, k)) = self.order.pop_front()
+            && self.entries.get(&k).is_some_and(|e| e.seq == seq)
         {
             self.remove(&k);
         }
@@ -148,7 +161,7 @@ impl ResultCache {
         if self.order.len() > 2 * self.entries.len() + 16 {
             let entries = &self.entries;
             self.order
-                .retain(|(t, k)| entries.get(k).is_some_and(|e| e.expires == *t));
+                .retain(|(seq, k)| entries.get(k).is_some_and(|e| e.seq == *seq));
         }
     }
 }
@@ -320,5 +333,10 @@ mod tests {
             small.insert(k("a", &alloc::format!("{{\"i\":{i}}}")), "1", t0);
         }
         assert!(small.bytes <= 400 && small.len() <= 8);
+        // One key stored again and again (calls that bypass the cache) keeps `order` bounded.
+        for _ in 0..1000 {
+            c.insert(k("b", "{}"), "4", t0);
+        }
+        assert!(c.order.len() <= 2 * c.len() + 16, "{}", c.order.len());
     }
 }
