@@ -455,7 +455,8 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
         "nodes.list" => Req(Request::ListNodes(ListNodes::read_json(c)?)),
         "tools.list" => Req(Request::ListTools(ListTools::read_json(c)?)),
         "tools.resolve" => Req(Request::Resolve(Resolve::read_json(c)?)),
-        "tools.call" => Req(Request::Call(read_call(c)?)),
+        "tools.call" => Req(read_call(c)?.into_request()),
+        "results.read" => Req(Request::ReadResult(ReadResult::read_json(c)?)),
         "tools.scope" => Req(Request::Scope(Scope::read_json(c)?)),
         "rules.set" => Req(Request::SetRules(SetRules::read_json(c)?)),
         "rules.list" => Req(Request::ListRules(ListRules::read_json(c)?)),
@@ -524,6 +525,10 @@ fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
             plain_name(Some(c.node), "node", json)?;
             plain_name(Some(c.tool), "tool", json)
         }
+        Request::CallWith(c) => {
+            plain_name(Some(c.node), "node", json)?;
+            plain_name(Some(c.tool), "tool", json)
+        }
         Request::Resolve(r) => plain_name(Some(r.tool), "tool", json),
         Request::ListTools(l) => {
             plain_name(l.prefix, "prefix", json)?;
@@ -555,8 +560,8 @@ fn read_execute<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Execute<'a>, Fie
 }
 
 #[cfg(feature = "json")]
-fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::Call<'a>, FieldError> {
-    let e = crate::frame::Call::read_json(c)?;
+fn read_call<'a>(c: &mut Cursor<'a>) -> Result<crate::frame::CallWith<'a>, FieldError> {
+    let e = crate::frame::CallWith::read_json(c)?;
     if !e.arguments.is_object() {
         return Err(FieldError::Invalid("arguments"));
     }
@@ -845,7 +850,7 @@ const EXECUTE: u32 = 3;
 
 /// Number of request variants; a larger variant index is an unknown method.
 #[cfg(feature = "postcard")]
-const REQUEST_VARIANTS: u32 = 13;
+const REQUEST_VARIANTS: u32 = 15;
 #[cfg(feature = "postcard")]
 const NOTIFICATION_VARIANTS: u32 = 4;
 
@@ -965,7 +970,8 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
         | Request::ListTools(_)
         | Request::Resolve(_)
         | Request::Scope(_)
-        | Request::ListRules(_) => Ok(()),
+        | Request::ListRules(_)
+        | Request::ReadResult(_) => Ok(()),
         Request::SetRules(x) => x.check_json(d),
         Request::Register(x) => x.check_json(d),
         Request::Execute(x) => {
@@ -977,6 +983,13 @@ fn check_request(r: &Request<'_>, d: u16) -> Result<(), FieldError> {
         }
         Request::Ask(x) => x.check_json(d),
         Request::Call(x) => {
+            x.check_json(d)?;
+            if !x.arguments.is_object() {
+                return Err(FieldError::Invalid("arguments"));
+            }
+            Ok(())
+        }
+        Request::CallWith(x) => {
             x.check_json(d)?;
             if !x.arguments.is_object() {
                 return Err(FieldError::Invalid("arguments"));
@@ -1140,6 +1153,8 @@ pub fn encode_request(
         Request::Scope(p) => params(encoding, id, p, out),
         Request::SetRules(p) => params(encoding, id, p, out),
         Request::ListRules(p) => params(encoding, id, p, out),
+        Request::CallWith(p) => params(encoding, id, p, out),
+        Request::ReadResult(p) => params(encoding, id, p, out),
     }
 }
 
@@ -1181,6 +1196,8 @@ params! { RequestParams:
     Call = "tools.call", 9;
     Scope = "tools.scope", 10;
     SetRules = "rules.set", 11;
+    CallWith = "tools.call", 13;
+    ReadResult = "results.read", 14;
 }
 
 impl RequestParams<'_> for crate::frame::ListRules {

@@ -47,11 +47,14 @@ pub enum ErrorCode {
     AskDeclined,
     /// -32014: the tool ran and failed (its message says why).
     ToolFailed,
+    /// -32015: no held result by that handle for this caller (never held, expired, or
+    /// dropped to make room); the call must be made again.
+    ResultGone,
 }
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::ParseError,
         ErrorCode::InvalidRequest,
         ErrorCode::MethodNotFound,
@@ -71,6 +74,7 @@ impl ErrorCode {
         ErrorCode::NotReady,
         ErrorCode::AskDeclined,
         ErrorCode::ToolFailed,
+        ErrorCode::ResultGone,
     ];
 
     /// The numeric code.
@@ -95,6 +99,7 @@ impl ErrorCode {
             ErrorCode::NotReady => -32012,
             ErrorCode::AskDeclined => -32013,
             ErrorCode::ToolFailed => -32014,
+            ErrorCode::ResultGone => -32015,
         }
     }
 
@@ -125,6 +130,7 @@ impl ErrorCode {
             ErrorCode::NotReady => "not ready",
             ErrorCode::AskDeclined => "ask declined",
             ErrorCode::ToolFailed => "tool failed",
+            ErrorCode::ResultGone => "result gone",
         }
     }
 }

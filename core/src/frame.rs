@@ -566,6 +566,119 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// `tools.call` with options (controller → gateway; postcard variant 13, JSON method
+    /// `tools.call` with the option members): [`Call`] and what the caller asks of the gateway
+    /// for this call. An encoder sends [`Call`] when no option is set, so that a peer of an
+    /// earlier revision of version 1 keeps reading it.
+    pub struct CallWith<'a> {
+        /// Node id.
+        #[serde(borrow)]
+        pub node: Str<'a> => "node",
+        /// Tool name.
+        #[serde(borrow)]
+        pub tool: Str<'a> => "tool",
+        /// Arguments object.
+        #[serde(borrow)]
+        pub arguments: Json<'a> => "arguments",
+        /// Time the caller waits, in milliseconds.
+        pub deadline_ms: Option<u32> => "deadline_ms",
+        /// `false`: bypass the result cache (the call reaches the node, and its result replaces
+        /// a kept one). Absent or `true`: a fresh kept result may answer.
+        pub cache: Option<bool> => "cache",
+        /// The result budget: with it, the result is a [`Budgeted`]. A result whose JSON text is
+        /// longer than this many bytes (at least 16) is held at the gateway and its first page
+        /// returned; `results.read` reads the rest.
+        pub max_result_bytes: Option<u32> => "max_result_bytes",
+    }
+}
+
+impl<'a> From<Call<'a>> for CallWith<'a> {
+    fn from(c: Call<'a>) -> Self {
+        CallWith {
+            node: c.node,
+            tool: c.tool,
+            arguments: c.arguments,
+            deadline_ms: c.deadline_ms,
+            cache: None,
+            max_result_bytes: None,
+        }
+    }
+}
+
+impl<'a> CallWith<'a> {
+    /// The request to send: [`Request::Call`] when no option is set, so that an earlier peer
+    /// reads it, [`Request::CallWith`] otherwise.
+    pub fn into_request(self) -> Request<'a> {
+        if self.cache.is_none() && self.max_result_bytes.is_none() {
+            Request::Call(Call {
+                node: self.node,
+                tool: self.tool,
+                arguments: self.arguments,
+                deadline_ms: self.deadline_ms,
+            })
+        } else {
+            Request::CallWith(self)
+        }
+    }
+}
+
+wire_struct! {
+    /// A result held at the gateway because it exceeded the call's `max_result_bytes`.
+    pub struct Held<'a> {
+        /// Names the held result in `results.read`; only the connection that made the call
+        /// reads it.
+        #[serde(borrow)]
+        pub handle: Str<'a> => "handle",
+        /// Length of the result's JSON text, in bytes.
+        pub total_bytes: u32 => "total_bytes",
+        /// The text's first bytes (at most `max_result_bytes`, cut at a character boundary).
+        #[serde(borrow)]
+        pub page: Str<'a> => "page",
+        /// Where the next page starts.
+        pub next_offset: u32 => "next_offset",
+    }
+}
+
+wire_struct! {
+    /// Result of a `tools.call` that set `max_result_bytes`: exactly one member is present.
+    pub struct Budgeted<'a> {
+        /// The tool's result, within the budget.
+        #[serde(borrow)]
+        pub value: Option<Json<'a>> => "value",
+        /// The result exceeded the budget: its first page, and how to read the rest.
+        #[serde(borrow)]
+        pub held: Option<Held<'a>> => "held",
+    }
+}
+
+wire_struct! {
+    /// `results.read` request (controller → gateway; postcard variant 14): a page of a held
+    /// result's JSON text. The result is [`ResultPage`].
+    pub struct ReadResult<'a> {
+        /// From [`Held::handle`].
+        #[serde(borrow)]
+        pub handle: Str<'a> => "handle",
+        /// Byte offset in the text: 0, or a `next_offset` given before.
+        pub offset: u32 => "offset",
+        /// Bytes to read at most; absent: the call's `max_result_bytes`.
+        pub length: Option<u32> => "length",
+    }
+}
+
+wire_struct! {
+    /// Result of `results.read`.
+    pub struct ResultPage<'a> {
+        /// The text from the offset, at most `length` bytes, cut at a character boundary.
+        #[serde(borrow)]
+        pub page: Str<'a> => "page",
+        /// Length of the whole text, in bytes.
+        pub total_bytes: u32 => "total_bytes",
+        /// Where the next page starts; absent after the last page.
+        pub next_offset: Option<u32> => "next_offset",
+    }
+}
+
+wire_struct! {
     /// The error member of a response.
     pub struct ErrorObject<'a> {
         /// An [`crate::ErrorCode`] value, or a tool's own code (positive).
@@ -635,6 +748,12 @@ pub enum Request<'a> {
     SetRules(SetRules<'a>),
     /// `rules.list`.
     ListRules(ListRules),
+    /// `tools.call` with options.
+    #[serde(borrow)]
+    CallWith(CallWith<'a>),
+    /// `results.read`.
+    #[serde(borrow)]
+    ReadResult(ReadResult<'a>),
 }
 
 /// A notification (no id, never answered).
@@ -671,6 +790,8 @@ impl Request<'_> {
             Request::Scope(_) => "tools.scope",
             Request::SetRules(_) => "rules.set",
             Request::ListRules(_) => "rules.list",
+            Request::CallWith(_) => "tools.call",
+            Request::ReadResult(_) => "results.read",
         }
     }
 }

@@ -646,7 +646,9 @@ impl<'c, S: Storage> Connection<'c, S> {
                 | Request::Call(_)
                 | Request::Scope(_)
                 | Request::SetRules(_)
-                | Request::ListRules(_) => h.event = Some(Event::Request { id, request }),
+                | Request::ListRules(_)
+                | Request::CallWith(_)
+                | Request::ReadResult(_) => h.event = Some(Event::Request { id, request }),
                 _ => self.error_reply(
                     enc,
                     id,

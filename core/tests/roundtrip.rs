@@ -59,7 +59,7 @@ struct Raw {
 
 fn arb_raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..17,
+        0u8..19,
         any::<u64>(),
         prop::option::of(arb_text()),
         [arb_text(), arb_text(), arb_text()],
@@ -117,6 +117,8 @@ fn typed(enc: Encoding, m: &Message<'_>, out: &mut [u8]) -> Option<usize> {
                 Request::Scope(p) => req(enc, *id, p, out),
                 Request::SetRules(p) => req(enc, *id, p, out),
                 Request::ListRules(p) => req(enc, *id, p, out),
+                Request::CallWith(p) => req(enc, *id, p, out),
+                Request::ReadResult(p) => req(enc, *id, p, out),
             },
             Message::Notification(n) => match n {
                 Notification::Cancel(p) => note(enc, p, out),
@@ -249,6 +251,14 @@ proptest! {
             13 => req(Request::Scope(Scope { tools: List::from_slice(&plain_names) })),
             14 => req(Request::SetRules(SetRules { rules: List::from_slice(&rules) })),
             15 => req(Request::ListRules(ListRules {})),
+            // With an option set: without one, it is sent (and read) as a plain `Call`.
+            16 => req(Request::CallWith(CallWith {
+                node: Str::new(na), tool: Str::new(nb), arguments: obj,
+                deadline_ms: r.flags[0].then_some(r.m),
+                cache: Some(r.flags[1]),
+                max_result_bytes: (r.flags[2] || !r.flags[3]).then_some(r.m),
+            })),
+            17 => req(Request::ReadResult(ReadResult { handle: Str::new(a), offset: r.m, length: r.flags[0].then_some(r.n as u32) })),
             _ => Message::Response { id, result: Err(ErrorObject { code: r.n as i32, message: Str::new(a), data: r.flags[0].then_some(json) }) },
         };
         check_message(&msg);

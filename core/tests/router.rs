@@ -11,8 +11,8 @@ use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
 use toolwire_core::frame::*;
 use toolwire_core::node::{self, CallHandle, Node, NodeConfig, NodeEvent};
 use toolwire_core::router::{
-    Acl, CacheConfig, ConnId, Event, Failure, OpenError, Outbox, RateLimit, Router, RouterConfig,
-    Schemas, TokenSpec,
+    Acl, CacheConfig, ConnId, Event, Failure, HeldConfig, LocalCall, OpenError, Outbox, RateLimit,
+    Router, RouterConfig, Schemas, TokenSpec,
 };
 use toolwire_core::{Duration, ErrorCode, Id, Instant, Json, List, OwnedId, Str};
 
@@ -1228,9 +1228,10 @@ fn the_result_cache_answers_repeated_reads_without_the_node() {
                 "dev",
                 "read",
                 Json::trusted(br#"{"a":1,"b":[2]}"#),
-                None,
-                None,
-                false,
+                &LocalCall {
+                    no_cache: true,
+                    ..LocalCall::default()
+                },
             )
             .unwrap();
         t.drive();
@@ -2032,6 +2033,211 @@ fn result_too_big_for_the_controller_is_frame_too_large() {
         t.finish(n, call, Err(e));
         assert_eq!(t.result(id), Err(code(ErrorCode::FrameTooLarge)));
         assert!(t.ctrl_frames.iter().all(|f| f.len() <= 512));
+        t.check_clean();
+    }
+}
+
+impl<S: Schemas> Trio<S> {
+    fn call_opts(&mut self, node: &str, tool: &str, cache: Option<bool>, budget: Option<u32>) -> u64 {
+        self.request(&Request::CallWith(CallWith {
+            node: Str::new(node),
+            tool: Str::new(tool),
+            arguments: Json::EMPTY_OBJECT,
+            deadline_ms: None,
+            cache,
+            max_result_bytes: budget,
+        }))
+    }
+
+    /// A budgeted answer: the value, or the held result's (handle, total, page, next offset).
+    fn budgeted(&self, id: u64) -> Result<Result<String, (String, u32, String, u32)>, i32> {
+        let f = self.response_frame(id);
+        let p = decode_response(f, self.controller.encoding()).map_err(|e| e.code)?;
+        let b: Budgeted<'_> = p.decode(&Limits::default()).expect("a Budgeted result");
+        Ok(match (b.value, b.held) {
+            (Some(v), None) => Ok(v.as_str().to_owned()),
+            (None, Some(h)) => Err((
+                h.handle.to_string(),
+                h.total_bytes,
+                h.page.to_string(),
+                h.next_offset,
+            )),
+            other => panic!("exactly one member: {other:?}"),
+        })
+    }
+
+    fn read_held(
+        &mut self,
+        handle: &str,
+        offset: u32,
+        length: Option<u32>,
+    ) -> Result<(String, u32, Option<u32>), i32> {
+        let id = self.request(&Request::ReadResult(ReadResult {
+            handle: Str::new(handle),
+            offset,
+            length,
+        }));
+        let f = self.response_frame(id);
+        let p = decode_response(f, self.controller.encoding()).map_err(|e| e.code)?;
+        let r: ResultPage<'_> = p.decode(&Limits::default()).expect("a page");
+        Ok((r.page.to_string(), r.total_bytes, r.next_offset))
+    }
+}
+
+#[test]
+fn a_result_budget_holds_a_long_result_and_pages_through_it() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.connection.max_frame = 16 * 1024;
+        cfg.held = HeldConfig {
+            ttl: Duration::from_secs(60),
+            ..HeldConfig::default()
+        };
+        // A controller whose frames are too small for the whole result.
+        let mut cc = ControllerConfig::new("cli");
+        cc.encodings = only(ctrl_enc);
+        cc.hello_encoding = ctrl_enc;
+        cc.max_frame = 512;
+        let mut t = Trio::with_controller(cfg, toolwire_core::router::AcceptAll, cc);
+        let n = t.add_node("dev-1", &["big"], node_enc);
+        // Characters of one to four bytes, so that pages must be cut between characters.
+        let text = format!("\"{}\"", "aé€😀".repeat(200));
+        let id = t.call_opts("dev-1", "big", None, Some(200));
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok(&text));
+        let (handle, total, first, mut next) = t.budgeted(id).unwrap().unwrap_err();
+        assert_eq!(total as usize, text.len());
+        assert!(first.len() <= 200 && first.len() > 190, "{}", first.len());
+        assert!(text.starts_with(&first));
+        assert_eq!(next as usize, first.len());
+        let mut seen = first;
+        loop {
+            let (page, total, after) = t.read_held(&handle, next, None).unwrap();
+            assert_eq!(total as usize, text.len());
+            assert!(page.len() <= 200 && !page.is_empty());
+            seen.push_str(&page);
+            match after {
+                Some(a) => next = a,
+                None => break,
+            }
+        }
+        assert_eq!(seen, text, "the pages add up to the result");
+        assert!(t.ctrl_frames.iter().all(|f| f.len() <= 512));
+        // A page may be reread, with another length; an offset inside a character is refused.
+        let (page, ..) = t.read_held(&handle, 0, Some(1)).unwrap();
+        assert_eq!(page, "\"");
+        assert_eq!(t.read_held(&handle, 3, None), Err(code(ErrorCode::InvalidParams)));
+        assert_eq!(t.read_held(&handle, 0, Some(0)), Err(code(ErrorCode::InvalidParams)));
+        assert_eq!(t.read_held("r999", 0, None), Err(code(ErrorCode::ResultGone)));
+        assert_eq!(t.read_held("nonsense", 0, None), Err(code(ErrorCode::ResultGone)));
+        // Another connection cannot read it.
+        let x = t.add_controller(ctrl_enc);
+        let mut out = vec![0u8; 1024];
+        let req = Request::ReadResult(ReadResult {
+            handle: Str::new(&handle),
+            offset: 0,
+            length: None,
+        });
+        let (_, len) = t.extras[x].core.request(&req, &mut out).unwrap();
+        let conn = t.extras[x].conn;
+        t.to_router.push_back((conn, out[..len].to_vec()));
+        t.drive();
+        let last = t.extras[x].frames.last().expect("an answer");
+        assert_eq!(refusal(last, ctrl_enc).0, code(ErrorCode::ResultGone));
+        // A result within the budget comes as the value itself.
+        let id = t.call_opts("dev-1", "big", None, Some(200));
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok(r#"{"v":1}"#));
+        assert_eq!(t.budgeted(id), Ok(Ok(r#"{"v":1}"#.into())));
+        // A budget too small to page by is refused before the node sees the call.
+        let id = t.call_opts("dev-1", "big", None, Some(15));
+        assert_eq!(t.result(id), Err(code(ErrorCode::InvalidParams)));
+        assert!(t.nodes[n].events.iter().all(|e| !matches!(e, NodeEv::Execute(..))));
+        // Held results expire.
+        assert_eq!(t.router.held_results().0, 1);
+        t.advance(Duration::from_secs(61));
+        assert_eq!(t.read_held(&handle, 0, None), Err(code(ErrorCode::ResultGone)));
+        assert_eq!(t.router.held_results(), (0, 0));
+        t.check_clean();
+    }
+}
+
+#[test]
+fn held_results_go_with_their_controller() {
+    let mut t = Trio::standard(Encoding::Json);
+    let n = t.add_node("dev-1", &["big"], Encoding::Json);
+    let id = t.call_opts("dev-1", "big", None, Some(16));
+    let (call, ..) = t.take_execute(n);
+    t.finish(n, call, Ok(&format!("\"{}\"", "x".repeat(100))));
+    assert!(t.budgeted(id).unwrap().is_err());
+    assert_eq!(t.router.held_results().0, 1);
+    t.router.close(t.ctrl, t.now);
+    t.ctrl_linked = false;
+    assert_eq!(t.router.held_results(), (0, 0));
+}
+
+#[test]
+fn a_local_call_with_a_budget_gets_the_envelope_and_reads_on() {
+    let mut t = Trio::standard(Encoding::Json);
+    let n = t.add_node("dev-1", &["big", "other"], Encoding::Postcard);
+    let opts = LocalCall {
+        max_result_bytes: Some(16),
+        ..LocalCall::default()
+    };
+    let key = t
+        .router
+        .call_with(t.now, "dev-1", "big", Json::EMPTY_OBJECT, &opts)
+        .unwrap();
+    t.drive();
+    let (call, ..) = t.take_execute(n);
+    t.finish(n, call, Ok(r#"["0123456789","abcdefghij"]"#));
+    let done = t.dones();
+    let (k, Ok(envelope)) = &done[0] else {
+        panic!("{done:?}")
+    };
+    assert_eq!(*k, key);
+    assert_eq!(
+        envelope,
+        r#"{"held":{"handle":"r1","total_bytes":27,"page":"[\"0123456789\",\"a","next_offset":16}}"#
+    );
+    let p = t.router.read_result(t.now, "r1", 16, None, None).unwrap();
+    assert_eq!((p.page.as_str(), p.total_bytes, p.next_offset), (r#"bcdefghij"]"#, 27, None));
+    // A token whose ACL does not reach the tool cannot read it.
+    let acl = Acl {
+        allow: vec!["dev-1/other".into()],
+        deny: vec![],
+    };
+    let e = t.router.read_result(t.now, "r1", 0, None, Some(&acl)).unwrap_err();
+    assert_eq!(e.code, code(ErrorCode::ResultGone));
+    // Nor can a controller: it is not its own.
+    assert_eq!(t.read_held("r1", 0, None), Err(code(ErrorCode::ResultGone)));
+    t.check_clean();
+}
+
+#[test]
+fn a_controller_bypasses_the_result_cache_per_call() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut cfg = standard_config();
+        cfg.cache = Some(CacheConfig::new(Duration::from_secs(10)));
+        let mut t = Trio::new(cfg, toolwire_core::router::AcceptAll, ctrl_enc, None);
+        let n = t.add_node_with("dev", cacheable_defs(), node_enc, None);
+        t.nodes[n].events.clear();
+        let id = t.call_opts("dev", "read", None, None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("1"));
+        assert_eq!(t.result(id), Ok("1".into()));
+        let id = t.call_opts("dev", "read", Some(true), None);
+        assert_eq!(t.result(id), Ok("1".into()), "kept");
+        assert!(t.nodes[n].events.iter().all(|e| !matches!(e, NodeEv::Execute(..))));
+        let id = t.call_opts("dev", "read", Some(false), None);
+        let (call, ..) = t.take_execute(n);
+        t.finish(n, call, Ok("2"));
+        assert_eq!(t.result(id), Ok("2".into()));
+        // Its result replaced the kept one; a cached answer honours a budget too.
+        let id = t.call_opts("dev", "read", None, Some(16));
+        assert_eq!(t.budgeted(id), Ok(Ok("2".into())));
+        let st = t.router.stats();
+        assert_eq!((st.cache_hits, st.cache_misses), (2, 2));
         t.check_clean();
     }
 }

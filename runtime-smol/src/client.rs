@@ -14,10 +14,11 @@ use smol::channel::{Receiver, Sender, bounded, unbounded};
 use smol::future::FutureExt;
 use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
 use toolwire_core::frame::{
-    Annotations, AskKind, Call, ListNodes, ListRules, ListTools, NodesPage, Request, Resolve,
-    Resolved, Rule, RulesList, Scope, SetRules, ToolsPage,
+    Annotations, AskKind, Budgeted, CallWith, ListNodes, ListRules, ListTools, NodesPage,
+    ReadResult, Request, Resolve, Resolved, ResultPage, Rule, RulesList, Scope, SetRules,
+    ToolsPage,
 };
-use toolwire_core::router::AskRule;
+use toolwire_core::router::{AskRule, HeldPage};
 use toolwire_core::{
     EncodeError, ErrorCode, ErrorObject, Instant, Json, Limits, List, OwnedId, Payload, Str,
 };
@@ -67,6 +68,14 @@ pub struct ClientCallOptions {
     pub progress: Option<Sender<Progress>>,
     /// Receives the tool's questions; without it they are declined.
     pub asks: Option<Sender<AskRequest>>,
+    /// Bypass the gateway's result cache: the call reaches the node even if a fresh result
+    /// is kept, and its result replaces that one.
+    pub no_cache: bool,
+    /// The result budget (at least 16 bytes). The result is then the `Budgeted` envelope
+    /// (PROTOCOL.md section 7): `{"value": …}` within the budget, or `{"held": {"handle",
+    /// "total_bytes", "page", "next_offset"}}` with the first page of the result's JSON
+    /// text, the rest to read with [`Client::read_result`].
+    pub max_result_bytes: Option<u32>,
 }
 
 enum Kind {
@@ -79,7 +88,9 @@ enum Kind {
     Call {
         progress: Option<Sender<Progress>>,
         asks: Option<Sender<AskRequest>>,
+        budgeted: bool,
     },
+    Page,
 }
 
 enum Reply {
@@ -89,6 +100,7 @@ enum Reply {
     Empty,
     Rules(Vec<AskRule>),
     Value(String),
+    Page(HeldPage),
 }
 
 enum OwnedRequest {
@@ -115,6 +127,13 @@ enum OwnedRequest {
         tool: String,
         args: String,
         deadline_ms: Option<u32>,
+        cache: Option<bool>,
+        max_result_bytes: Option<u32>,
+    },
+    Read {
+        handle: String,
+        offset: u32,
+        length: Option<u32>,
     },
 }
 
@@ -430,6 +449,8 @@ impl Client {
             deadline_ms: opts
                 .timeout
                 .map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32),
+            cache: opts.no_cache.then_some(false),
+            max_result_bytes: opts.max_result_bytes,
         };
         match self
             .request(
@@ -437,12 +458,34 @@ impl Client {
                 Kind::Call {
                     progress: opts.progress,
                     asks: opts.asks,
+                    budgeted: opts.max_result_bytes.is_some(),
                 },
             )
             .await?
         {
             Reply::Value(v) => serde_json::from_str(&v)
                 .map_err(|e| CallError::new(ErrorCode::InternalError, e.to_string())),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// A page of a result the gateway holds for this connection (a call with
+    /// [`ClientCallOptions::max_result_bytes`] whose result was longer): from `offset` (0 or
+    /// a `next_offset`), at most `length` bytes (the call's budget if `None`). `-32015` once
+    /// it is no longer held.
+    pub async fn read_result(
+        &self,
+        handle: &str,
+        offset: u32,
+        length: Option<u32>,
+    ) -> Result<HeldPage, CallError> {
+        let req = OwnedRequest::Read {
+            handle: handle.to_owned(),
+            offset,
+            length,
+        };
+        match self.request(req, Kind::Page).await? {
+            Reply::Page(p) => Ok(p),
             _ => Err(unexpected()),
         }
     }
@@ -526,9 +569,36 @@ fn decode_reply(kind: &Kind, p: Payload<'_>) -> Result<Reply, CallError> {
                 r.rules.iter().map(|r| AskRule::from_wire(&r)).collect();
             Reply::Rules(rules.map_err(|f| CallError::new(ErrorCode::InvalidParams, f.message))?)
         }
-        Kind::Call { .. } => {
+        Kind::Call {
+            budgeted: false, ..
+        } => {
             let j: Json<'_> = p.decode(&limits).map_err(bad)?;
             Reply::Value(j.as_str().to_owned())
+        }
+        Kind::Call { budgeted: true, .. } => {
+            // The envelope in its JSON form, whatever the encoding.
+            let b: Budgeted<'_> = p.decode(&limits).map_err(bad)?;
+            let v = match (b.value, b.held) {
+                (Some(v), None) => serde_json::json!({
+                    "value": serde_json::from_str::<Value>(v.as_str()).unwrap_or(Value::Null)
+                }),
+                (None, Some(h)) => serde_json::json!({"held": {
+                    "handle": h.handle.to_string(),
+                    "total_bytes": h.total_bytes,
+                    "page": h.page.to_string(),
+                    "next_offset": h.next_offset,
+                }}),
+                _ => return Err(unexpected()),
+            };
+            Reply::Value(v.to_string())
+        }
+        Kind::Page => {
+            let r: ResultPage<'_> = p.decode(&limits).map_err(bad)?;
+            Reply::Page(HeldPage {
+                page: r.page.to_string(),
+                total_bytes: r.total_bytes,
+                next_offset: r.next_offset,
+            })
         }
     })
 }
@@ -663,11 +733,25 @@ impl driver::Session for ClientSession {
                     OwnedRequest::ListRules => self
                         .core
                         .request(&Request::ListRules(ListRules {}), out.space()),
+                    OwnedRequest::Read {
+                        handle,
+                        offset,
+                        length,
+                    } => self.core.request(
+                        &Request::ReadResult(ReadResult {
+                            handle: Str::new(handle),
+                            offset: *offset,
+                            length: *length,
+                        }),
+                        out.space(),
+                    ),
                     OwnedRequest::Call {
                         node,
                         tool,
                         args,
                         deadline_ms,
+                        cache,
+                        max_result_bytes,
                     } => {
                         let args = match Json::parse(args.as_bytes()) {
                             Ok(a) => a,
@@ -679,15 +763,15 @@ impl driver::Session for ClientSession {
                                 return;
                             }
                         };
-                        self.core.request(
-                            &Request::Call(Call {
-                                node: Str::new(node),
-                                tool: Str::new(tool),
-                                arguments: args,
-                                deadline_ms: *deadline_ms,
-                            }),
-                            out.space(),
-                        )
+                        let call = CallWith {
+                            node: Str::new(node),
+                            tool: Str::new(tool),
+                            arguments: args,
+                            deadline_ms: *deadline_ms,
+                            cache: *cache,
+                            max_result_bytes: *max_result_bytes,
+                        };
+                        self.core.request(&call.into_request(), out.space())
                     }
                 };
                 match r {

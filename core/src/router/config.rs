@@ -40,6 +40,9 @@ pub struct RouterConfig {
     pub max_queued: usize,
     /// The result cache, if on (off by default): see [`super::CacheConfig`].
     pub cache: Option<super::CacheConfig>,
+    /// Bounds of the results held for calls with a result budget (`max_result_bytes`): see
+    /// [`super::HeldConfig`].
+    pub held: super::HeldConfig,
 }
 
 /// Default of [`RouterConfig::max_nodes`].
@@ -70,6 +73,7 @@ impl RouterConfig {
             max_controllers: DEFAULT_MAX_CONTROLLERS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             cache: None,
+            held: super::HeldConfig::default(),
         }
     }
 

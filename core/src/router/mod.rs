@@ -51,6 +51,7 @@
 
 mod cache;
 mod config;
+mod held;
 mod listing;
 mod relay;
 mod types;
@@ -64,13 +65,14 @@ use alloc::vec::Vec;
 use core::ops::Bound;
 
 pub use cache::{CacheConfig, canonical};
+pub use held::HeldConfig;
 pub use config::{
     Acl, AskRule, DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_NODES,
     MAX_RULE_ANSWER, MAX_RULE_PROMPT, MAX_RULES, RateLimit, RouterConfig, TokenSpec,
 };
 pub use types::{
-    AcceptAll, AskKey, CallKey, ConnId, Event, Failure, NodeView, OpenError, Outbox, Schemas,
-    Stats, ToolView,
+    AcceptAll, AskKey, CallKey, ConnId, Event, Failure, HeldPage, LocalCall, NodeView, OpenError,
+    Outbox, Schemas, Stats, ToolView,
 };
 
 use config::Bucket;
@@ -185,6 +187,8 @@ struct CallRec {
     ask: Option<OpenAsk>,
     /// Where its result goes in the result cache, if it is kept.
     cache_key: Option<(String, String, String)>,
+    /// The caller's result budget (`max_result_bytes`).
+    budget: Option<u32>,
 }
 
 /// A controller's request id as a map key (string ids as they travelled).
@@ -233,6 +237,7 @@ pub struct Router<S: Schemas> {
     events: VecDeque<Event>,
     scratch: Vec<u8>,
     cache: Option<cache::ResultCache>,
+    held: held::HeldResults,
     stats: Stats,
     /// The time of the latest input.
     now: Instant,
@@ -252,6 +257,7 @@ impl<S: Schemas> Router<S> {
     pub fn new(config: RouterConfig, schemas: S) -> Self {
         let scratch = alloc::vec![0; config.connection.max_frame.max(1024) as usize];
         let cache = config.cache.map(cache::ResultCache::new);
+        let held = held::HeldResults::new(config.held);
         Router {
             config,
             schemas,
@@ -274,6 +280,7 @@ impl<S: Schemas> Router<S> {
             events: VecDeque::new(),
             scratch,
             cache,
+            held,
             stats: Stats::default(),
             now: Instant::ZERO,
         }
@@ -319,6 +326,11 @@ impl<S: Schemas> Router<S> {
     /// Results the result cache holds now (0 without one).
     pub fn cached_results(&self) -> usize {
         self.cache.as_ref().map_or(0, cache::ResultCache::len)
+    }
+
+    /// Results held for calls with a result budget now, and their bytes.
+    pub fn held_results(&self) -> (usize, usize) {
+        self.held.usage()
     }
 
     /// True if `conn` is open (its handle is current).
@@ -558,25 +570,27 @@ impl<S: Schemas> Router<S> {
         deadline: Option<Duration>,
         acl: Option<&Acl>,
     ) -> Result<CallKey, Failure> {
-        self.call_with(now, node, tool, arguments, deadline, acl, true)
+        let opts = LocalCall {
+            deadline,
+            acl,
+            ..LocalCall::default()
+        };
+        self.call_with(now, node, tool, arguments, &opts)
     }
 
-    /// [`Router::call`], and with `use_cache` false the call bypasses the result cache: it
-    /// reaches the node even if a fresh result is kept (and its result replaces that one). A
-    /// call the cache answers gets its [`Event::Done`] at once and no [`Event::Finished`].
-    #[allow(clippy::too_many_arguments)]
+    /// [`Router::call`] with every option ([`LocalCall`]): bypassing the result cache, a
+    /// result budget. A call the cache answers gets its [`Event::Done`] at once and no
+    /// [`Event::Finished`].
     pub fn call_with(
         &mut self,
         now: Instant,
         node: &str,
         tool: &str,
         arguments: Json<'_>,
-        deadline: Option<Duration>,
-        acl: Option<&Acl>,
-        use_cache: bool,
+        opts: &LocalCall<'_>,
     ) -> Result<CallKey, Failure> {
         self.now = now;
-        if let Some(acl) = acl
+        if let Some(acl) = opts.acl
             && !acl.permits(node, tool)
         {
             return Err(not_permitted(node, tool));
@@ -587,11 +601,24 @@ impl<S: Schemas> Router<S> {
                 "arguments must be a JSON object",
             ));
         }
-        let r = match self.dispatch(node, tool, arguments, deadline, Origin::Local, use_cache) {
+        relay::check_budget(opts.max_result_bytes)?;
+        let r = match self.dispatch(
+            node,
+            tool,
+            arguments,
+            opts.deadline,
+            Origin::Local,
+            !opts.no_cache,
+            opts.max_result_bytes,
+        ) {
             Ok(Dispatched::Sent(key)) => Ok(key),
             Ok(Dispatched::Cached(result)) => {
                 let key = self.next_key;
                 self.next_key += 1;
+                let result = match opts.max_result_bytes {
+                    Some(b) => self.budget_local(node, tool, &result, b),
+                    None => result,
+                };
                 self.events.push_back(Event::Done {
                     key: CallKey(key),
                     result: Ok(result),
@@ -602,6 +629,31 @@ impl<S: Schemas> Router<S> {
         };
         self.settle();
         r.map(CallKey)
+    }
+
+    /// A page of a result held for a local call with a result budget: from `offset` (0 or a
+    /// `next_offset`), at most `length` bytes (the call's budget if `None`). `acl`: the
+    /// reader's token's ACL, which must permit the held result's tool. `-32015` if no such
+    /// result is held (never, expired, or dropped for room).
+    pub fn read_result(
+        &mut self,
+        now: Instant,
+        handle: &str,
+        offset: u32,
+        length: Option<u32>,
+        acl: Option<&Acl>,
+    ) -> Result<HeldPage, Failure> {
+        self.now = now;
+        let p = self
+            .held
+            .read(handle, offset, length, now, |holder, node, tool| {
+                holder == held::Holder::Local && acl.is_none_or(|a| a.permits(node, tool))
+            })?;
+        Ok(HeldPage {
+            page: p.text.to_owned(),
+            total_bytes: p.total,
+            next_offset: p.next,
+        })
     }
 
     /// Cancels a local call: the node gets `cancel`, no [`Event::Done`] follows. False if it

@@ -3,6 +3,8 @@
 //! local API.
 
 use super::*;
+use super::held::{self, Holder};
+use crate::frame::{Budgeted, CallWith, Held, ReadResult, ResultPage};
 
 impl<S: Schemas> Router<S> {
     /// Acts on one event of connection `conn`'s state machine. `compiled` holds the schemas
@@ -250,6 +252,7 @@ impl<S: Schemas> Router<S> {
             }
             Peer::Controller { .. } => {
                 self.controllers.remove(&idx);
+                self.held.drop_holder(conn);
                 // Its calls have nobody to answer: cancel them on their nodes.
                 let keys: Vec<u64> = self
                     .by_request
@@ -273,6 +276,7 @@ impl<S: Schemas> Router<S> {
     }
 
     /// Routes a call to a node. The caller's ACL is checked by the caller of this function.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn dispatch(
         &mut self,
         node: &str,
@@ -281,6 +285,7 @@ impl<S: Schemas> Router<S> {
         deadline: Option<Duration>,
         origin: Origin,
         use_cache: bool,
+        budget: Option<u32>,
     ) -> Result<Dispatched, Failure> {
         let now = self.now;
         let Some(rec) = self.nodes.get_mut(node) else {
@@ -365,6 +370,7 @@ impl<S: Schemas> Router<S> {
                 started: now,
                 ask: None,
                 cache_key,
+                budget,
             },
         );
         self.by_exec.insert((node_conn.index, exec.0), key);
@@ -388,9 +394,11 @@ impl<S: Schemas> Router<S> {
         let mut outcome = result.as_ref().map(|_| ()).map_err(|e| e.code);
         match rec.origin {
             Origin::Local => {
-                let result = result
-                    .map(|j| j.as_str().to_owned())
-                    .map_err(|e| Failure::from_object(&e));
+                let result = match (result, rec.budget) {
+                    (Ok(j), Some(b)) => Ok(self.budget_local(&rec.node, &rec.tool, j.as_str(), b)),
+                    (Ok(j), None) => Ok(j.as_str().to_owned()),
+                    (Err(e), _) => Err(Failure::from_object(&e)),
+                };
                 self.events.push_back(Event::Done {
                     key: CallKey(key),
                     result,
@@ -401,7 +409,8 @@ impl<S: Schemas> Router<S> {
                     .remove(&(conn.index, ReqKey::of(&id.as_id())));
                 // A result that could not be delivered is the call's outcome; a failure that could
                 // not be delivered keeps its own code (a timeout stays a timeout).
-                if let Err(code) = self.respond_controller(conn, id, result)
+                let budget = rec.budget.map(|b| (b, rec.node.as_str(), rec.tool.as_str()));
+                if let Err(code) = self.respond_controller(conn, id, result, budget)
                     && outcome.is_ok()
                 {
                     outcome = Err(code);
@@ -417,22 +426,42 @@ impl<S: Schemas> Router<S> {
     }
 
     /// Answers a controller's `tools.call`. A result too large for its frame limit becomes
-    /// `-32008` (returned, for the call's outcome).
+    /// `-32008` (returned, for the call's outcome). `budget`: the call's `max_result_bytes`, and
+    /// the node and tool, for a [`Budgeted`] answer.
     fn respond_controller(
         &mut self,
         conn: ConnId,
         id: &OwnedId,
         result: Result<Json<'_>, ErrorObject<'_>>,
+        budget: Option<(u32, &str, &str)>,
     ) -> Result<(), i32> {
+        if live(&mut self.entries, conn).is_none() {
+            return Ok(());
+        }
+        let handle = match (&result, budget) {
+            (Ok(v), Some((b, node, tool))) if v.as_str().len() > b as usize => Some(self.held.hold(
+                Holder::Conn(conn),
+                node,
+                tool,
+                v.as_str(),
+                b,
+                self.now,
+            )),
+            _ => None,
+        };
         let Router {
             entries, scratch, ..
         } = self;
         let Some(slot) = live(entries, conn) else {
             return Ok(());
         };
-        let r = match &result {
-            Ok(v) => slot.conn.respond(id.as_id(), v, scratch),
-            Err(e) => slot.conn.respond_error(id.as_id(), e, scratch),
+        let r = match (&result, budget, &handle) {
+            (Ok(v), Some((b, ..)), h) => {
+                let body = budgeted(v, b, h.as_deref());
+                slot.conn.respond(id.as_id(), &body, scratch)
+            }
+            (Ok(v), None, _) => slot.conn.respond(id.as_id(), v, scratch),
+            (Err(e), ..) => slot.conn.respond_error(id.as_id(), e, scratch),
         };
         match r {
             Ok(n) => {
@@ -449,6 +478,13 @@ impl<S: Schemas> Router<S> {
                 Err(ErrorCode::FrameTooLarge.code())
             }
         }
+    }
+
+    /// The [`Budgeted`] answer of a local call, as JSON text.
+    pub(super) fn budget_local(&mut self, node: &str, tool: &str, v: &str, budget: u32) -> String {
+        let handle = (v.len() > budget as usize)
+            .then(|| self.held.hold(Holder::Local, node, tool, v, budget, self.now));
+        json_text(&budgeted(&Json::trusted(v.as_bytes()), budget, handle.as_deref()))
     }
 
     /// Stops a call whose caller gave up: the node gets `cancel`, nobody gets an answer.
@@ -751,10 +787,16 @@ impl<S: Schemas> Router<S> {
                 }
             }
             Request::Call(c) => {
+                if let Err(f) = self.controller_call(conn, id, c.into()) {
+                    self.respond_error(conn, id, &f);
+                }
+            }
+            Request::CallWith(c) => {
                 if let Err(f) = self.controller_call(conn, id, c) {
                     self.respond_error(conn, id, &f);
                 }
             }
+            Request::ReadResult(q) => self.controller_read(conn, id, q),
             Request::SetRules(q) => {
                 let mut rules = Vec::new();
                 let mut refused = None;
@@ -832,7 +874,7 @@ impl<S: Schemas> Router<S> {
         &mut self,
         conn: ConnId,
         id: Id<'_>,
-        c: crate::frame::Call<'_>,
+        c: CallWith<'_>,
     ) -> Result<(), Failure> {
         let Some(owned) = OwnedId::from_id(&id) else {
             return Err(Failure::new(
@@ -871,9 +913,12 @@ impl<S: Schemas> Router<S> {
                 format!("{node}/{tool} is outside this connection's tool set (tools.scope)"),
             ));
         }
+        check_budget(c.max_result_bytes)?;
         let deadline = c.deadline_ms.map(|ms| Duration::from_millis(u64::from(ms)));
         let origin = Origin::Controller { conn, id: owned };
-        match self.dispatch(node, tool, c.arguments, deadline, origin, true)? {
+        let use_cache = c.cache != Some(false);
+        let budget = c.max_result_bytes;
+        match self.dispatch(node, tool, c.arguments, deadline, origin, use_cache, budget)? {
             Dispatched::Sent(key) => {
                 self.by_request.insert((conn.index, req_key), key);
             }
@@ -881,10 +926,48 @@ impl<S: Schemas> Router<S> {
                 let Some(id) = OwnedId::from_id(&id) else {
                     return Ok(());
                 };
-                let _ = self.respond_controller(conn, &id, Ok(Json::trusted(result.as_bytes())));
+                let budget = budget.map(|b| (b, node, tool));
+                let _ = self.respond_controller(
+                    conn,
+                    &id,
+                    Ok(Json::trusted(result.as_bytes())),
+                    budget,
+                );
             }
         }
         Ok(())
+    }
+
+    /// `results.read`: a page of a result this connection holds.
+    fn controller_read(&mut self, conn: ConnId, id: Id<'_>, q: ReadResult<'_>) {
+        let now = self.now;
+        let Router {
+            entries,
+            scratch,
+            held,
+            ..
+        } = self;
+        let Some(slot) = live(entries, conn) else {
+            return;
+        };
+        // Handles are matched as written.
+        let handle = q.handle.as_plain().unwrap_or("");
+        let r = match held.read(handle, q.offset, q.length, now, |h, _, _| {
+            h == Holder::Conn(conn)
+        }) {
+            Ok(p) => {
+                let body = ResultPage {
+                    page: Str::new(p.text),
+                    total_bytes: p.total,
+                    next_offset: p.next,
+                };
+                slot.conn.respond(id, &body, scratch)
+            }
+            Err(f) => slot.conn.respond_error(id, &f.as_object(), scratch),
+        };
+        if self.send_result(conn.index, r).is_err() {
+            self.too_large(conn, id);
+        }
     }
 
     /// Answers `{}` (in postcard, nothing after the id).
@@ -940,4 +1023,53 @@ fn unindex(index: &mut BTreeMap<String, BTreeSet<String>>, tool: &str, node: &st
             index.remove(tool);
         }
     }
+}
+
+/// The smallest result budget: a page must hold something.
+pub(super) const MIN_BUDGET: u32 = 16;
+
+/// Refuses a result budget too small to page by.
+pub(super) fn check_budget(budget: Option<u32>) -> Result<(), Failure> {
+    match budget {
+        Some(b) if b < MIN_BUDGET => Err(Failure::new(
+            ErrorCode::InvalidParams,
+            format!("max_result_bytes must be at least {MIN_BUDGET}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The answer of a call with result budget `budget`: the value itself within it, otherwise its
+/// first page and the handle it is held under.
+fn budgeted<'v>(v: &Json<'v>, budget: u32, handle: Option<&'v str>) -> Budgeted<'v> {
+    match handle {
+        None => Budgeted {
+            value: Some(*v),
+            held: None,
+        },
+        Some(handle) => {
+            let text = v.as_str();
+            let end = held::page_end(text, 0, budget as usize);
+            Budgeted {
+                value: None,
+                held: Some(Held {
+                    handle: Str::new(handle),
+                    total_bytes: text.len() as u32,
+                    page: Str::new(&text[..end]),
+                    next_offset: end as u32,
+                }),
+            }
+        }
+    }
+}
+
+/// A frame type's JSON text.
+fn json_text<'v, W: crate::wire::Wire<'v>>(v: &W) -> String {
+    let mut probe = crate::json::Writer::new(&mut []);
+    v.write_json(&mut probe);
+    let mut buf = alloc::vec![0u8; probe.written()];
+    let mut w = crate::json::Writer::new(&mut buf);
+    v.write_json(&mut w);
+    // The writer writes UTF-8 (strings as they were, escapes in ASCII).
+    String::from_utf8(buf).unwrap_or_default()
 }

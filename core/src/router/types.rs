@@ -34,6 +34,33 @@ pub struct AskKey {
     pub(super) seq: u64,
 }
 
+/// The options of a local call ([`super::Router::call_with`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalCall<'a> {
+    /// How long to wait for the node (the router's default deadline if `None`).
+    pub deadline: Option<Duration>,
+    /// The caller's token's ACL, if any.
+    pub acl: Option<&'a super::Acl>,
+    /// Bypass the result cache: the call reaches the node even if a fresh result is kept, and
+    /// its result replaces that one.
+    pub no_cache: bool,
+    /// The result budget (at least 16): [`Event::Done`] carries a `Budgeted` envelope
+    /// ([`crate::frame::Budgeted`], as JSON text) instead of the bare result, and a result
+    /// longer than this is held for [`super::Router::read_result`].
+    pub max_result_bytes: Option<u32>,
+}
+
+/// A page of a held result ([`super::Router::read_result`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldPage {
+    /// The text from the offset, cut at a character boundary.
+    pub page: String,
+    /// Length of the whole JSON text, in bytes.
+    pub total_bytes: u32,
+    /// Where the next page starts; `None` after the last.
+    pub next_offset: Option<u32>,
+}
+
 /// How a call failed, or why it was not made: a protocol [`ErrorCode`] or a tool's own code,
 /// a message, and data as JSON text. The one error type of the router's API.
 #[derive(Clone, Debug, PartialEq, Eq)]

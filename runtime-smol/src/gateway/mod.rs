@@ -56,10 +56,12 @@ use smol::channel::{Receiver, Sender, bounded};
 use smol::future::FutureExt;
 use smol::net::TcpListener;
 use toolwire_core::frame::{Annotations, AskKind, Decision, GoodbyeReason};
-use toolwire_core::router::{self, AskKey, CallKey, ConnId, Failure, Router, RouterConfig};
+use toolwire_core::router::{
+    self, AskKey, CallKey, ConnId, Failure, LocalCall, Router, RouterConfig,
+};
 use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
 
-pub use toolwire_core::router::{Acl, CacheConfig, RateLimit, TokenSpec};
+pub use toolwire_core::router::{Acl, CacheConfig, HeldConfig, HeldPage, RateLimit, TokenSpec};
 
 use crate::clock::Clock;
 use crate::http::metrics::Metrics;
@@ -96,6 +98,9 @@ pub struct GatewayConfig {
     /// The result cache, if on (off by default): results of tools annotated read-only and
     /// idempotent, served for a time without reaching the node ([`CacheConfig`]).
     pub cache: Option<CacheConfig>,
+    /// Bounds of the results held for calls with a result budget (`max_result_bytes`): five
+    /// minutes, 64 MiB, 32 per caller by default.
+    pub held: HeldConfig,
     /// Timeout of calls made without one.
     pub default_timeout: Duration,
     /// Nodes connected at once, at most, counted by id after their `hello`; a node past it is
@@ -129,6 +134,7 @@ impl Default for GatewayConfig {
             handshake_timeout: Duration::from_secs(10),
             rate_limit: None,
             cache: None,
+            held: HeldConfig::default(),
             default_timeout: Duration::from_secs(30),
             max_nodes: router::DEFAULT_MAX_NODES,
             max_controllers: router::DEFAULT_MAX_CONTROLLERS,
@@ -312,6 +318,10 @@ pub struct CallOptions {
     /// Bypass the result cache: the call reaches the node even if a fresh result is kept, and
     /// its result replaces that one.
     pub no_cache: bool,
+    /// The result budget (at least 16 bytes): the result is then a `Budgeted` envelope
+    /// (PROTOCOL.md section 7), `{"value": …}` within it, or `{"held": {…}}` with the first
+    /// page and a handle for [`Gateway::read_result`].
+    pub max_result_bytes: Option<u32>,
 }
 
 /// A node as listed.
@@ -728,6 +738,7 @@ impl Gateway {
         rc.tokens = cfg.tokens.clone();
         rc.rate_limit = cfg.rate_limit;
         rc.cache = cfg.cache;
+        rc.held = cfg.held;
         rc.default_deadline = core_duration(cfg.default_timeout);
         rc.max_nodes = cfg.max_nodes;
         rc.max_controllers = cfg.max_controllers;
@@ -1002,6 +1013,24 @@ impl Gateway {
         self.start_call(node, tool, args, opts)?.outcome().await
     }
 
+    /// A page of a result held for a call with a result budget ([`CallOptions::max_result_bytes`]):
+    /// from `offset` (0 or a `next_offset`), at most `length` bytes (the call's budget if
+    /// `None`). `token`: the reader's, whose ACL must permit the result's tool. `-32015` if
+    /// the result is not held (never, expired, or dropped for room).
+    pub fn read_result(
+        &self,
+        handle: &str,
+        offset: u32,
+        length: Option<u32>,
+        token: Option<&TokenSpec>,
+    ) -> Result<HeldPage, CallError> {
+        let mut s = self.inner.lock();
+        let now = self.inner.clock.now();
+        Ok(s
+            .router
+            .read_result(now, handle, offset, length, token.map(|t| &t.acl))?)
+    }
+
     /// Dispatches a call: `Err` if the gateway refused it before anything reached the node
     /// (unknown node or tool, arguments that break the schema or do not fit the node's frame,
     /// ACL, rate limit, busy); otherwise the call is on its way and [`PendingCall::outcome`]
@@ -1022,15 +1051,13 @@ impl Gateway {
         let (done, done_rx) = oneshot::channel();
         let inner = &self.inner;
         let mut s = inner.lock();
-        let key = s.router.call_with(
-            inner.clock.now(),
-            node,
-            tool,
-            arguments,
-            opts.timeout.map(core_duration),
-            opts.token.as_ref().map(|t| &t.acl),
-            !opts.no_cache,
-        )?;
+        let local = LocalCall {
+            deadline: opts.timeout.map(core_duration),
+            acl: opts.token.as_ref().map(|t| &t.acl),
+            no_cache: opts.no_cache,
+            max_result_bytes: opts.max_result_bytes,
+        };
+        let key = s.router.call_with(inner.clock.now(), node, tool, arguments, &local)?;
         s.waiters.insert(
             key,
             Waiter {
