@@ -201,6 +201,49 @@ fn examples() -> Vec<(&'static str, String)> {
         }),
     };
     v.push(("tools-call", block("tools-call", &Ex::Msg(call))));
+    let call_with = Message::Request {
+        id: Id::Str(Str::new("c2")),
+        request: Request::CallWith(CallWith {
+            node: Str::new("dev-1"),
+            tool: Str::new("fs_read"),
+            arguments: Json::trusted(br#"{"path":"log"}"#),
+            deadline_ms: None,
+            cache: Some(false),
+            max_result_bytes: Some(16),
+        }),
+    };
+    v.push(("tools-call-with", block("tools-call-with", &Ex::Msg(call_with))));
+    let held = |enc: Encoding, buf: &mut [u8]| {
+        let body = Budgeted {
+            value: None,
+            held: Some(Held {
+                handle: Str::new("r1"),
+                total_bytes: 34,
+                page: Str::new(r#""boot ok\nsensor"#),
+                next_offset: 16,
+            }),
+        };
+        codec::encode_result(enc, Id::Str(Str::new("c2")), &body, buf).unwrap()
+    };
+    v.push(("budgeted-held", block("budgeted-held", &Ex::Result(&held))));
+    let read = Message::Request {
+        id: Id::Num(6),
+        request: Request::ReadResult(ReadResult {
+            handle: Str::new("r1"),
+            offset: 16,
+            length: Some(64),
+        }),
+    };
+    v.push(("results-read", block("results-read", &Ex::Msg(read))));
+    let page = |enc: Encoding, buf: &mut [u8]| {
+        let body = ResultPage {
+            page: Str::new(r#" ok\nvalve open\n""#),
+            total_bytes: 34,
+            next_offset: None,
+        };
+        codec::encode_result(enc, Id::Num(6), &body, buf).unwrap()
+    };
+    v.push(("result-page", block("result-page", &Ex::Result(&page))));
     let list = Message::Request {
         id: Id::Num(3),
         request: Request::ListTools(ListTools {
