@@ -84,7 +84,7 @@ def pc_tool(name, desc, schema, out_schema=None, ann=(False, False, False)):
 
 REQ = {"hello": 0, "register": 1, "unregister": 2, "execute": 3, "ask": 4, "ping": 5,
        "nodes.list": 6, "tools.list": 7, "tools.resolve": 8, "tools.call": 9, "tools.scope": 10,
-       "rules.set": 11, "rules.list": 12}
+       "rules.set": 11, "rules.list": 12, "tools.call+": 13, "results.read": 14}
 NOTE = {"cancel": 0, "progress": 1, "goodbye": 2, "tools.changed": 3}
 
 
@@ -292,6 +292,11 @@ RULES = j({"jsonrpc": "2.0", "id": 5, "method": "rules.set", "params": {"rules":
     {"tool": "valve", "kind": "permission", "prompt": "Drain*", "decision": "forward"},
     {"tool": "*/valve", "kind": "input", "decision": "allow", "answer": {"litres": 2}}]}})
 RULES_LIST = j({"jsonrpc": "2.0", "id": 6, "method": "rules.list", "params": {}})
+CALL_WITH = j({"jsonrpc": "2.0", "id": "c2", "method": "tools.call", "params": {
+    "node": "dev-1", "tool": "fs_read", "arguments": {"path": "log"}, "cache": False,
+    "max_result_bytes": 16}})
+READ_RESULT = j({"jsonrpc": "2.0", "id": 6, "method": "results.read",
+                 "params": {"handle": "r1", "offset": 16, "length": 64}})
 BATCH = '[{"jsonrpc":"2.0","id":1,"method":"ping"}]'
 TRUNCATED = EXECUTE[:-9]
 BAD_SURROGATE = '{"jsonrpc":"2.0","id":"\\ud800","method":"ping"}'
@@ -301,7 +306,8 @@ for name, text in [("execute", EXECUTE), ("hello", HELLO), ("register", REGISTER
                    ("progress", PROGRESS), ("cancel", CANCEL), ("call-params-first", CALL_PARAMS_FIRST),
                    ("ask", ASK), ("goodbye", GOODBYE), ("tools-changed", TOOLS_CHANGED), ("batch", BATCH), ("truncated", TRUNCATED),
                    ("lone-surrogate", BAD_SURROGATE), ("tools-scope", SCOPE), ("rules-set", RULES),
-                   ("rules-list", RULES_LIST)]:
+                   ("rules-list", RULES_LIST), ("tools-call-with", CALL_WITH),
+                   ("results-read", READ_RESULT)]:
     write("decode_json", name, text)
 
 # ------------------------------------------------------------------------------------------
@@ -335,6 +341,11 @@ PC_RULES = pc_request(5, "rules.set", pc_list([
     + pc_opt('{"litres":2}', pc_json),
 ]))
 PC_RULES_LIST = pc_request(6, "rules.list")
+# tools.call with options: node, tool, arguments, deadline_ms?, cache?, max_result_bytes?
+PC_CALL_WITH = pc_request("c2", "tools.call+", pc_str("dev-1") + pc_str("fs_read")
+                          + pc_json('{"path":"log"}') + pc_opt(None, varint)
+                          + pc_opt(False, pc_bool) + pc_opt(16, varint))
+PC_READ_RESULT = pc_request(6, "results.read", pc_str("r1") + varint(16) + pc_opt(64, varint))
 PC_TOOLS_CHANGED = pc_notification("tools.changed", pc_str("dev-1"))
 PC_BAD_JSON = pc_request(7, "execute", pc_str("x") + pc_json('{"a":01}') + pc_opt(None, varint))
 
@@ -342,7 +353,8 @@ for name, data in [("execute", PC_EXECUTE), ("hello", PC_HELLO), ("register", PC
                    ("welcome", PC_WELCOME), ("result", PC_RESULT), ("error", PC_ERROR),
                    ("progress", PC_PROGRESS), ("cancel", PC_CANCEL), ("call", PC_CALL),
                    ("ping", PC_PING), ("tools-changed", PC_TOOLS_CHANGED), ("bad-json", PC_BAD_JSON),
-                   ("tools-scope", PC_SCOPE), ("rules-set", PC_RULES), ("rules-list", PC_RULES_LIST)]:
+                   ("tools-scope", PC_SCOPE), ("rules-set", PC_RULES), ("rules-list", PC_RULES_LIST),
+                   ("tools-call-with", PC_CALL_WITH), ("results-read", PC_READ_RESULT)]:
     write("decode_postcard", name, data)
 
 # ------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ use libfuzzer_sys::fuzz_target;
 use toolwire_core::codec::{self, Limits, Message};
 use toolwire_core::frame::*;
 use toolwire_core::router::{
-    AskKey, CacheConfig, CallKey, ConnId, Event, Failure, Outbox, RateLimit, Router, RouterConfig,
-    Schemas, TokenSpec,
+    AskKey, CacheConfig, CallKey, ConnId, Event, Failure, HeldConfig, LocalCall, Outbox, RateLimit,
+    Router, RouterConfig, Schemas, TokenSpec,
 };
 use toolwire_core::{Duration, Encoding, ErrorCode, Id, Instant, Json, List, Str};
 use toolwire_fuzz::*;
@@ -109,6 +109,15 @@ enum Action {
         tool: u8,
         args: JsonObject,
         deadline_ms: Option<u16>,
+        /// `cache`, and `max_result_bytes` (under 16 now and then: refused).
+        options: Option<(Option<bool>, Option<u8>)>,
+    },
+    CtrlRead {
+        conn: u8,
+        id: u16,
+        handle: u8,
+        offset: u16,
+        length: Option<u8>,
     },
     CtrlCancel {
         conn: u8,
@@ -136,6 +145,13 @@ enum Action {
         tool: u8,
         args: JsonObject,
         deadline_ms: Option<u16>,
+        no_cache: bool,
+        budget: Option<u8>,
+    },
+    LocalRead {
+        handle: u8,
+        offset: u16,
+        length: Option<u8>,
     },
     LocalCancel(u8),
     LocalAnswer(u8, Option<JsonText>),
@@ -483,13 +499,34 @@ impl Harness {
                 tool,
                 args,
                 deadline_ms,
+                options,
             } => {
                 let Some(c) = self.conn(*conn) else { return };
-                let r = Request::Call(Call {
+                let (cache, budget) = options.unwrap_or_default();
+                let r = CallWith {
                     node: Str::new(pick(&NODES, *node)),
                     tool: Str::new(pick(&TOOLS, *tool)),
                     arguments: args.json(),
                     deadline_ms: deadline_ms.map(u32::from),
+                    cache,
+                    max_result_bytes: budget.map(u32::from),
+                }
+                .into_request();
+                self.request(c, Id::Num(u64::from(*id)), &r);
+            }
+            Action::CtrlRead {
+                conn,
+                id,
+                handle,
+                offset,
+                length,
+            } => {
+                let Some(c) = self.conn(*conn) else { return };
+                let handle = format!("r{handle}");
+                let r = Request::ReadResult(ReadResult {
+                    handle: Str::new(&handle),
+                    offset: u32::from(*offset),
+                    length: length.map(u32::from),
                 });
                 self.request(c, Id::Num(u64::from(*id)), &r);
             }
@@ -571,14 +608,21 @@ impl Harness {
                 tool,
                 args,
                 deadline_ms,
+                no_cache,
+                budget,
             } => {
-                let r = self.router.call(
+                let opts = LocalCall {
+                    deadline: deadline_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+                    acl: None,
+                    no_cache: *no_cache,
+                    max_result_bytes: budget.map(u32::from),
+                };
+                let r = self.router.call_with(
                     self.now,
                     pick(&NODES, *node),
                     pick(&TOOLS, *tool),
                     args.json(),
-                    deadline_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-                    None,
+                    &opts,
                 );
                 if let Ok(key) = r {
                     assert!(
@@ -586,6 +630,37 @@ impl Harness {
                         "key reused"
                     );
                     self.keys.push(key);
+                }
+            }
+            Action::LocalRead {
+                handle,
+                offset,
+                length,
+            } => {
+                let handle = format!("r{handle}");
+                let r = self.router.read_result(
+                    self.now,
+                    &handle,
+                    u32::from(*offset),
+                    length.map(u32::from),
+                    None,
+                );
+                match r {
+                    Ok(p) => {
+                        assert!(
+                            p.page.len() <= length.map_or(usize::MAX, |l| usize::from(l).max(4))
+                        );
+                        assert!(u32::from(*offset) + p.page.len() as u32 <= p.total_bytes);
+                        if let Some(n) = p.next_offset {
+                            assert_eq!(n, u32::from(*offset) + p.page.len() as u32);
+                            assert!(!p.page.is_empty(), "a page that does not move on");
+                        }
+                    }
+                    Err(f) => assert!(
+                        [-32015, -32602].contains(&f.code),
+                        "read_result failed {}",
+                        f.code
+                    ),
                 }
             }
             Action::LocalCancel(i) => {
@@ -643,6 +718,12 @@ fuzz_target!(|input: Input| {
         max_entries: usize::from(c.max_frame % 4),
         max_bytes: 2048,
     });
+    // Held results small enough to be evicted, by count and by bytes.
+    cfg.held = HeldConfig {
+        ttl: Duration::from_millis(u64::from(c.default_deadline_ms % 4000)),
+        max_bytes: 4096,
+        max_per_holder: 2,
+    };
     cfg.max_handshakes = usize::from(c.max_connections & 7);
     cfg.max_nodes = usize::from((c.max_connections >> 3) & 3);
     cfg.max_controllers = usize::from((c.max_connections >> 5) & 3);
@@ -685,6 +766,7 @@ fuzz_target!(|input: Input| {
         assert!(r.nodes().count() <= limits.0, "more nodes than allowed");
         assert!(r.controllers() <= limits.1, "more controllers than allowed");
         assert!(r.handshakes() <= limits.2, "more handshakes than allowed");
+        assert!(r.held_results().1 <= 4096, "held results over their bytes");
     }
     // Close everything, pass every deadline: every call is over.
     for c in h.conns.clone() {
@@ -699,6 +781,9 @@ fuzz_target!(|input: Input| {
     h.drain();
     assert_eq!(h.router.in_flight(), 0, "calls left in flight");
     assert_eq!(h.router.poll_timeout(), None);
+    // The controllers' held results went with them; the local ones expire.
+    let _ = h.router.read_result(late, "r0", 0, None, None);
+    assert_eq!(h.router.held_results(), (0, 0), "held results left");
     for (key, l) in &h.locals {
         assert_eq!(
             l.done,

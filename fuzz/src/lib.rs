@@ -373,6 +373,19 @@ pub enum ArbRequest {
         arguments: JsonObject,
         deadline_ms: Option<u32>,
     },
+    CallWith {
+        node: String,
+        tool: String,
+        arguments: JsonObject,
+        deadline_ms: Option<u32>,
+        cache: Option<bool>,
+        max_result_bytes: Option<u32>,
+    },
+    ReadResult {
+        handle: String,
+        offset: u32,
+        length: Option<u32>,
+    },
 }
 
 /// Borrowed tool definitions of a `register` request (kept alive by the caller).
@@ -440,6 +453,32 @@ impl ArbRequest {
                 tool: Str::new(tool),
                 arguments: arguments.json(),
                 deadline_ms: *deadline_ms,
+            }),
+            // Without options it travels as a plain `Call`, and is read back as one.
+            ArbRequest::CallWith {
+                node,
+                tool,
+                arguments,
+                deadline_ms,
+                cache,
+                max_result_bytes,
+            } => CallWith {
+                node: Str::new(node),
+                tool: Str::new(tool),
+                arguments: arguments.json(),
+                deadline_ms: *deadline_ms,
+                cache: *cache,
+                max_result_bytes: *max_result_bytes,
+            }
+            .into_request(),
+            ArbRequest::ReadResult {
+                handle,
+                offset,
+                length,
+            } => Request::ReadResult(ReadResult {
+                handle: Str::new(handle),
+                offset: *offset,
+                length: *length,
             }),
         }
     }
@@ -645,6 +684,7 @@ pub fn escaped_lookup(r: &Request<'_>) -> bool {
     match r {
         Request::Execute(e) => needs_escape(&e.tool),
         Request::Call(c) => needs_escape(&c.node) || needs_escape(&c.tool),
+        Request::CallWith(c) => needs_escape(&c.node) || needs_escape(&c.tool),
         Request::Resolve(r) => needs_escape(&r.tool),
         Request::ListTools(l) => {
             l.prefix.is_some_and(|p| needs_escape(&p)) || l.node.is_some_and(|n| needs_escape(&n))
