@@ -212,7 +212,10 @@ fn examples() -> Vec<(&'static str, String)> {
             max_result_bytes: Some(16),
         }),
     };
-    v.push(("tools-call-with", block("tools-call-with", &Ex::Msg(call_with))));
+    v.push((
+        "tools-call-with",
+        block("tools-call-with", &Ex::Msg(call_with)),
+    ));
     let held = |enc: Encoding, buf: &mut [u8]| {
         let body = Budgeted {
             value: None,

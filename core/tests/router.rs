@@ -2038,7 +2038,13 @@ fn result_too_big_for_the_controller_is_frame_too_large() {
 }
 
 impl<S: Schemas> Trio<S> {
-    fn call_opts(&mut self, node: &str, tool: &str, cache: Option<bool>, budget: Option<u32>) -> u64 {
+    fn call_opts(
+        &mut self,
+        node: &str,
+        tool: &str,
+        cache: Option<bool>,
+        budget: Option<u32>,
+    ) -> u64 {
         self.request(&Request::CallWith(CallWith {
             node: Str::new(node),
             tool: Str::new(tool),
@@ -2126,10 +2132,22 @@ fn a_result_budget_holds_a_long_result_and_pages_through_it() {
         // A page may be reread, with another length; an offset inside a character is refused.
         let (page, ..) = t.read_held(&handle, 0, Some(1)).unwrap();
         assert_eq!(page, "\"");
-        assert_eq!(t.read_held(&handle, 3, None), Err(code(ErrorCode::InvalidParams)));
-        assert_eq!(t.read_held(&handle, 0, Some(0)), Err(code(ErrorCode::InvalidParams)));
-        assert_eq!(t.read_held("r999", 0, None), Err(code(ErrorCode::ResultGone)));
-        assert_eq!(t.read_held("nonsense", 0, None), Err(code(ErrorCode::ResultGone)));
+        assert_eq!(
+            t.read_held(&handle, 3, None),
+            Err(code(ErrorCode::InvalidParams))
+        );
+        assert_eq!(
+            t.read_held(&handle, 0, Some(0)),
+            Err(code(ErrorCode::InvalidParams))
+        );
+        assert_eq!(
+            t.read_held("r999", 0, None),
+            Err(code(ErrorCode::ResultGone))
+        );
+        assert_eq!(
+            t.read_held("nonsense", 0, None),
+            Err(code(ErrorCode::ResultGone))
+        );
         // Another connection cannot read it.
         let x = t.add_controller(ctrl_enc);
         let mut out = vec![0u8; 1024];
@@ -2152,11 +2170,19 @@ fn a_result_budget_holds_a_long_result_and_pages_through_it() {
         // A budget too small to page by is refused before the node sees the call.
         let id = t.call_opts("dev-1", "big", None, Some(15));
         assert_eq!(t.result(id), Err(code(ErrorCode::InvalidParams)));
-        assert!(t.nodes[n].events.iter().all(|e| !matches!(e, NodeEv::Execute(..))));
+        assert!(
+            t.nodes[n]
+                .events
+                .iter()
+                .all(|e| !matches!(e, NodeEv::Execute(..)))
+        );
         // Held results expire.
         assert_eq!(t.router.held_results().0, 1);
         t.advance(Duration::from_secs(61));
-        assert_eq!(t.read_held(&handle, 0, None), Err(code(ErrorCode::ResultGone)));
+        assert_eq!(
+            t.read_held(&handle, 0, None),
+            Err(code(ErrorCode::ResultGone))
+        );
         assert_eq!(t.router.held_results(), (0, 0));
         t.check_clean();
     }
@@ -2201,13 +2227,19 @@ fn a_local_call_with_a_budget_gets_the_envelope_and_reads_on() {
         r#"{"held":{"handle":"r1","total_bytes":27,"page":"[\"0123456789\",\"a","next_offset":16}}"#
     );
     let p = t.router.read_result(t.now, "r1", 16, None, None).unwrap();
-    assert_eq!((p.page.as_str(), p.total_bytes, p.next_offset), (r#"bcdefghij"]"#, 27, None));
+    assert_eq!(
+        (p.page.as_str(), p.total_bytes, p.next_offset),
+        (r#"bcdefghij"]"#, 27, None)
+    );
     // A token whose ACL does not reach the tool cannot read it.
     let acl = Acl {
         allow: vec!["dev-1/other".into()],
         deny: vec![],
     };
-    let e = t.router.read_result(t.now, "r1", 0, None, Some(&acl)).unwrap_err();
+    let e = t
+        .router
+        .read_result(t.now, "r1", 0, None, Some(&acl))
+        .unwrap_err();
     assert_eq!(e.code, code(ErrorCode::ResultGone));
     // Nor can a controller: it is not its own.
     assert_eq!(t.read_held("r1", 0, None), Err(code(ErrorCode::ResultGone)));
@@ -2228,7 +2260,12 @@ fn a_controller_bypasses_the_result_cache_per_call() {
         assert_eq!(t.result(id), Ok("1".into()));
         let id = t.call_opts("dev", "read", Some(true), None);
         assert_eq!(t.result(id), Ok("1".into()), "kept");
-        assert!(t.nodes[n].events.iter().all(|e| !matches!(e, NodeEv::Execute(..))));
+        assert!(
+            t.nodes[n]
+                .events
+                .iter()
+                .all(|e| !matches!(e, NodeEv::Execute(..)))
+        );
         let id = t.call_opts("dev", "read", Some(false), None);
         let (call, ..) = t.take_execute(n);
         t.finish(n, call, Ok("2"));

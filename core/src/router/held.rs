@@ -6,8 +6,8 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
 
-use super::types::Failure;
 use super::ConnId;
+use super::types::Failure;
 use crate::{Duration, ErrorCode, Instant};
 
 /// Settings of the held results.
@@ -281,7 +281,9 @@ mod tests {
         let mut seen = String::new();
         let mut offset = 0;
         loop {
-            let p = h.read(&handle, offset, None, at(1), |_, _, _| true).unwrap();
+            let p = h
+                .read(&handle, offset, None, at(1), |_, _, _| true)
+                .unwrap();
             assert_eq!(p.total, 10);
             seen.push_str(p.text);
             match p.next {
@@ -291,11 +293,17 @@ mod tests {
         }
         assert_eq!(seen, "0123456789");
         assert!(h.read(&handle, 11, None, at(1), |_, _, _| true).is_err());
-        let e = h.read(&handle, 0, Some(0), at(1), |_, _, _| true).err().unwrap();
+        let e = h
+            .read(&handle, 0, Some(0), at(1), |_, _, _| true)
+            .err()
+            .unwrap();
         assert_eq!(e.code, ErrorCode::InvalidParams.code());
         let e = h.read("r99", 0, None, at(1), |_, _, _| true).err().unwrap();
         assert_eq!(e.code, ErrorCode::ResultGone.code());
-        let e = h.read(&handle, 0, None, at(1), |_, _, _| false).err().unwrap();
+        let e = h
+            .read(&handle, 0, None, at(1), |_, _, _| false)
+            .err()
+            .unwrap();
         assert_eq!(e.code, ErrorCode::ResultGone.code());
     }
 
@@ -310,7 +318,10 @@ mod tests {
         let text = "x".repeat(500);
         let a = h.hold(Holder::Local, "n", "t", &text, 16, at(0));
         assert!(h.read(&a, 0, None, at(9), |_, _, _| true).is_ok());
-        assert!(h.read(&a, 0, None, at(10), |_, _, _| true).is_err(), "expired");
+        assert!(
+            h.read(&a, 0, None, at(10), |_, _, _| true).is_err(),
+            "expired"
+        );
         assert_eq!(h.usage().0, 0);
         // Per holder: the third drops the first.
         let hs: alloc::vec::Vec<String> = (0..3)

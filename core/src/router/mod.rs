@@ -65,11 +65,11 @@ use alloc::vec::Vec;
 use core::ops::Bound;
 
 pub use cache::{CacheConfig, canonical};
-pub use held::HeldConfig;
 pub use config::{
     Acl, AskRule, DEFAULT_MAX_CONTROLLERS, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_NODES,
     MAX_RULE_ANSWER, MAX_RULE_PROMPT, MAX_RULES, RateLimit, RouterConfig, TokenSpec,
 };
+pub use held::HeldConfig;
 pub use types::{
     AcceptAll, AskKey, CallKey, ConnId, Event, Failure, HeldPage, LocalCall, NodeView, OpenError,
     Outbox, Schemas, Stats, ToolView,

@@ -2,8 +2,8 @@
 //! their results, progress, asks and cancels, relayed between nodes, controllers and the
 //! local API.
 
-use super::*;
 use super::held::{self, Holder};
+use super::*;
 use crate::frame::{Budgeted, CallWith, Held, ReadResult, ResultPage};
 
 impl<S: Schemas> Router<S> {
@@ -409,7 +409,9 @@ impl<S: Schemas> Router<S> {
                     .remove(&(conn.index, ReqKey::of(&id.as_id())));
                 // A result that could not be delivered is the call's outcome; a failure that could
                 // not be delivered keeps its own code (a timeout stays a timeout).
-                let budget = rec.budget.map(|b| (b, rec.node.as_str(), rec.tool.as_str()));
+                let budget = rec
+                    .budget
+                    .map(|b| (b, rec.node.as_str(), rec.tool.as_str()));
                 if let Err(code) = self.respond_controller(conn, id, result, budget)
                     && outcome.is_ok()
                 {
@@ -439,14 +441,10 @@ impl<S: Schemas> Router<S> {
             return Ok(());
         }
         let handle = match (&result, budget) {
-            (Ok(v), Some((b, node, tool))) if v.as_str().len() > b as usize => Some(self.held.hold(
-                Holder::Conn(conn),
-                node,
-                tool,
-                v.as_str(),
-                b,
-                self.now,
-            )),
+            (Ok(v), Some((b, node, tool))) if v.as_str().len() > b as usize => Some(
+                self.held
+                    .hold(Holder::Conn(conn), node, tool, v.as_str(), b, self.now),
+            ),
             _ => None,
         };
         let Router {
@@ -482,9 +480,15 @@ impl<S: Schemas> Router<S> {
 
     /// The [`Budgeted`] answer of a local call, as JSON text.
     pub(super) fn budget_local(&mut self, node: &str, tool: &str, v: &str, budget: u32) -> String {
-        let handle = (v.len() > budget as usize)
-            .then(|| self.held.hold(Holder::Local, node, tool, v, budget, self.now));
-        json_text(&budgeted(&Json::trusted(v.as_bytes()), budget, handle.as_deref()))
+        let handle = (v.len() > budget as usize).then(|| {
+            self.held
+                .hold(Holder::Local, node, tool, v, budget, self.now)
+        });
+        json_text(&budgeted(
+            &Json::trusted(v.as_bytes()),
+            budget,
+            handle.as_deref(),
+        ))
     }
 
     /// Stops a call whose caller gave up: the node gets `cancel`, nobody gets an answer.
