@@ -2178,6 +2178,7 @@ fn a_result_budget_holds_a_long_result_and_pages_through_it() {
         );
         // Held results expire.
         assert_eq!(t.router.held_results().0, 1);
+        assert_eq!(t.router.stats().results_held, 1);
         t.advance(Duration::from_secs(61));
         assert_eq!(
             t.read_held(&handle, 0, None),

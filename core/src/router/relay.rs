@@ -441,10 +441,9 @@ impl<S: Schemas> Router<S> {
             return Ok(());
         }
         let handle = match (&result, budget) {
-            (Ok(v), Some((b, node, tool))) if v.as_str().len() > b as usize => Some(
-                self.held
-                    .hold(Holder::Conn(conn), node, tool, v.as_str(), b, self.now),
-            ),
+            (Ok(v), Some((b, node, tool))) if v.as_str().len() > b as usize => {
+                Some(self.hold(Holder::Conn(conn), node, tool, v.as_str(), b))
+            }
             _ => None,
         };
         let Router {
@@ -478,12 +477,16 @@ impl<S: Schemas> Router<S> {
         }
     }
 
+    /// Holds a result over its budget; its handle.
+    fn hold(&mut self, holder: Holder, node: &str, tool: &str, v: &str, budget: u32) -> String {
+        self.stats.results_held += 1;
+        self.held.hold(holder, node, tool, v, budget, self.now)
+    }
+
     /// The [`Budgeted`] answer of a local call, as JSON text.
     pub(super) fn budget_local(&mut self, node: &str, tool: &str, v: &str, budget: u32) -> String {
-        let handle = (v.len() > budget as usize).then(|| {
-            self.held
-                .hold(Holder::Local, node, tool, v, budget, self.now)
-        });
+        let handle =
+            (v.len() > budget as usize).then(|| self.hold(Holder::Local, node, tool, v, budget));
         json_text(&budgeted(
             &Json::trusted(v.as_bytes()),
             budget,

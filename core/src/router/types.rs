@@ -324,6 +324,8 @@ pub struct Stats {
     pub cache_hits: u64,
     /// Calls to cacheable tools (read-only and idempotent) the cache could not answer.
     pub cache_misses: u64,
+    /// Results longer than their call's budget (`max_result_bytes`), held for `results.read`.
+    pub results_held: u64,
 }
 
 /// Frames queued for one connection, in order: [`super::Router::poll_transmit`] hands them over

@@ -303,6 +303,12 @@ impl Metrics {
         );
         counter(
             &mut now,
+            "results_held",
+            "Results longer than their call's budget (max_result_bytes), held to be read in pages",
+            st.results_held,
+        );
+        counter(
+            &mut now,
             "rate_limited",
             "Calls refused by the per-node rate limit",
             st.rate_limited,
