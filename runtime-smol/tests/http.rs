@@ -868,3 +868,235 @@ fn the_result_cache_serves_rest_calls_and_no_cache_bypasses_it() {
         );
     });
 }
+
+/// The value the `long` tool of [`budget_setup`] returns: some 20 KB of JSON text with
+/// characters of one to four bytes, so that pages must be cut at character boundaries.
+fn long_value() -> Value {
+    json!({"text": "aé€😀".repeat(2000), "n": 2000})
+}
+
+/// A gateway with tokens `full` (every tool) and `narrow` (`n/small` only), and a node `n`
+/// whose `long` tool returns [`long_value`] and `small` tool `{"ok": true}`.
+async fn budget_setup() -> (Gateway, String, smol::Task<()>) {
+    let cfg = GatewayConfig {
+        tokens: vec![
+            TokenSpec::any("full"),
+            TokenSpec {
+                token: "narrow".into(),
+                node: false,
+                controller: true,
+                acl: Acl {
+                    allow: vec!["n/small".into()],
+                    deny: vec![],
+                },
+            },
+        ],
+        ..Default::default()
+    };
+    let (gw, ws, _) = gateway(cfg).await;
+    let long = Tool::new(
+        "long",
+        "Returns some 20 KB",
+        json!({"type": "object"}),
+        |_, _| async { Ok(long_value()) },
+    );
+    let small = Tool::new(
+        "small",
+        "Returns a few bytes",
+        json!({"type": "object"}),
+        |_, _| async { Ok(json!({"ok": true})) },
+    );
+    let opts = NodeOptions {
+        token: Some("full".into()),
+        ..NodeOptions::new("n")
+    };
+    let node = spawn_node(&ws, HostNode::new(opts).tool(long).tool(small));
+    assert!(gw.wait_for_node("n", Duration::from_secs(5)).await);
+    (gw, authority(&ws), node)
+}
+
+const FULL: &str = "Authorization: Bearer full\r\n";
+
+/// Reads a held result from `offset` to its end through `GET /v1/results/{handle}`, `length`
+/// bytes a page (at most 1000 pages): the pages, in order.
+async fn read_to_end(
+    addr: &str,
+    handle: &str,
+    mut offset: u64,
+    length: Option<u64>,
+    total: u64,
+) -> Vec<String> {
+    let mut pages = vec![];
+    for _ in 0..1000 {
+        let len = length.map_or(String::new(), |l| format!("&length={l}"));
+        let path = format!("/v1/results/{handle}?offset={offset}{len}");
+        let r = get_with(addr, &path, FULL).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        let v = r.json();
+        assert_eq!(v["total_bytes"].as_u64(), Some(total), "{v}");
+        let page = v["page"].as_str().unwrap().to_owned();
+        assert!(!page.is_empty(), "a page always moves on: {v}");
+        if let Some(l) = length {
+            assert!(page.len() as u64 <= l, "{} bytes > {l}", page.len());
+        }
+        offset += page.len() as u64;
+        pages.push(page);
+        match v["next_offset"].as_u64() {
+            Some(n) => assert_eq!(n, offset, "next_offset is where this page ends"),
+            None => {
+                assert!(v["next_offset"].is_null(), "{v}");
+                assert_eq!(offset, total, "the last page ends the text");
+                return pages;
+            }
+        }
+    }
+    panic!("paging did not end within 1000 pages");
+}
+
+#[test]
+fn a_result_budget_holds_a_long_rest_result_to_page_through() {
+    smol::block_on(async {
+        let (_gw, addr, _node) = budget_setup().await;
+        let text = serde_json::to_string(&long_value()).unwrap();
+        assert!(text.len() > 15_000, "{}", text.len());
+        let call = "/v1/nodes/n/tools/long/call";
+        let budget = format!("{FULL}Toolwire-Max-Result-Bytes: 1000\r\n");
+        let r = post(&addr, call, "{}", &budget).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = r.json();
+        let held = &v["held"];
+        assert!(v.get("value").is_none(), "{v}");
+        let handle = held["handle"].as_str().unwrap().to_owned();
+        let total = held["total_bytes"].as_u64().unwrap();
+        let first = held["page"].as_str().unwrap().to_owned();
+        assert_eq!(total, text.len() as u64);
+        assert!(first.len() <= 1000 && first.len() > 990, "{}", first.len());
+        assert_eq!(held["next_offset"].as_u64(), Some(first.len() as u64));
+        assert!(text.starts_with(&first));
+
+        // From the envelope's next_offset, 1500 bytes a page: the pages add up to the text.
+        let pages = read_to_end(&addr, &handle, first.len() as u64, Some(1500), total).await;
+        assert!(pages.len() >= 10, "{} pages", pages.len());
+        let joined = format!("{first}{}", pages.concat());
+        assert_eq!(joined, text);
+        assert_eq!(
+            serde_json::from_str::<Value>(&joined).unwrap(),
+            long_value()
+        );
+        // From 0 with the call's budget as the page length: the envelope's page comes first.
+        let pages = read_to_end(&addr, &handle, 0, None, total).await;
+        assert_eq!(pages[0], first);
+        assert!(pages.iter().all(|p| p.len() <= 1000));
+        assert_eq!(pages.concat(), text);
+
+        // Streamed, the result event carries the envelope.
+        let sse = format!("{budget}Accept: text/event-stream\r\n");
+        let r = post(&addr, call, "{}", &sse).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(
+            r.body.contains("event: result\ndata: {\"held\":{"),
+            "{}",
+            r.body
+        );
+
+        // Within the budget, the value itself; without a budget, the bare result as before.
+        let small = "/v1/nodes/n/tools/small/call";
+        let r = post(&addr, small, "{}", &budget).await;
+        assert_eq!((r.status, r.json()), (200, json!({"value": {"ok": true}})));
+        let r = post(&addr, small, "{}", FULL).await;
+        assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
+        let r = post(&addr, call, "{}", FULL).await;
+        assert_eq!((r.status, r.json()), (200, long_value()));
+    });
+}
+
+#[test]
+fn bad_budgets_and_reads_are_refused_and_acls_guard_held_results() {
+    smol::block_on(async {
+        let (_gw, addr, _node) = budget_setup().await;
+        let call = "/v1/nodes/n/tools/long/call";
+        // A budget that is not a whole number from 16 is refused before the call.
+        for bad in [
+            "abc",
+            "15",
+            "0",
+            "-16",
+            "+16",
+            "16.0",
+            "1e3",
+            "",
+            "4294967296",
+        ] {
+            let h = format!("{FULL}Toolwire-Max-Result-Bytes: {bad}\r\n");
+            let r = post(&addr, call, "{}", &h).await;
+            assert_eq!((r.status, r.code()), (400, -32602), "{bad:?}: {r:?}");
+            let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+            assert!(msg.contains("Toolwire-Max-Result-Bytes"), "{msg}");
+        }
+        let twice =
+            format!("{FULL}Toolwire-Max-Result-Bytes: 100\r\nToolwire-Max-Result-Bytes: 200\r\n");
+        let r = post(&addr, call, "{}", &twice).await;
+        assert_eq!((r.status, r.code()), (400, -32602), "{r:?}");
+        let r = post(
+            &addr,
+            call,
+            "{}",
+            &format!("{FULL}Toolwire-Max-Result-Bytes: 16\r\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "the least budget is 16: {r:?}");
+
+        let r = post(
+            &addr,
+            call,
+            "{}",
+            &format!("{FULL}Toolwire-Max-Result-Bytes: 64\r\n"),
+        )
+        .await;
+        let held = r.json()["held"].clone();
+        let handle = held["handle"].as_str().unwrap().to_owned();
+        let read = |q: String, extra: String| {
+            let addr = addr.clone();
+            let path = format!("/v1/results/{handle}{q}");
+            async move { get_with(&addr, &path, &extra).await }
+        };
+        assert_eq!(read(String::new(), FULL.into()).await.status, 200);
+
+        // Handles the gateway does not hold: 410, -32015.
+        for h in ["r999999", "nonsense", &"r".repeat(300)] {
+            let r = get_with(&addr, &format!("/v1/results/{h}"), FULL).await;
+            assert_eq!((r.status, r.code()), (410, -32015), "{h}: {r:?}");
+        }
+        // Offsets that do not start a page, and lengths that are not one: 400, -32602.
+        let text = serde_json::to_string(&long_value()).unwrap();
+        let inside = (0..text.len())
+            .find(|&i| !text.is_char_boundary(i))
+            .unwrap();
+        let past = text.len() + 1;
+        for q in [
+            format!("?offset={inside}"),
+            format!("?offset={past}"),
+            "?offset=abc".into(),
+            "?offset=-1".into(),
+            "?length=0".into(),
+            "?length=x".into(),
+        ] {
+            let r = read(q.clone(), FULL.into()).await;
+            assert_eq!((r.status, r.code()), (400, -32602), "{q}: {r:?}");
+        }
+        // The token's ACL must permit the result's tool; the tool set too.
+        let r = read(String::new(), "Authorization: Bearer narrow\r\n".into()).await;
+        assert_eq!((r.status, r.code()), (410, -32015), "{r:?}");
+        assert!(
+            !r.body.contains("aé€"),
+            "nothing of the result leaks: {r:?}"
+        );
+        let r = read(String::new(), String::new()).await;
+        assert_eq!((r.status, r.code()), (401, -32006), "{r:?}");
+        let r = read(String::new(), format!("{FULL}Toolwire-Tools: n/small\r\n")).await;
+        assert_eq!((r.status, r.code()), (410, -32015), "{r:?}");
+        let r = read(String::new(), format!("{FULL}Toolwire-Tools: n/*\r\n")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["page"], held["page"]);
+    });
+}

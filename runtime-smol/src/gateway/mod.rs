@@ -324,6 +324,10 @@ pub struct CallOptions {
     pub max_result_bytes: Option<u32>,
 }
 
+/// The least result budget ([`CallOptions::max_result_bytes`], and the controllers'
+/// `max_result_bytes`): a smaller one is refused with `-32602`.
+pub const MIN_RESULT_BYTES: u32 = 16;
+
 /// A node as listed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSummary {
@@ -1026,8 +1030,7 @@ impl Gateway {
     ) -> Result<HeldPage, CallError> {
         let mut s = self.inner.lock();
         let now = self.inner.clock.now();
-        Ok(s
-            .router
+        Ok(s.router
             .read_result(now, handle, offset, length, token.map(|t| &t.acl))?)
     }
 
@@ -1057,7 +1060,9 @@ impl Gateway {
             no_cache: opts.no_cache,
             max_result_bytes: opts.max_result_bytes,
         };
-        let key = s.router.call_with(inner.clock.now(), node, tool, arguments, &local)?;
+        let key = s
+            .router
+            .call_with(inner.clock.now(), node, tool, arguments, &local)?;
         s.waiters.insert(
             key,
             Waiter {

@@ -3,6 +3,19 @@
 //! Every error is the protocol's error object, `{"error":{"code":…,"message":…}}`, with the HTTP
 //! status of [`status_for`]. The routes, their parameters and their answers are written down in
 //! `openapi.json` (served at `/openapi.json`; a test keeps the two in step).
+//!
+//! Result budgets: a call with the request header `Toolwire-Max-Result-Bytes: N` (N at least
+//! [`MIN_RESULT_BYTES`]) answers with the `Budgeted` envelope (PROTOCOL.md section 7) instead of
+//! the bare result: `{"value": …}` when the result's JSON text has at most N bytes, else
+//! `{"held": {"handle", "total_bytes", "page", "next_offset"}}` with its first page. The rest is
+//! read with `GET /v1/results/{handle}?offset=K&length=L`, answered `{"page", "total_bytes",
+//! "next_offset"}` (`next_offset` null on the last page), under the same kind of token (whose
+//! ACL must permit the result's tool) and `Toolwire-Tools` set as a call. A handle the gateway
+//! does not hold for the caller (never held, expired, dropped for room, or its tool outside the
+//! token's ACL or the tool set) is `410 Gone` with `-32015`; an offset that is not 0 or a
+//! `next_offset`, or a bad length, is `400` with `-32602`. Results of REST calls are held for
+//! the gateway's local callers: any REST client whose token permits the tool may read one by
+//! its handle (handles are not secrets; the ACL is what guards them).
 
 use std::convert::Infallible;
 use std::io;
@@ -24,7 +37,7 @@ use toolwire_core::router::{Acl, TokenSpec};
 use toolwire_core::{ErrorCode, Str};
 
 use super::Body;
-use crate::gateway::{CallError, CallOptions, Gateway, Progress, ToolInfo};
+use crate::gateway::{CallError, CallOptions, Gateway, MIN_RESULT_BYTES, Progress, ToolInfo};
 
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -48,6 +61,8 @@ pub(crate) enum Route {
     Call,
     Tools,
     Resolve,
+    /// A page of a held result.
+    Result,
     /// No route matched (404/405).
     Unknown,
     /// Refused before routing: too many connections from the source.
@@ -69,6 +84,7 @@ impl Route {
             Route::Call => "/v1/nodes/{node}/tools/{tool}/call",
             Route::Tools => "/v1/tools",
             Route::Resolve => "/v1/tools/{tool}",
+            Route::Result => "/v1/results/{handle}",
             Route::Unknown => "other",
             Route::Limited => "limited",
         }
@@ -76,7 +92,7 @@ impl Route {
 
     /// Every route with a path (for the test that holds the OpenAPI document to them).
     #[cfg(test)]
-    pub(crate) const ALL: [Route; 11] = [
+    pub(crate) const ALL: [Route; 12] = [
         Route::Health,
         Route::Ready,
         Route::OpenApi,
@@ -88,6 +104,7 @@ impl Route {
         Route::Call,
         Route::Tools,
         Route::Resolve,
+        Route::Result,
     ];
 
     /// The method the route answers.
@@ -100,7 +117,8 @@ impl Route {
     }
 }
 
-/// Splits a path into a route and its parameters (node, tool).
+/// Splits a path into a route and its parameters: node and tool, or a result's handle (in the
+/// first place).
 fn match_route(path: &str) -> Option<(Route, Option<&str>, Option<&str>)> {
     let segs: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     Some(match segs.as_slice() {
@@ -119,6 +137,7 @@ fn match_route(path: &str) -> Option<(Route, Option<&str>, Option<&str>)> {
         }
         ["v1", "tools"] => (Route::Tools, None, None),
         ["v1", "tools", t] if !t.is_empty() => (Route::Resolve, None, Some(*t)),
+        ["v1", "results", h] if !h.is_empty() => (Route::Result, Some(*h), None),
         _ => return None,
     })
 }
@@ -272,6 +291,8 @@ async fn dispatch(
                     ),
                 ),
                 Route::Call => call(gw, node, tool, token, req).await,
+                // The handle came in the node's place.
+                Route::Result => read_result(gw, &node, req.uri().query(), token, scope),
                 _ => unreachable_route(),
             }
         }
@@ -353,6 +374,109 @@ fn tool_set(headers: &HeaderMap) -> Result<Option<Acl>, String> {
 /// The request header that narrows a REST request to an active tool set.
 const TOOL_SET: &str = "toolwire-tools";
 
+/// The request header that sets a call's result budget.
+const RESULT_BUDGET: &str = "toolwire-max-result-bytes";
+
+/// A handle longer than this is not one the gateway gave (they are `r` and a number).
+const MAX_HANDLE: usize = 64;
+
+/// The `Toolwire-Max-Result-Bytes` header: the call's result budget, a whole number of bytes
+/// from [`MIN_RESULT_BYTES`] to `u32::MAX`, given once. Absent: no budget. `Err`: why the header
+/// is not a budget (answered 400, -32602).
+fn result_budget(headers: &HeaderMap) -> Result<Option<u32>, String> {
+    let mut values = headers.get_all(RESULT_BUDGET).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("Toolwire-Max-Result-Bytes is given more than once".into());
+    }
+    let why = || {
+        format!(
+            "Toolwire-Max-Result-Bytes must be a whole number of bytes from {MIN_RESULT_BYTES} \
+             to {}",
+            u32::MAX
+        )
+    };
+    match v.to_str().ok().map(str::trim).and_then(whole_u32) {
+        Some(n) if n >= MIN_RESULT_BYTES => Ok(Some(n)),
+        _ => Err(why()),
+    }
+}
+
+/// A whole number in decimal digits only (no sign, no blanks) that fits a `u32`.
+fn whole_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `GET /v1/results/{handle}?offset=&length=`: a page of a result held for a call with a result
+/// budget. The token's ACL, and the request's tool set, must permit the result's tool.
+fn read_result(
+    gw: &Gateway,
+    handle: &str,
+    query: Option<&str>,
+    token: Option<Arc<TokenSpec>>,
+    scope: Option<&Acl>,
+) -> Response<Body> {
+    let mut offset = 0;
+    let mut length = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*k {
+            "offset" => match whole_u32(&v) {
+                Some(n) => offset = n,
+                None => {
+                    return bad_request(&format!(
+                        "offset must be a whole number of bytes from 0 to {}: 0 or a next_offset",
+                        u32::MAX
+                    ));
+                }
+            },
+            "length" => match whole_u32(&v) {
+                Some(n) if n >= 1 => length = Some(n),
+                _ => {
+                    return bad_request(&format!(
+                        "length must be a whole number of bytes from 1 to {}",
+                        u32::MAX
+                    ));
+                }
+            },
+            _ => {}
+        }
+    }
+    if handle.len() > MAX_HANDLE {
+        return error_response(
+            StatusCode::GONE,
+            ErrorCode::ResultGone.code(),
+            &format!("no held result `{}…`", truncate(handle)),
+        );
+    }
+    // The tool set narrows reads as it narrows calls. The router checks one ACL at a time, so
+    // the set is checked first as an ACL of its own, on the result's first byte.
+    if let Some(set) = scope {
+        let set = TokenSpec {
+            acl: set.clone(),
+            ..TokenSpec::any("")
+        };
+        if let Err(e) = gw.read_result(handle, 0, Some(1), Some(&set)) {
+            return call_error(&e, false);
+        }
+    }
+    match gw.read_result(handle, offset, length, token.as_deref()) {
+        Ok(p) => json_response(
+            StatusCode::OK,
+            &json!({
+                "page": p.page,
+                "total_bytes": p.total_bytes,
+                "next_offset": p.next_offset,
+            }),
+        ),
+        Err(e) => call_error(&e, false),
+    }
+}
+
 /// `GET /v1/tools?prefix=&node=&cursor=&limit=`.
 fn list_tools(gw: &Gateway, query: Option<&str>, scope: Option<&Acl>) -> Response<Body> {
     let mut prefix = None;
@@ -396,7 +520,8 @@ fn list_tools(gw: &Gateway, query: Option<&str>, scope: Option<&Acl>) -> Respons
     )
 }
 
-/// `POST /v1/nodes/{node}/tools/{tool}/call`: the body is the arguments, the answer the result.
+/// `POST /v1/nodes/{node}/tools/{tool}/call`: the body is the arguments, the answer the result
+/// (the `Budgeted` envelope with `Toolwire-Max-Result-Bytes`).
 async fn call(
     gw: &Gateway,
     node: String,
@@ -451,6 +576,10 @@ async fn call(
                 "no-cache" | "no-store"
             )
         });
+    let max_result_bytes = match result_budget(req.headers()) {
+        Ok(b) => b,
+        Err(why) => return bad_request(&why),
+    };
     let sse = accepts_event_stream(req.headers());
     let max = gw.config().http.max_body;
     let body = match Limited::new(req.into_body(), max).collect().await {
@@ -482,6 +611,7 @@ async fn call(
         timeout,
         token,
         no_cache,
+        max_result_bytes,
         ..CallOptions::default()
     };
     let progress = sse.then(|| {
@@ -620,6 +750,7 @@ pub fn status_for(code: i32) -> StatusCode {
         Some(E::Unauthorized) => StatusCode::FORBIDDEN,
         Some(E::ToolNotFound | E::NodeNotFound | E::MethodNotFound) => StatusCode::NOT_FOUND,
         Some(E::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
+        Some(E::ResultGone) => StatusCode::GONE,
         Some(E::Timeout) => StatusCode::GATEWAY_TIMEOUT,
         Some(E::Busy) => StatusCode::SERVICE_UNAVAILABLE,
         Some(E::FrameTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -775,11 +906,14 @@ mod tests {
             let path = r
                 .pattern()
                 .replace("{node}", "n-1")
-                .replace("{tool}", "t.x");
+                .replace("{tool}", "t.x")
+                .replace("{handle}", "r1");
             assert_eq!(match_route(&path).map(|m| m.0), Some(r), "{path}");
         }
         assert_eq!(match_route("/v1/nodes/"), None);
         assert_eq!(match_route("/v1/nodes/a/tools/b/call/x"), None);
+        assert_eq!(match_route("/v1/results/"), None);
+        assert_eq!(match_route("/v1/results/r1/x"), None);
     }
 
     /// Every status a handler can answer with is documented for a route that can give it.
@@ -787,12 +921,23 @@ mod tests {
     fn error_codes_map_to_documented_statuses() {
         let doc: Value = serde_json::from_str(OPENAPI).unwrap();
         let call = &doc["paths"]["/v1/nodes/{node}/tools/{tool}/call"]["post"]["responses"];
+        let read = &doc["paths"]["/v1/results/{handle}"]["get"]["responses"];
         for code in ErrorCode::ALL {
             let status = status_for(code.code());
+            // -32015 comes only from reading a held result.
+            let route = if code == ErrorCode::ResultGone {
+                read
+            } else {
+                call
+            };
             let documented =
-                call.get(status.as_str()).is_some() || status == StatusCode::INTERNAL_SERVER_ERROR;
+                route.get(status.as_str()).is_some() || status == StatusCode::INTERNAL_SERVER_ERROR;
             assert!(documented, "{code:?} -> {status}");
         }
+        for status in ["400", "410"] {
+            assert!(read.get(status).is_some(), "{status} for results");
+        }
+        assert_eq!(status_for(-32015), StatusCode::GONE);
         assert_eq!(status_for(7), StatusCode::BAD_GATEWAY);
         assert_eq!(status_for(-32003), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(status_for(-32009), StatusCode::BAD_GATEWAY);
