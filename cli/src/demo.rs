@@ -75,7 +75,7 @@ pub async fn run() -> Result<(), String> {
             let opts = ClientCallOptions {
                 timeout: Some(timeout),
                 progress: Some(ptx),
-                asks: None,
+                ..Default::default()
             };
             let t0 = Instant::now();
             let r = client.call("demo-device", tool, &args, opts).await;

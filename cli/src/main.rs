@@ -256,6 +256,24 @@ struct McpArgs {
     /// Answer `no` to a permission these tools ask for, before any --allow-ask (repeatable).
     #[arg(long = "deny-ask", value_name = "PATTERN")]
     deny_ask: Vec<String>,
+    /// Cut every tool result to its first N bytes of JSON text (N at least 16). A longer result
+    /// is shown as that first page and a note on its own line, and the gateway holds the rest
+    /// for this connection (five minutes by default); the bridge then lists one more tool,
+    /// `toolwire_read_result` {handle, offset, length?}, which reads on from the offset the
+    /// note gives. Tools' output schemas are not listed with this flag (a cut result has no
+    /// structured content to match one).
+    #[arg(long, value_name = "N", value_parser = result_budget)]
+    max_result_bytes: Option<u32>,
+}
+
+/// A result budget: a whole number of bytes, from the gateway's least (16).
+fn result_budget(s: &str) -> Result<u32, String> {
+    use toolwire_smol::gateway::MIN_RESULT_BYTES;
+    match s.parse::<u32>() {
+        Ok(n) if n >= MIN_RESULT_BYTES => Ok(n),
+        Ok(_) => Err(format!("must be at least {MIN_RESULT_BYTES}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The bridge's ask rules: its --deny-ask patterns first, then its --allow-ask ones, each for
@@ -510,7 +528,7 @@ async fn call(a: CallArgs) -> Res {
     let opts = ClientCallOptions {
         timeout: Some(a.timeout),
         progress: Some(ptx),
-        asks: None,
+        ..Default::default()
     };
     let r = client.call(&a.node, &a.tool, &args, opts).await;
     // Print every progress report that arrived before the result (the channel closes when the
@@ -547,6 +565,7 @@ async fn mcp(a: McpArgs) -> Res {
         .map_err(|_| format!("--timeout {}: not a number of seconds", a.timeout))?;
     let opts = toolwire::mcp::McpOptions {
         call_timeout: Some(timeout),
+        max_result_bytes: a.max_result_bytes,
         ..Default::default()
     };
     toolwire::mcp::serve_stdio(client, opts)
@@ -629,6 +648,24 @@ mod tests {
             ("--handshake-timeout", "soon"),
         ] {
             assert!(gateway_args(&[flag, v]).is_err(), "{flag} {v}");
+        }
+    }
+
+    #[test]
+    fn mcp_result_budget_is_at_least_16() {
+        let parse = |extra: &[&str]| {
+            let argv = ["toolwire", "mcp"].iter().chain(extra);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Mcp(a)) => Ok(a.max_result_bytes),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&["--max-result-bytes", "16"]).unwrap(), Some(16));
+        assert_eq!(parse(&["--max-result-bytes", "4096"]).unwrap(), Some(4096));
+        for bad in ["15", "0", "-16", "4k", "4294967296", ""] {
+            assert!(parse(&["--max-result-bytes", bad]).is_err(), "{bad}");
         }
     }
 

@@ -461,3 +461,276 @@ fn mcp_allow_ask_answers_a_tools_permission_question() {
         }
     });
 }
+
+/// The value `lab__long` returns: some 20 KB of JSON text with characters of one to four bytes.
+fn long_value() -> Value {
+    json!({"text": "aé€😀".repeat(2000), "n": 2000})
+}
+
+/// A node `lab` with `long` (returns [`long_value`]), `small` (`{"ok": true}`) and `measure`
+/// (declares an output schema).
+fn budget_lab() -> HostNode {
+    HostNode::new(NodeOptions::new("lab"))
+        .tool(Tool::new(
+            "long",
+            "Returns some 20 KB.",
+            json!({"type": "object"}),
+            |_, _| async { Ok(long_value()) },
+        ))
+        .tool(Tool::new(
+            "small",
+            "Returns a few bytes.",
+            json!({"type": "object"}),
+            |_, _| async { Ok(json!({"ok": true})) },
+        ))
+        .tool(
+            Tool::new(
+                "measure",
+                "Measures a voltage.",
+                json!({"type": "object"}),
+                |_, _| async { Ok(json!({"volts": 3.3})) },
+            )
+            .output_schema(json!({"type": "object", "properties": {"volts": {"type": "number"}}})),
+        )
+}
+
+/// A `tools/call` request line.
+fn call_line(id: u32, name: &str, args: &Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": args}})
+    .to_string()
+}
+
+/// A truncation note: the bytes shown `(from, to, total)`, and the read tool's arguments.
+type Note = ((u64, u64, u64), Value);
+
+/// Splits a text block into the page and, when it ends with a truncation note, the note's
+/// `(from, to, total)` and the arguments it gives for `toolwire_read_result`.
+fn split_note(text: &str) -> (&str, Option<Note>) {
+    let Some((page, note)) = text.rsplit_once("\n[toolwire: ") else {
+        return (text, None);
+    };
+    let note = note.strip_suffix(']').unwrap_or_else(|| panic!("{note}"));
+    let (shown, args) = note
+        .split_once(" shown. Read more with the tool toolwire_read_result and ")
+        .unwrap_or_else(|| panic!("{note}"));
+    let nums: Vec<u64> = shown
+        .trim_start_matches("result truncated — ")
+        .trim_start_matches("bytes ")
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(nums.len(), 3, "{note}");
+    let args: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("{e}: {note}"));
+    (page, Some(((nums[0], nums[1], nums[2]), args)))
+}
+
+fn text(r: &Value) -> String {
+    r["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned()
+}
+
+fn listed_names(r: &Value) -> Vec<String> {
+    r["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn mcp_max_result_bytes_cuts_long_results_and_the_read_tool_pages_through() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _lab = spawn_node(&ws, budget_lab());
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        assert!(wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 3).await);
+        let full = serde_json::to_string(&long_value()).unwrap();
+        let mut b = Bridge::start_with(&ws, &["--max-result-bytes", "1000"]);
+        b.initialize().await;
+
+        // One more tool, after the nodes'; no output schemas under a budget.
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+            .await;
+        assert_eq!(
+            listed_names(&r),
+            [
+                "lab__long",
+                "lab__measure",
+                "lab__small",
+                "toolwire_read_result"
+            ],
+            "{r}"
+        );
+        let tools = r["result"]["tools"].as_array().unwrap();
+        assert!(tools.iter().all(|t| t.get("outputSchema").is_none()), "{r}");
+        assert_eq!(
+            tools[3]["inputSchema"]["required"],
+            json!(["handle", "offset"])
+        );
+
+        // Within the budget: as without one.
+        let r = b.request(&call_line(3, "lab__small", &json!({}))).await;
+        assert_eq!(text(&r), r#"{"ok":true}"#, "{r}");
+        assert_eq!(r["result"]["structuredContent"], json!({"ok": true}));
+        let r = b.request(&call_line(4, "lab__measure", &json!({}))).await;
+        assert_eq!(
+            r["result"]["structuredContent"],
+            json!({"volts": 3.3}),
+            "{r}"
+        );
+
+        // Past it: the first page, then the note.
+        let r = b.request(&call_line(5, "lab__long", &json!({}))).await;
+        assert!(r["result"].get("isError").is_none(), "{r}");
+        assert!(r["result"].get("structuredContent").is_none(), "{r}");
+        let t = text(&r);
+        let (first, note) = split_note(&t);
+        let ((from, to, total), mut args) = note.expect("a truncation note");
+        assert!(
+            t.contains("\n[toolwire: result truncated — bytes 0 to "),
+            "{t}"
+        );
+        assert_eq!(
+            (from, to, total),
+            (0, first.len() as u64, full.len() as u64)
+        );
+        assert!(first.len() <= 1000 && first.len() > 990, "{}", first.len());
+        assert_eq!(args["offset"].as_u64(), Some(to));
+        let handle = args["handle"].as_str().unwrap().to_owned();
+        assert!(full.starts_with(first));
+
+        // The read tool, from note to note, until a page comes without one.
+        let mut joined = first.to_owned();
+        let mut pages = 0;
+        for id in 100..200 {
+            let r = b
+                .request(&call_line(id, "toolwire_read_result", &args))
+                .await;
+            assert!(r["result"].get("isError").is_none(), "{r}");
+            let t = text(&r);
+            let (page, note) = split_note(&t);
+            assert!(page.len() <= 1000 && !page.is_empty(), "{}", page.len());
+            assert_eq!(Some(joined.len() as u64), args["offset"].as_u64());
+            joined.push_str(page);
+            pages += 1;
+            match note {
+                Some(((from, to, total), next)) => {
+                    assert!(!t.contains("result truncated"), "later pages: {t}");
+                    assert_eq!(to - from, page.len() as u64);
+                    assert_eq!(total, full.len() as u64);
+                    assert_eq!(next["handle"], handle.as_str());
+                    args = next;
+                }
+                None => break,
+            }
+        }
+        assert!(pages >= 15, "{pages} pages");
+        assert_eq!(joined, full, "the pieces add up to the result's JSON text");
+
+        // A length of its own, from the start.
+        let a = json!({"handle": handle, "offset": 0, "length": 100});
+        let r = b.request(&call_line(300, "toolwire_read_result", &a)).await;
+        let t = text(&r);
+        let (page, note) = split_note(&t);
+        assert!(page.len() <= 100 && full.starts_with(page), "{t}");
+        assert_eq!(note.unwrap().1["offset"].as_u64(), Some(page.len() as u64));
+
+        // The gateway's refusals, and bad arguments, are isError results.
+        let inside = (0..full.len())
+            .find(|&i| !full.is_char_boundary(i))
+            .unwrap();
+        let cases = [
+            (json!({"handle": "r999999", "offset": 0}), "-32015"),
+            (json!({"handle": handle, "offset": inside}), "-32602"),
+            (
+                json!({"handle": handle, "offset": full.len() + 1}),
+                "-32602",
+            ),
+            (json!({"handle": handle}), "offset"),
+            (
+                json!({"handle": handle, "offset": 0, "length": 0}),
+                "length",
+            ),
+            (json!({"offset": 0}), "handle"),
+        ];
+        for (i, (a, want)) in cases.iter().enumerate() {
+            let r = b
+                .request(&call_line(400 + i as u32, "toolwire_read_result", a))
+                .await;
+            assert_eq!(r["result"]["isError"], true, "{a} -> {r}");
+            assert!(text(&r).contains(want), "{a} -> {r}");
+        }
+        drop(b);
+
+        // Without the flag: no extra tool (an unknown name to the model), whole results, and
+        // output schemas listed.
+        let mut b = Bridge::start(&ws);
+        b.initialize().await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+            .await;
+        assert_eq!(
+            listed_names(&r),
+            ["lab__long", "lab__measure", "lab__small"],
+            "{r}"
+        );
+        assert!(r["result"]["tools"][1].get("outputSchema").is_some(), "{r}");
+        let a = json!({"handle": handle, "offset": 0});
+        let r = b.request(&call_line(3, "toolwire_read_result", &a)).await;
+        assert_eq!(r["error"]["code"], -32602, "{r}");
+        let r = b.request(&call_line(4, "lab__long", &json!({}))).await;
+        assert_eq!(text(&r), full);
+        assert_eq!(r["result"]["structuredContent"], long_value());
+    });
+}
+
+/// The listing's pages under a budget: the read tool comes once, after every node's tool.
+#[test]
+fn mcp_read_tool_comes_last_in_a_paged_listing() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _lab = spawn_node(&ws, lab());
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        assert!(wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 57).await);
+        let mut b = Bridge::start_with(&ws, &["--max-result-bytes", "64"]);
+        b.initialize().await;
+        let mut names = vec![];
+        let mut pages = vec![];
+        let mut cursor = Value::Null;
+        for id in 2..12 {
+            let r = b
+                .request(
+                    &json!({"jsonrpc": "2.0", "id": id, "method": "tools/list",
+                            "params": {"cursor": cursor}})
+                    .to_string(),
+                )
+                .await;
+            let page = listed_names(&r);
+            pages.push(page.len());
+            names.extend(page);
+            cursor = r["result"]["nextCursor"].clone();
+            if cursor.is_null() {
+                break;
+            }
+        }
+        assert_eq!(pages, [50, 8]);
+        assert_eq!(names.len(), 58);
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("toolwire_read_result")
+        );
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| *n == "toolwire_read_result")
+                .count(),
+            1
+        );
+    });
+}

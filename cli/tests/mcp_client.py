@@ -9,6 +9,9 @@ The script talks to the Rust test over its own stdout and stdin: a line `@@ REQU
 test to look at or change the gateway (`in_flight NODE`, `idle NODE`, `drop NODE`) and the test
 answers with one line. Other lines are log. Exit status 0 and a last line `PASS` mean every
 check held; every wait is bounded.
+
+A second session runs the bridge with `--max-result-bytes 16`: results longer than that are
+cut, with a note, and read on with the bridge's `toolwire_read_result` tool.
 """
 
 import json
@@ -21,6 +24,11 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client, ty
 DEVICE_TOOLS = ["echo", "read_sensor", "sample", "set_led", "uptime"]
 LAB_TOOLS = [f"t{i:02}" for i in range(55)] + ["fail", "measure"]
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+READ_TOOL = "toolwire_read_result"
+# The note that ends a cut result or a page with more after it.
+NOTE = re.compile(
+    r"\n\[toolwire: (?:result truncated — )?bytes (\d+) to (\d+) of (\d+) shown\. "
+    r"Read more with the tool toolwire_read_result and (\{.*\})\]$")
 
 
 def check(cond, what):
@@ -56,6 +64,65 @@ async def list_all(session):
 
 def text_of(result):
     return " ".join(c.text for c in result.content if c.type == "text")
+
+
+def split_note(text):
+    """(page, None) or (page, (from, to, total, read-tool arguments)) for a text block."""
+    m = NOTE.search(text)
+    if m is None:
+        return text, None
+    return text[:m.start()], (int(m[1]), int(m[2]), int(m[3]), json.loads(m[4]))
+
+
+async def budgeted(binary, url):
+    """The bridge with a 16-byte result budget, through the SDK."""
+    server = StdioServerParameters(command=binary, args=["mcp", "--gateway", url, "--max-result-bytes", "16"])
+    async with stdio_client(server) as (read, write):
+        async with ClientSession(read, write) as session:
+            with anyio.fail_after(10):
+                await session.initialize()
+                tools, _ = await list_all(session)
+            names = [t.name for t in tools]
+            check(names[-1] == READ_TOOL and names.count(READ_TOOL) == 1, "the read tool is listed last, once")
+            check(all(t.output_schema is None for t in tools), "no output schemas under a budget")
+            read_tool = tools[-1]
+            check(read_tool.input_schema["required"] == ["handle", "offset"], "the read tool's arguments")
+            check(read_tool.annotations.read_only_hint is True, "the read tool is read-only")
+
+            # Small enough: as without a budget (structured content and all).
+            with anyio.fail_after(10):
+                r = await session.call_tool("lab__measure", {})
+            check(not r.is_error and r.structured_content == {"volts": 3.3}, f"a short result is whole: {text_of(r)!r}")
+
+            # Longer: the first 16 bytes at most, cut at a character boundary, then the note.
+            said = "aé€😀" * 6
+            whole = json.dumps({"text": said}, separators=(",", ":"), ensure_ascii=False)
+            with anyio.fail_after(10):
+                r = await session.call_tool("dev-a__echo", {"text": said})
+            page, note = split_note(text_of(r))
+            check(not r.is_error and note is not None, f"a long result is cut with a note: {text_of(r)!r}")
+            check(r.structured_content is None, "a cut result has no structured content")
+            start, end, total, args = note
+            check(start == 0 and end == len(page.encode()) <= 16, f"the first page: {page!r}")
+            check(total == len(whole.encode()), f"the note gives the whole length ({total})")
+            pieces = [page]
+            for _ in range(100):
+                with anyio.fail_after(10):
+                    r = await session.call_tool(READ_TOOL, args)
+                check(not r.is_error, f"read {args}")
+                page, note = split_note(text_of(r))
+                check(0 < len(page.encode()) <= 16, f"a page of at most 16 bytes: {page!r}")
+                pieces.append(page)
+                if note is None:
+                    break
+                args = note[3]
+            joined = "".join(pieces)
+            check(json.loads(joined) == {"text": said}, f"the pieces add up: {joined!r}")
+            check(joined == whole and len(pieces) >= 5, f"to the result's JSON text, in {len(pieces)} pieces")
+
+            with anyio.fail_after(10):
+                r = await session.call_tool(READ_TOOL, {"handle": "r999999", "offset": 0})
+            check(r.is_error and "-32015" in text_of(r), f"a handle not held is isError: {text_of(r)!r}")
 
 
 async def main(binary, url):
@@ -198,6 +265,8 @@ async def main(binary, url):
             names = {t.name for t in tools}
             check(not any(n.startswith("dev-b__") for n in names), "dev-b's tools are gone")
             check(len(names) == len(expected) - len(DEVICE_TOOLS), "the others remain")
+            check(READ_TOOL not in names, "no read tool without a budget")
+    await budgeted(binary, url)
     print("PASS", flush=True)
 
 

@@ -2,15 +2,18 @@
 //! and its outcome as a result (failures too, as `isError`). Cancelling is dropping: the
 //! session drops a request's task on `notifications/cancelled`, which drops the gateway call
 //! and so cancels it on the node.
+//!
+//! Under a result budget, a result the gateway holds is shown as its first page and a note,
+//! and [`READ_RESULT_TOOL`] pages through the rest (the module docs of `mcp` tell how).
 
 use serde_json::{Value, json};
 use smol::channel::bounded;
 use toolwire_smol::client::ClientCallOptions;
 use toolwire_smol::gateway::{CallError, Progress};
 
-use super::Bridge;
 use super::list::Catalog;
 use super::protocol::{RpcError, Version, notification};
+use super::{Bridge, READ_RESULT_TOOL};
 
 impl Bridge {
     /// The node and tool behind an MCP name: from the last listing, or a fresh one (a client
@@ -37,6 +40,9 @@ impl Bridge {
             Some(a @ Value::Object(_)) => a.clone(),
             Some(_) => return Err(RpcError::params("`arguments` must be an object")),
         };
+        if self.opts.max_result_bytes.is_some() && name == READ_RESULT_TOOL {
+            return Ok(self.read_result(&args).await);
+        }
         let token = params
             .pointer("/_meta/progressToken")
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
@@ -53,7 +59,8 @@ impl Bridge {
         let opts = ClientCallOptions {
             timeout: self.opts.call_timeout,
             progress: ptx,
-            asks: None,
+            max_result_bytes: self.opts.max_result_bytes,
+            ..Default::default()
         };
         let call = self.client.call(&node, &tool, &args, opts);
         // Ends when the call does (the client drops the progress sender with it), so every
@@ -76,8 +83,126 @@ impl Bridge {
         if let Err(e) = &result {
             tracing::debug!("mcp: {name}: {e}");
         }
+        if self.opts.max_result_bytes.is_some() {
+            return Ok(budgeted_result(result, version));
+        }
         Ok(tool_result(result, version))
     }
+
+    /// [`READ_RESULT_TOOL`]: a page of a result the gateway holds for this connection, with a
+    /// note while more remains; bad arguments and the gateway's refusals are `isError`.
+    async fn read_result(&self, args: &Value) -> Value {
+        let (handle, offset, length) = match read_arguments(args) {
+            Ok(a) => a,
+            Err(why) => return error_result(format!("{READ_RESULT_TOOL}: {why}")),
+        };
+        match self.client.read_result(&handle, offset, length).await {
+            Ok(p) => {
+                let from = u64::from(offset);
+                let to = from + p.page.len() as u64;
+                let next = p.next_offset.map(u64::from);
+                text_result(with_note(
+                    p.page,
+                    &handle,
+                    from,
+                    to,
+                    next,
+                    p.total_bytes.into(),
+                ))
+            }
+            Err(e) => {
+                tracing::debug!("mcp: {READ_RESULT_TOOL} {handle}@{offset}: {e}");
+                tool_result(Err(e), self.version())
+            }
+        }
+    }
+}
+
+/// The arguments of [`READ_RESULT_TOOL`]: `handle` (a string), `offset` (a whole number), and
+/// `length` (a whole number, at least 1) if given. `Err`: what is wrong, for the model.
+fn read_arguments(args: &Value) -> Result<(String, u32, Option<u32>), String> {
+    let whole = |key: &str, least: u64| -> Result<Option<u32>, String> {
+        match args.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| n >= least)
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "`{key}` must be a whole number from {least} to {}",
+                        u32::MAX
+                    )
+                }),
+        }
+    };
+    let handle = args
+        .get("handle")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .ok_or("`handle` must be the handle a truncation note gave (a string)")?;
+    let offset = whole("offset", 0)?
+        .ok_or("`offset` is required: the offset a truncation note gave (0 for the start)")?;
+    Ok((handle.to_owned(), offset, whole("length", 1)?))
+}
+
+/// `text` (bytes `from` to `to` of a held result's `total`), with a note on a line of its own
+/// telling how to read on from `next`, unless this is the last page.
+fn with_note(
+    mut text: String,
+    handle: &str,
+    from: u64,
+    to: u64,
+    next: Option<u64>,
+    total: u64,
+) -> String {
+    if let Some(next) = next {
+        let truncated = if from == 0 {
+            "result truncated — "
+        } else {
+            ""
+        };
+        let args = json!({"handle": handle, "offset": next});
+        text.push_str(&format!(
+            "\n[toolwire: {truncated}bytes {from} to {to} of {total} shown. Read more with the \
+             tool {READ_RESULT_TOOL} and {args}]"
+        ));
+    }
+    text
+}
+
+/// A `tools/call` result under a result budget: the value as without one, or the held
+/// result's first page with its note.
+fn budgeted_result(result: Result<Value, CallError>, version: Version) -> Value {
+    let envelope = match result {
+        Ok(v) => v,
+        Err(e) => return tool_result(Err(e), version),
+    };
+    if let Some(v) = envelope.get("value") {
+        return tool_result(Ok(v.clone()), version);
+    }
+    let held = &envelope["held"];
+    match (
+        held["handle"].as_str(),
+        held["page"].as_str(),
+        held["next_offset"].as_u64(),
+        held["total_bytes"].as_u64(),
+    ) {
+        (Some(handle), Some(page), Some(next), Some(total)) => {
+            let to = page.len() as u64;
+            text_result(with_note(page.to_owned(), handle, 0, to, Some(next), total))
+        }
+        _ => error_result(format!("unexpected answer from the gateway: {envelope}")),
+    }
+}
+
+fn text_result(text: String) -> Value {
+    json!({"content": [{"type": "text", "text": text}]})
+}
+
+fn error_result(text: String) -> Value {
+    json!({"content": [{"type": "text", "text": text}], "isError": true})
 }
 
 /// A `tools/call` result: a tool's value, or any failure as `isError: true`.
@@ -95,7 +220,7 @@ fn tool_result(result: Result<Value, CallError>, version: Version) -> Value {
             if let Some(d) = &e.data {
                 text.push_str(&format!(" {d}"));
             }
-            json!({"content": [{"type": "text", "text": text}], "isError": true})
+            error_result(text)
         }
     }
 }
@@ -131,5 +256,57 @@ mod tests {
         assert_eq!(r["isError"], true);
         let text = r["content"][0]["text"].as_str().unwrap();
         assert!(text.contains("-32002") && text.contains("/n"), "{text}");
+    }
+
+    #[test]
+    fn budgeted_results_unwrap_the_value_or_show_the_first_page_with_a_note() {
+        let r = budgeted_result(Ok(json!({"value": {"a": 1}})), Version::LATEST);
+        assert_eq!(r, tool_result(Ok(json!({"a": 1})), Version::LATEST));
+        let r = budgeted_result(Ok(json!({"value": null})), Version::LATEST);
+        assert_eq!(r["content"][0]["text"], "null");
+        let held = json!({"held": {"handle": "r7", "total_bytes": 100, "page": "[1,2,", "next_offset": 5}});
+        let r = budgeted_result(Ok(held), Version::LATEST);
+        assert!(
+            r.get("isError").is_none() && r.get("structuredContent").is_none(),
+            "{r}"
+        );
+        assert_eq!(
+            r["content"][0]["text"],
+            "[1,2,\n[toolwire: result truncated — bytes 0 to 5 of 100 shown. Read more with the \
+             tool toolwire_read_result and {\"handle\":\"r7\",\"offset\":5}]"
+        );
+        let r = budgeted_result(Ok(json!({"odd": 1})), Version::LATEST);
+        assert_eq!(r["isError"], true);
+        let e = CallError::new(toolwire_core::ErrorCode::Timeout, "late");
+        assert_eq!(budgeted_result(Err(e), Version::LATEST)["isError"], true);
+        // A later page names where it starts; the last has no note.
+        let t = with_note("abc".into(), "r7", 5, 8, Some(8), 100);
+        assert!(t.ends_with("\n[toolwire: bytes 5 to 8 of 100 shown. Read more with the tool toolwire_read_result and {\"handle\":\"r7\",\"offset\":8}]"), "{t}");
+        assert_eq!(with_note("xyz".into(), "r7", 97, 100, None, 100), "xyz");
+    }
+
+    #[test]
+    fn read_arguments_are_checked() {
+        assert_eq!(
+            read_arguments(&json!({"handle": "r1", "offset": 0})),
+            Ok(("r1".into(), 0, None))
+        );
+        assert_eq!(
+            read_arguments(&json!({"handle": "r1", "offset": 4096, "length": 10})),
+            Ok(("r1".into(), 4096, Some(10)))
+        );
+        for bad in [
+            json!({}),
+            json!({"handle": 1, "offset": 0}),
+            json!({"handle": "", "offset": 0}),
+            json!({"handle": "r1"}),
+            json!({"handle": "r1", "offset": -1}),
+            json!({"handle": "r1", "offset": 1.5}),
+            json!({"handle": "r1", "offset": 4294967296u64}),
+            json!({"handle": "r1", "offset": "0"}),
+            json!({"handle": "r1", "offset": 0, "length": 0}),
+        ] {
+            assert!(read_arguments(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `tools/list`: snapshots of every node's tools under their MCP names, and pages through a
-//! snapshot by cursors.
+//! snapshot by cursors. Under a result budget, [`READ_RESULT_TOOL`] comes after the nodes'
+//! tools, as if the last of every snapshot.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -8,9 +9,9 @@ use serde_json::{Map, Value, json};
 use toolwire_core::frame::Annotations;
 use toolwire_smol::client::ToolSummary;
 
-use super::Bridge;
 use super::names::qualified_names;
 use super::protocol::{INTERNAL_ERROR, RpcError, Version};
+use super::{Bridge, READ_RESULT_TOOL};
 
 /// Listing snapshots whose cursors stay valid.
 const SNAPSHOTS: usize = 8;
@@ -115,7 +116,7 @@ impl Bridge {
                     .find(|c| c.generation == generation)
                     .cloned()
                     .ok_or_else(bad)?;
-                if offset > catalog.tools.len() {
+                if offset > self.listed(&catalog) {
                     return Err(bad());
                 }
                 (catalog, offset)
@@ -124,21 +125,86 @@ impl Bridge {
         };
         let version = self.version();
         let size = self.opts.page_size.max(1);
-        let end = (offset + size).min(catalog.tools.len());
-        let tools: Vec<Value> = catalog.tools[offset..end]
+        let listed = self.listed(&catalog);
+        let end = (offset + size).min(listed);
+        let budget = self.opts.max_result_bytes;
+        let nodes_end = end.min(catalog.tools.len());
+        let mut tools: Vec<Value> = catalog.tools[offset.min(nodes_end)..nodes_end]
             .iter()
-            .map(|t| tool_json(t, version))
+            .map(|t| tool_json(t, version, budget.is_none()))
             .collect();
+        if let Some(n) = budget
+            && (offset..end).contains(&catalog.tools.len())
+        {
+            tools.push(read_tool_json(n, version));
+        }
         let mut r = json!({ "tools": tools });
-        if end < catalog.tools.len() {
+        if end < listed {
             r["nextCursor"] = json!(encode_cursor(catalog.generation, end));
         }
         Ok(r)
     }
+
+    /// Tools listed for a snapshot: its tools, and [`READ_RESULT_TOOL`] under a budget.
+    fn listed(&self, catalog: &Catalog) -> usize {
+        catalog.tools.len() + usize::from(self.opts.max_result_bytes.is_some())
+    }
 }
 
-/// A tool as MCP lists it, in `version`'s vocabulary.
-fn tool_json(t: &Listed, version: Version) -> Value {
+/// [`READ_RESULT_TOOL`] as MCP lists it, for a budget of `budget` bytes.
+fn read_tool_json(budget: u32, version: Version) -> Value {
+    let u32_max = u32::MAX;
+    let mut tool = json!({
+        "name": READ_RESULT_TOOL,
+        "description": format!(
+            "Reads more of a tool result that was cut because it is longer than {budget} bytes. \
+             Pass the handle and offset the note at the end of the cut result gives. The answer \
+             is the next part of the result's JSON text; while more remains it ends with a note \
+             giving the next offset, and the last part has no note. A result is kept for a few \
+             minutes; after that, call its tool again."
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "handle": {
+                    "type": "string",
+                    "description": "The handle from the truncation note, e.g. \"r1\"."
+                },
+                "offset": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": u32_max,
+                    "description": "Where to read from, in bytes: the offset from the last note."
+                },
+                "length": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": u32_max,
+                    "description": format!("Bytes to read at most (default {budget}).")
+                }
+            },
+            "required": ["handle", "offset"],
+            "additionalProperties": false
+        },
+    });
+    let title = "Read more of a cut result";
+    if version.has_structured() {
+        tool["title"] = json!(title);
+    }
+    if version.has_annotations() {
+        tool["annotations"] = json!({
+            "title": title,
+            "readOnlyHint": true,
+            "idempotentHint": true,
+            "openWorldHint": false,
+        });
+    }
+    tool
+}
+
+/// A tool as MCP lists it, in `version`'s vocabulary; its output schema only if
+/// `output_schema` (not under a result budget: a cut result has no structured content).
+fn tool_json(t: &Listed, version: Version, output_schema: bool) -> Value {
     let s = &t.summary;
     let mut input = match &s.input_schema {
         Value::Object(m) => m.clone(),
@@ -157,7 +223,7 @@ fn tool_json(t: &Listed, version: Version) -> Value {
     if version.has_structured() {
         tool["title"] = json!(title);
         // MCP output schemas describe `structuredContent`, which is always an object.
-        if let Some(o) = &s.output_schema
+        if let Some(o) = s.output_schema.as_ref().filter(|_| output_schema)
             && o.get("type").and_then(Value::as_str) == Some("object")
         {
             tool["outputSchema"] = o.clone();
@@ -212,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn the_read_tool_is_listed_in_each_version() {
+        let j = read_tool_json(4096, Version::LATEST);
+        assert_eq!(j["name"], READ_RESULT_TOOL);
+        assert_eq!(j["inputSchema"]["required"], json!(["handle", "offset"]));
+        assert_eq!(j["inputSchema"]["properties"]["length"]["minimum"], 1);
+        assert!(j["description"].as_str().unwrap().contains("4096"));
+        assert_eq!(j["annotations"]["readOnlyHint"], true);
+        let j = read_tool_json(4096, Version::V2024_11_05);
+        assert!(j.get("annotations").is_none() && j.get("title").is_none());
+    }
+
+    #[test]
     fn cursors_round_trip() {
         assert_eq!(decode_cursor(&encode_cursor(17, 50)), Some((17, 50)));
         assert_eq!(decode_cursor("nope"), None);
@@ -229,7 +307,7 @@ mod tests {
             name: "dev__read".into(),
             summary: summary("dev", "read", ro),
         };
-        let j = tool_json(&t, Version::V2025_11_25);
+        let j = tool_json(&t, Version::V2025_11_25, true);
         assert_eq!(j["name"], "dev__read");
         assert_eq!(j["title"], "read on dev");
         assert_eq!(j["inputSchema"]["type"], "object");
@@ -238,10 +316,12 @@ mod tests {
             j["annotations"],
             json!({"title": "read on dev", "readOnlyHint": true, "idempotentHint": true})
         );
-        let j = tool_json(&t, Version::V2025_03_26);
+        let j = tool_json(&t, Version::V2025_11_25, false);
+        assert!(j.get("outputSchema").is_none(), "not under a budget: {j}");
+        let j = tool_json(&t, Version::V2025_03_26, true);
         assert!(j.get("title").is_none() && j.get("outputSchema").is_none());
         assert_eq!(j["annotations"]["readOnlyHint"], true);
-        let j = tool_json(&t, Version::V2024_11_05);
+        let j = tool_json(&t, Version::V2024_11_05, true);
         assert!(j.get("annotations").is_none());
 
         let w = Annotations {
@@ -253,14 +333,14 @@ mod tests {
             name: "dev__wipe".into(),
             summary: summary("dev", "wipe", w),
         };
-        let a = &tool_json(&t, Version::LATEST)["annotations"];
+        let a = &tool_json(&t, Version::LATEST, true)["annotations"];
         assert_eq!(a["readOnlyHint"], false);
         assert_eq!(a["destructiveHint"], true);
         let t = Listed {
             name: "dev__x".into(),
             summary: summary("dev", "x", Annotations::NONE),
         };
-        let a = &tool_json(&t, Version::LATEST)["annotations"];
+        let a = &tool_json(&t, Version::LATEST, true)["annotations"];
         assert!(a.get("destructiveHint").is_none() && a.get("readOnlyHint").is_none());
     }
 }

@@ -21,6 +21,25 @@
 //!   arguments rejected by the schema, timeout, the tool's own failure) is a result with
 //!   `isError: true`, so the model sees it; JSON-RPC errors are kept for protocol problems
 //!   (`-32602` for an unknown tool name or bad params, `-32601` for unknown methods).
+//! - **Result budget** ([`McpOptions::max_result_bytes`], `toolwire mcp --max-result-bytes N`).
+//!   Every call sets the gateway's result budget. A result whose JSON text fits is shown as
+//!   without the budget; a longer one is cut to its first page (at most N bytes, at a character
+//!   boundary), the gateway holds the whole text (five minutes by default, for this connection
+//!   only), and the text block is the page followed by a note on its own line:
+//!
+//!   ```text
+//!   [toolwire: result truncated — bytes 0 to 4096 of 1048576 shown. Read more with the tool toolwire_read_result and {"handle":"r1","offset":4096}]
+//!   ```
+//!
+//!   The bridge then lists one more tool, [`READ_RESULT_TOOL`] (`toolwire_read_result`), with
+//!   arguments `{handle, offset, length?}`: its result is the page from `offset` (at most
+//!   `length` bytes, N by default), followed by the same note while more remains, and nothing
+//!   after the last page, so the pages joined are the result's JSON text. A handle no longer
+//!   held (`-32015`) or an offset that starts no page (`-32602`) is an `isError` result with
+//!   the gateway's message. The name cannot be a node's tool as the bridge names them: those
+//!   always hold [`SEPARATOR`] (`__`), and this one does not. Output schemas are left out of
+//!   the listing under a budget, since a cut result has no `structuredContent` to match one.
+//!   Without a budget there is no extra tool and nothing changes.
 //! - **Concurrency.** Each `tools/list` and `tools/call` runs as its own task: a slow tool
 //!   never holds up `ping` or other calls. Writes go through one writer task.
 //!
@@ -76,6 +95,11 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Separates node and tool in an MCP tool name.
 pub const SEPARATOR: &str = "__";
 
+/// The tool that reads on in a result the gateway holds, listed under a result budget
+/// ([`McpOptions::max_result_bytes`]). Without [`SEPARATOR`] in it, so no node's tool is ever
+/// listed under this name.
+pub const READ_RESULT_TOOL: &str = "toolwire_read_result";
+
 /// Options of the bridge.
 #[derive(Clone, Debug)]
 pub struct McpOptions {
@@ -84,6 +108,10 @@ pub struct McpOptions {
     pub call_timeout: Option<Duration>,
     /// Tools per `tools/list` page.
     pub page_size: usize,
+    /// The result budget of every call, in bytes of the result's JSON text (at least
+    /// [`MIN_RESULT_BYTES`](toolwire_smol::gateway::MIN_RESULT_BYTES)): a longer result is cut
+    /// to its first page with a note, and [`READ_RESULT_TOOL`] reads on. `None`: whole results.
+    pub max_result_bytes: Option<u32>,
 }
 
 impl Default for McpOptions {
@@ -91,6 +119,7 @@ impl Default for McpOptions {
         McpOptions {
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             page_size: PAGE_SIZE,
+            max_result_bytes: None,
         }
     }
 }
@@ -159,15 +188,22 @@ impl Bridge {
         if version.has_structured() {
             info["title"] = json!("toolwire gateway");
         }
+        let mut instructions = format!(
+            "Tools of the devices and hosts connected to a toolwire gateway. A tool is named \
+             <node>{SEPARATOR}<tool>: the same tool on two nodes is two tools. The list \
+             changes as nodes come and go."
+        );
+        if let Some(n) = self.opts.max_result_bytes {
+            instructions.push_str(&format!(
+                " A result longer than {n} bytes is cut, with a note on its last line saying \
+                 how to read more with the tool {READ_RESULT_TOOL}."
+            ));
+        }
         Ok(json!({
             "protocolVersion": version.as_str(),
             "capabilities": {"tools": {"listChanged": true}},
             "serverInfo": info,
-            "instructions": format!(
-                "Tools of the devices and hosts connected to a toolwire gateway. A tool is named \
-                 <node>{SEPARATOR}<tool>: the same tool on two nodes is two tools. The list \
-                 changes as nodes come and go."
-            ),
+            "instructions": instructions,
         }))
     }
 }

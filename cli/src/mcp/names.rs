@@ -76,4 +76,24 @@ mod tests {
         assert_ne!(names[0], names[1]);
         assert_eq!(qualified_names(&[("n", "t o")]), ["n__t_o"]);
     }
+
+    /// The bridge's own tool can never be a node's: every name given here holds the
+    /// separator (node ids and tool names are never empty), and it does not.
+    #[test]
+    fn no_node_tool_is_named_like_the_read_tool() {
+        use crate::mcp::READ_RESULT_TOOL;
+        assert!(!READ_RESULT_TOOL.contains(SEPARATOR));
+        let pairs = [
+            ("toolwire", "read_result"),
+            ("toolwire_read", "result"),
+            ("toolwire_read_result", "x"),
+            ("x", "toolwire_read_result"),
+            ("a", "_b"),
+            ("a_", "b"),
+        ];
+        for name in qualified_names(&pairs) {
+            assert!(name.contains(SEPARATOR), "{name}");
+            assert_ne!(name, READ_RESULT_TOOL);
+        }
+    }
 }
