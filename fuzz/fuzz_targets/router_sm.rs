@@ -723,6 +723,7 @@ fuzz_target!(|input: Input| {
         ttl: Duration::from_millis(u64::from(c.default_deadline_ms % 4000)),
         max_bytes: 4096,
         max_per_holder: 2,
+        max_local: 2,
     };
     cfg.max_handshakes = usize::from(c.max_connections & 7);
     cfg.max_nodes = usize::from((c.max_connections >> 3) & 3);

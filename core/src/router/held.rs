@@ -18,17 +18,21 @@ pub struct HeldConfig {
     /// Bytes held at once, at most (the oldest goes first); a result longer than a quarter of
     /// it is not held (its first page is still returned, and reading on gives `-32015`).
     pub max_bytes: usize,
-    /// Results one caller holds at once, at most (its oldest goes first).
+    /// Results one controller connection holds at once, at most (its oldest goes first).
     pub max_per_holder: usize,
+    /// Results the local callers (REST, the Rust API) hold at once, together, at most (the
+    /// oldest goes first): they are one pool, read by handle under the reader's ACL.
+    pub max_local: usize,
 }
 
 impl Default for HeldConfig {
-    /// Five minutes, 64 MiB, 32 results per caller.
+    /// Five minutes, 64 MiB, 32 results per controller, 1,024 for the local callers.
     fn default() -> Self {
         HeldConfig {
             ttl: Duration::from_secs(300),
             max_bytes: 64 << 20,
             max_per_holder: 32,
+            max_local: 1024,
         }
     }
 }
@@ -167,7 +171,12 @@ impl HeldResults {
             return handle;
         }
         // The holder's oldest go first, then anybody's oldest.
-        while self.of(holder).count() >= self.config.max_per_holder.max(1) {
+        let limit = match holder {
+            Holder::Conn(_) => self.config.max_per_holder,
+            Holder::Local => self.config.max_local,
+        };
+        // Counted only up to the limit: a holder's results are few, or bounded by it.
+        while self.of(holder).take(limit).count() >= limit.max(1) {
             let Some(old) = self.of(holder).next() else {
                 break;
             };
@@ -312,7 +321,8 @@ mod tests {
         let cfg = HeldConfig {
             ttl: Duration::from_secs(10),
             max_bytes: 4000,
-            max_per_holder: 2,
+            max_per_holder: 5,
+            max_local: 2,
         };
         let mut h = HeldResults::new(cfg);
         let text = "x".repeat(500);
