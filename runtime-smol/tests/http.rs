@@ -1007,6 +1007,13 @@ fn a_result_budget_holds_a_long_rest_result_to_page_through() {
         assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
         let r = post(&addr, call, "{}", FULL).await;
         assert_eq!((r.status, r.json()), (200, long_value()));
+        // Two results were held: the first call's and the streamed one's.
+        let m = get(&addr, "/metrics", Some("full")).await.body;
+        let held = m
+            .lines()
+            .find_map(|l| l.strip_prefix("toolwire_results_held_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert_eq!(held, Some(2), "{m}");
     });
 }
 
