@@ -2037,6 +2037,9 @@ fn result_too_big_for_the_controller_is_frame_too_large() {
     }
 }
 
+/// A held result's handle, total bytes, first page and next offset.
+type HeldParts = (String, u32, String, u32);
+
 impl<S: Schemas> Trio<S> {
     fn call_opts(
         &mut self,
@@ -2056,7 +2059,7 @@ impl<S: Schemas> Trio<S> {
     }
 
     /// A budgeted answer: the value, or the held result's (handle, total, page, next offset).
-    fn budgeted(&self, id: u64) -> Result<Result<String, (String, u32, String, u32)>, i32> {
+    fn budgeted(&self, id: u64) -> Result<Result<String, HeldParts>, i32> {
         let f = self.response_frame(id);
         let p = decode_response(f, self.controller.encoding()).map_err(|e| e.code)?;
         let b: Budgeted<'_> = p.decode(&Limits::default()).expect("a Budgeted result");
