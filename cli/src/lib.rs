@@ -1,7 +1,7 @@
 //! # toolwire
 //!
 //! The `toolwire` command line and what it runs beyond the library `toolwire-smol`: the
-//! [`mcp`] bridge (an MCP server on stdio over a gateway's tools), the opt-in [`builtin`] host
+//! [`mcp`] bridge (an MCP server on stdio over a gateway's tools; re-exported from `toolwire-smol`), the opt-in [`builtin`] host
 //! tools (a confined filesystem, an allow-listed shell), the simulated [`device`] (the demo
 //! device's tools from `toolwire-device-tools` on a host node) and the [`demo`].
 //!
@@ -12,4 +12,5 @@
 pub mod builtin;
 pub mod demo;
 pub mod device;
-pub mod mcp;
+/// The MCP layer, which lives in `toolwire-smol` (the gateway serves it at `/mcp` too).
+pub use toolwire_smol::mcp;

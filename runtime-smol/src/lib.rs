@@ -15,6 +15,7 @@ pub mod clock;
 mod driver;
 pub mod gateway;
 pub mod http;
+pub mod mcp;
 pub mod node;
 pub mod tls;
 pub mod transport;

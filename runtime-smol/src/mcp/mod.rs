@@ -50,7 +50,7 @@
 //!
 //! let gateway = Endpoint::parse("ws://127.0.0.1:7700").map_err(std::io::Error::other)?;
 //! let client = Client::connect(&gateway, ClientOptions::default()).await?;
-//! toolwire::mcp::serve_stdio(client, toolwire::mcp::McpOptions::default()).await
+//! toolwire_smol::mcp::serve_stdio(client, toolwire_smol::mcp::McpOptions::default()).await
 //! # }
 //! ```
 //!
@@ -72,9 +72,9 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::client::Client;
 use serde_json::{Value, json};
 use smol::channel::Sender;
-use toolwire_smol::client::Client;
 
 use list::Catalogs;
 use protocol::{METHOD_NOT_FOUND, RpcError, Version, negotiate};
@@ -109,7 +109,7 @@ pub struct McpOptions {
     /// Tools per `tools/list` page.
     pub page_size: usize,
     /// The result budget of every call, in bytes of the result's JSON text (at least
-    /// [`MIN_RESULT_BYTES`](toolwire_smol::gateway::MIN_RESULT_BYTES)): a longer result is cut
+    /// [`MIN_RESULT_BYTES`](crate::gateway::MIN_RESULT_BYTES)): a longer result is cut
     /// to its first page with a note, and [`READ_RESULT_TOOL`] reads on. `None`: whole results.
     pub max_result_bytes: Option<u32>,
 }

@@ -6,10 +6,10 @@
 //! Under a result budget, a result the gateway holds is shown as its first page and a note,
 //! and [`READ_RESULT_TOOL`] pages through the rest (the module docs of `mcp` tell how).
 
+use crate::client::ClientCallOptions;
+use crate::gateway::{CallError, Progress};
 use serde_json::{Value, json};
 use smol::channel::bounded;
-use toolwire_smol::client::ClientCallOptions;
-use toolwire_smol::gateway::{CallError, Progress};
 
 use super::list::Catalog;
 use super::protocol::{RpcError, Version, notification};

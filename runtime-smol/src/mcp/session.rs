@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::client::{Client, ClientEvent};
 use serde_json::Value;
 use smol::Task;
 use smol::channel::{Receiver, Sender, bounded, unbounded};
@@ -16,7 +17,6 @@ use smol::future::FutureExt;
 use smol::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
-use toolwire_smol::client::{Client, ClientEvent};
 
 use super::list::Catalogs;
 use super::protocol::{

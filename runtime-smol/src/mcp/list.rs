@@ -5,9 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::client::ToolSummary;
 use serde_json::{Map, Value, json};
 use toolwire_core::frame::Annotations;
-use toolwire_smol::client::ToolSummary;
 
 use super::names::qualified_names;
 use super::protocol::{INTERNAL_ERROR, RpcError, Version};
