@@ -97,6 +97,18 @@ async fn exit_within(child: &mut Child, d: Duration) -> std::process::ExitStatus
 
 #[test]
 fn python_mcp_sdk_lists_calls_and_cancels_through_the_bridge() {
+    python_session(false);
+}
+
+/// The same session as [`python_mcp_sdk_lists_calls_and_cancels_through_the_bridge`], over MCP's
+/// Streamable HTTP transport at the gateway's own `/mcp`: listing with cursors, calls, progress
+/// on the call's event stream, cancel, `list_changed` on the GET stream.
+#[test]
+fn python_mcp_sdk_over_streamable_http_at_the_gateway() {
+    python_session(true);
+}
+
+fn python_session(http: bool) {
     let python = python();
     smol::block_on(async {
         let (gw, ws, _) = gateway(GatewayConfig::default()).await;
@@ -112,10 +124,15 @@ fn python_mcp_sdk_lists_calls_and_cancels_through_the_bridge() {
         );
 
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script)
             .arg(env!("CARGO_BIN_EXE_toolwire"))
-            .arg(&ws)
+            .arg(&ws);
+        if http {
+            let authority = ws.strip_prefix("ws://").expect("a ws:// gateway");
+            cmd.arg("--http").arg(format!("http://{authority}/mcp"));
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -163,6 +180,11 @@ fn python_mcp_sdk_lists_calls_and_cancels_through_the_bridge() {
         assert!(
             log.iter()
                 .any(|l| l == "negotiated protocol version 2025-11-25")
+        );
+        assert_eq!(
+            log.iter()
+                .any(|l| l.starts_with("transport: streamable HTTP at http://")),
+            http
         );
     });
 }

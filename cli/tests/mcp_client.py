@@ -3,7 +3,12 @@
 Run by cli/tests/mcp.rs, which starts a gateway with nodes `dev-a`, `dev-b` (simulated
 devices) and `lab` (57 tools, one of which always fails), then runs:
 
-    mcp_client.py TOOLWIRE_BINARY GATEWAY_URL
+    mcp_client.py TOOLWIRE_BINARY GATEWAY_URL [--http MCP_URL]
+
+With `--http`, the same session runs over MCP's Streamable HTTP transport at the gateway's own
+`/mcp` endpoint (MCP_URL) instead of the stdio bridge; the budget session is left to the
+bridge there (the gateway's `/mcp` takes its budget from the gateway's configuration, which
+cli/tests/mcp.rs tests on its own).
 
 The script talks to the Rust test over its own stdout and stdin: a line `@@ REQUEST` asks the
 test to look at or change the gateway (`in_flight NODE`, `idle NODE`, `drop NODE`) and the test
@@ -19,7 +24,10 @@ import re
 import sys
 
 import anyio
+import contextlib
+
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client, types
+from mcp.client.streamable_http import streamable_http_client
 
 DEVICE_TOOLS = ["echo", "read_sensor", "sample", "set_led", "uptime"]
 LAB_TOOLS = [f"t{i:02}" for i in range(55)] + ["fail", "measure"]
@@ -125,7 +133,20 @@ async def budgeted(binary, url):
             check(r.is_error and "-32015" in text_of(r), f"a handle not held is isError: {text_of(r)!r}")
 
 
-async def main(binary, url):
+@contextlib.asynccontextmanager
+async def transport(binary, url, http):
+    """The bridge on stdio, or the gateway's `/mcp` over Streamable HTTP."""
+    if http is None:
+        server = StdioServerParameters(command=binary, args=["mcp", "--gateway", url, "--log", "info"])
+        async with stdio_client(server) as streams:
+            yield streams
+    else:
+        print(f"transport: streamable HTTP at {http}", flush=True)
+        async with streamable_http_client(http) as streams:
+            yield streams[0], streams[1]
+
+
+async def main(binary, url, http):
     list_changed = anyio.Event()
 
     async def on_message(message):
@@ -135,8 +156,7 @@ async def main(binary, url):
         elif isinstance(message, Exception):
             print(f"transport error: {message!r}", flush=True)
 
-    server = StdioServerParameters(command=binary, args=["mcp", "--gateway", url, "--log", "info"])
-    async with stdio_client(server) as (read, write):
+    async with transport(binary, url, http) as (read, write):
         async with ClientSession(read, write, message_handler=on_message) as session:
             # --- initialize
             with anyio.fail_after(10):
@@ -266,10 +286,12 @@ async def main(binary, url):
             check(not any(n.startswith("dev-b__") for n in names), "dev-b's tools are gone")
             check(len(names) == len(expected) - len(DEVICE_TOOLS), "the others remain")
             check(READ_TOOL not in names, "no read tool without a budget")
-    await budgeted(binary, url)
+    if http is None:
+        await budgeted(binary, url)
     print("PASS", flush=True)
 
 
 if __name__ == "__main__":
     binary, url = sys.argv[1], sys.argv[2]
-    anyio.run(main, binary, url)
+    http = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--http" else None
+    anyio.run(main, binary, url, http)

@@ -29,7 +29,7 @@ use crate::gateway::{AskRequest, CallError, NodeSummary, Progress};
 use crate::transport::{self, Endpoint};
 
 /// Largest frame a client sends or accepts.
-const MAX_FRAME: usize = 1 << 20;
+pub(crate) const MAX_FRAME: usize = 1 << 20;
 
 /// How to connect.
 #[derive(Clone, Debug, Default)]
@@ -220,8 +220,17 @@ impl Drop for CancelOnDrop {
 impl Client {
     /// Connects and completes the handshake.
     pub async fn connect(endpoint: &Endpoint, opts: ClientOptions) -> io::Result<Client> {
-        let (mut reader, mut writer) =
-            transport::connect(endpoint, opts.tls.clone(), MAX_FRAME).await?;
+        let (reader, writer) = transport::connect(endpoint, opts.tls.clone(), MAX_FRAME).await?;
+        Client::over(reader, writer, opts).await
+    }
+
+    /// Completes the handshake over frames already connected to a gateway (the gateway's own
+    /// MCP endpoint connects its sessions in-process this way).
+    pub(crate) async fn over(
+        mut reader: transport::FrameReader,
+        mut writer: transport::FrameWriter,
+        opts: ClientOptions,
+    ) -> io::Result<Client> {
         let clock = Clock::new();
         let mut cfg = ControllerConfig::new(opts.name.as_deref().unwrap_or("toolwire-cli"));
         if let Some(t) = &opts.token {

@@ -457,6 +457,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     /// HTTP connections per source address.
     pub(crate) sources: Arc<Sources>,
+    /// The sessions of `/mcp`.
+    pub(crate) mcp: crate::mcp::McpSessions,
     /// [`Gateway::shutdown`] was called.
     shut_down: AtomicBool,
 }
@@ -765,6 +767,7 @@ impl Gateway {
             handshakes: Arc::new(AtomicUsize::new(0)),
             metrics: Metrics::default(),
             sources: Arc::default(),
+            mcp: Default::default(),
             shut_down: AtomicBool::new(false),
             cfg,
         });
@@ -884,6 +887,30 @@ impl Gateway {
         Ok(smol::spawn(async move {
             gw.run_connection(reader, writer, peer, None).await
         }))
+    }
+
+    /// A controller connected to this gateway in-process (over a socket pair, framed as on a
+    /// `tcp://` listener), as if from outside: `opts.token` is checked and its ACL applies, and
+    /// the connection counts against `max_controllers`. The gateway's MCP endpoint runs each
+    /// session on one.
+    #[cfg(unix)]
+    pub async fn connect_local(
+        &self,
+        opts: crate::client::ClientOptions,
+    ) -> io::Result<crate::client::Client> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let ours: transport::BoxIo = Box::new(smol::Async::new(ours)?);
+        let theirs: transport::BoxIo = Box::new(smol::Async::new(theirs)?);
+        let max_frame = self.inner.cfg.max_frame as usize;
+        let (reader, writer) = transport::stream(ours, max_frame);
+        let gw = self.clone();
+        smol::spawn(async move {
+            gw.run_connection(reader, writer, "in-process".to_owned(), None)
+                .await
+        })
+        .detach();
+        let (reader, writer) = transport::stream(theirs, crate::client::MAX_FRAME);
+        crate::client::Client::over(reader, writer, opts).await
     }
 
     /// Subscribes to events. Slow subscribers lose events rather than slow the gateway down

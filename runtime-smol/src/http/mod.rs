@@ -61,6 +61,8 @@ pub struct HttpConfig {
     /// `: keep-alive`, so that proxies and clients that close quiet streams keep it. Default
     /// 15 s.
     pub sse_keepalive: Duration,
+    /// MCP over Streamable HTTP at `/mcp` (on by default).
+    pub mcp: crate::mcp::McpHttpConfig,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +72,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             max_per_source: 64,
             sse_keepalive: Duration::from_secs(15),
+            mcp: crate::mcp::McpHttpConfig::default(),
         }
     }
 }
@@ -189,6 +192,11 @@ async fn route(
                 }
             }
         }
+    }
+    if path == "/mcp" {
+        let r = crate::mcp::handle_http(&gw, req).await;
+        gw.inner.metrics.http_response(rest::Route::Mcp, r.status());
+        return r;
     }
     rest::handle(gw, req).await
 }

@@ -63,6 +63,8 @@ pub(crate) enum Route {
     Resolve,
     /// A page of a held result.
     Result,
+    /// MCP over HTTP.
+    Mcp,
     /// No route matched (404/405).
     Unknown,
     /// Refused before routing: too many connections from the source.
@@ -85,6 +87,7 @@ impl Route {
             Route::Tools => "/v1/tools",
             Route::Resolve => "/v1/tools/{tool}",
             Route::Result => "/v1/results/{handle}",
+            Route::Mcp => "/mcp",
             Route::Unknown => "other",
             Route::Limited => "limited",
         }
@@ -310,7 +313,10 @@ fn unreachable_route() -> Response<Body> {
 /// The token of an `Authorization: Bearer` header, when the gateway has tokens: `401` without
 /// one or with a wrong one, `403` for a token that may not act as a controller.
 #[allow(clippy::result_large_err)]
-fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<TokenSpec>>, Response<Body>> {
+pub(crate) fn authorize(
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<TokenSpec>>, Response<Body>> {
     let tokens = &gw.config().tokens;
     if tokens.is_empty() {
         return Ok(None);

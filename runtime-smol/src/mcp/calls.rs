@@ -30,7 +30,11 @@ impl Bridge {
             .ok_or_else(|| RpcError::params(format!("Unknown tool: {name}")))
     }
 
-    pub(super) async fn call_tool(&self, params: &Value) -> Result<Value, RpcError> {
+    pub(super) async fn call_tool(
+        &self,
+        params: &Value,
+        out: &smol::channel::Sender<String>,
+    ) -> Result<Value, RpcError> {
         let name = params
             .get("name")
             .and_then(Value::as_str)
@@ -76,7 +80,8 @@ impl Bridge {
                     continue;
                 }
                 last = Some(p.progress);
-                self.send(progress_notification(&token, &p, version)).await;
+                let msg = progress_notification(&token, &p, version).to_string();
+                let _ = out.send(msg).await;
             }
         };
         let (result, ()) = smol::future::zip(call, forward).await;

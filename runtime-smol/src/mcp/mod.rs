@@ -62,6 +62,7 @@
 // answers; `list` keeps listing snapshots and pages through them; `names` maps a node's tool to
 // its MCP name; `calls` runs `tools/call` with progress and cancellation.
 mod calls;
+mod http;
 mod list;
 mod names;
 mod protocol;
@@ -79,6 +80,8 @@ use smol::channel::Sender;
 use list::Catalogs;
 use protocol::{METHOD_NOT_FOUND, RpcError, Version, negotiate};
 
+pub use http::McpHttpConfig;
+pub(crate) use http::{McpSessions, handle as handle_http};
 pub use session::serve;
 
 /// The MCP protocol versions the bridge speaks, newest first. A client asking for one of these
@@ -148,6 +151,17 @@ struct Bridge {
 }
 
 impl Bridge {
+    fn new(client: Client, opts: McpOptions, out: Sender<String>) -> Bridge {
+        Bridge {
+            client,
+            opts,
+            out,
+            version: Mutex::new(Version::LATEST),
+            initialized: AtomicBool::new(false),
+            catalogs: Mutex::new(Catalogs::default()),
+        }
+    }
+
     fn version(&self) -> Version {
         *self.version.lock().unwrap()
     }
@@ -156,12 +170,19 @@ impl Bridge {
         let _ = self.out.send(msg.to_string()).await;
     }
 
-    async fn handle(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+    /// Answers one request. `out` takes the messages that belong to it (its progress): on
+    /// stdio the session's output, over HTTP the request's own stream.
+    async fn handle(
+        &self,
+        method: &str,
+        params: Value,
+        out: &Sender<String>,
+    ) -> Result<Value, RpcError> {
         match method {
             "initialize" => self.initialize(&params),
             "ping" => Ok(json!({})),
             "tools/list" => self.list_tools(&params).await,
-            "tools/call" => self.call_tool(&params).await,
+            "tools/call" => self.call_tool(&params, out).await,
             _ => Err(RpcError::new(
                 METHOD_NOT_FOUND,
                 format!("method not found: {method}"),

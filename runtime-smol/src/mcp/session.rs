@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientEvent};
@@ -18,10 +18,8 @@ use smol::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
 
-use super::list::Catalogs;
 use super::protocol::{
-    INVALID_REQUEST, Incoming, PARSE_ERROR, Version, error_response, notification, parse_message,
-    response,
+    INVALID_REQUEST, Incoming, PARSE_ERROR, error_response, notification, parse_message, response,
 };
 use super::{Bridge, McpOptions};
 
@@ -44,14 +42,7 @@ where
     let (out_tx, out_rx) = bounded::<String>(1024);
     let (line_tx, line_rx) = bounded::<Line>(16);
     let (ctl_tx, ctl_rx) = unbounded::<Control>();
-    let bridge = Arc::new(Bridge {
-        client,
-        opts,
-        out: out_tx,
-        version: Mutex::new(Version::LATEST),
-        initialized: AtomicBool::new(false),
-        catalogs: Mutex::new(Catalogs::default()),
-    });
+    let bridge = Arc::new(Bridge::new(client, opts, out_tx));
     let writer = smol::spawn(write_lines(output, out_rx, ctl_tx.clone()));
     let reader = smol::spawn(read_lines(input, line_tx));
     let watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx.clone()));
@@ -87,14 +78,14 @@ where
                     match method.as_str() {
                         // Instant: answered in order, on this loop.
                         "initialize" | "ping" => {
-                            let r = bridge.handle(&method, params).await;
+                            let r = bridge.handle(&method, params, &bridge.out).await;
                             bridge.send(response(&id, r)).await;
                         }
                         _ => {
                             seq += 1;
                             let (b, ctl, k, s) = (bridge.clone(), ctl_tx.clone(), key.clone(), seq);
                             let task = smol::spawn(async move {
-                                let r = b.handle(&method, params).await;
+                                let r = b.handle(&method, params, &b.out).await;
                                 b.send(response(&id, r)).await;
                                 let _ = ctl.send(Control::Done(k, s)).await;
                             });
@@ -172,7 +163,7 @@ enum Line {
     Eof,
 }
 
-enum Control {
+pub(super) enum Control {
     Done(String, u64),
     GatewayLost,
     OutputFailed(io::Error),
@@ -266,7 +257,11 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn watch_events(bridge: Arc<Bridge>, events: Receiver<ClientEvent>, ctl: Sender<Control>) {
+pub(super) async fn watch_events(
+    bridge: Arc<Bridge>,
+    events: Receiver<ClientEvent>,
+    ctl: Sender<Control>,
+) {
     loop {
         match events.recv().await {
             Ok(ClientEvent::ToolsChanged(node)) => {
