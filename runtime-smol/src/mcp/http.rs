@@ -184,6 +184,9 @@ impl EventLog {
     }
 }
 
+/// A running request: its task and its stream.
+type Running = (Task<()>, Arc<EventLog>);
+
 /// One MCP session over HTTP.
 struct HttpSession {
     bridge: Arc<Bridge>,
@@ -198,7 +201,7 @@ struct HttpSession {
     next_stream: AtomicU64,
     /// Running requests by JSON-RPC id, with their streams: dropping the task cancels the
     /// request.
-    inflight: Mutex<HashMap<String, (Task<()>, Arc<EventLog>)>>,
+    inflight: Mutex<HashMap<String, Running>>,
     /// The gateway connection was lost: the session is over.
     lost: AtomicBool,
     _tasks: Vec<Task<()>>,
@@ -330,6 +333,7 @@ fn accepts(h: &HeaderMap, media: &str) -> bool {
 }
 
 /// The session a request names, if it is this caller's: `Err` is the response.
+#[allow(clippy::result_large_err)]
 fn session_of(
     gw: &Gateway,
     h: &HeaderMap,
