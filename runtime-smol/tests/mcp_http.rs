@@ -1,0 +1,492 @@
+//! MCP's Streamable HTTP transport at the gateway's `/mcp`, over real loopback sockets with
+//! requests written by hand: the rules of the transport (Accept, Origin, sessions, protocol
+//! version, DELETE, bounds), resumption of a cut stream with `Last-Event-ID`, cancellation, and
+//! tokens. (The official Python SDK runs a whole session over it in cli/tests/mcp.rs.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+use toolwire_smol::gateway::{Acl, TokenSpec};
+use toolwire_smol::node::{HostNode, NodeOptions, Tool};
+use toolwire_smol::{Gateway, GatewayConfig};
+
+/// A response head, and a body read as it comes (chunked or not).
+struct Conn {
+    s: TcpStream,
+    raw: Vec<u8>,
+    status: u16,
+    head: String,
+    chunked: bool,
+    /// Body bytes decoded so far and not consumed.
+    body: Vec<u8>,
+    done: bool,
+}
+
+impl Conn {
+    /// Sends `method /mcp` with `headers` (each `Name: value`) and `body`; reads the head.
+    async fn open(addr: &str, method: &str, headers: &[&str], body: &str) -> Conn {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("{method} /mcp HTTP/1.1\r\nHost: {addr}\r\n");
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut c = Conn {
+            s,
+            raw: vec![],
+            status: 0,
+            head: String::new(),
+            chunked: false,
+            body: vec![],
+            done: false,
+        };
+        let end = loop {
+            if let Some(i) = c.raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            assert!(
+                c.fill().await,
+                "the connection closed before a response head"
+            );
+        };
+        c.head = String::from_utf8_lossy(&c.raw[..end]).into_owned();
+        c.raw.drain(..end + 4);
+        c.status = c.head.split(' ').nth(1).unwrap().parse().unwrap();
+        c.chunked = c
+            .head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        c
+    }
+
+    /// Reads more bytes, within 10 s; false at the end of the connection.
+    async fn fill(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        let n = within(Duration::from_secs(10), self.s.read(&mut buf))
+            .await
+            .expect("bytes within 10 s")
+            .unwrap_or(0);
+        self.raw.extend_from_slice(&buf[..n]);
+        n > 0
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// Decodes what `raw` holds of the body; false once the body has ended.
+    fn decode(&mut self) {
+        if !self.chunked {
+            let len: Option<usize> = self.header("content-length").and_then(|v| v.parse().ok());
+            self.body.append(&mut self.raw);
+            if len == Some(self.body.len()) || len == Some(0) {
+                self.done = true;
+            }
+            return;
+        }
+        while let Some(i) = self.raw.windows(2).position(|w| w == b"\r\n") {
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&self.raw[..i]).unwrap().trim(), 16)
+                    .unwrap();
+            if size == 0 {
+                self.done = true;
+                return;
+            }
+            if self.raw.len() < i + 2 + size + 2 {
+                return;
+            }
+            self.body.extend_from_slice(&self.raw[i + 2..i + 2 + size]);
+            self.raw.drain(..i + 2 + size + 2);
+        }
+    }
+
+    /// The whole body.
+    async fn text(mut self) -> String {
+        loop {
+            self.decode();
+            if self.done || !self.fill().await {
+                self.decode();
+                return String::from_utf8(self.body).unwrap();
+            }
+        }
+    }
+
+    async fn json(self) -> Value {
+        let t = self.text().await;
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}"))
+    }
+
+    /// The next server-sent event (its id and its data as JSON), skipping comments; `None` at
+    /// the end of the stream.
+    async fn event(&mut self) -> Option<(String, Value)> {
+        loop {
+            self.decode();
+            if let Some(i) = self.body.windows(2).position(|w| w == b"\n\n") {
+                let ev = String::from_utf8(self.body.drain(..i + 2).collect()).unwrap();
+                let (mut id, mut data) = (None, None);
+                for line in ev.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(v).unwrap());
+                    }
+                }
+                match (id, data) {
+                    (Some(id), Some(data)) => return Some((id, data)),
+                    _ => continue, // a keep-alive comment
+                }
+            }
+            if self.done || !self.fill().await {
+                return None;
+            }
+        }
+    }
+}
+
+async fn within<T>(d: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(f.await) }, async {
+        smol::Timer::after(d).await;
+        None
+    })
+    .await
+}
+
+const ACCEPT: &str = "Accept: application/json, text/event-stream";
+const JSON: &str = "Content-Type: application/json";
+
+fn authority(ws: &str) -> String {
+    ws.trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_owned()
+}
+
+fn init_body() -> String {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}})
+    .to_string()
+}
+
+/// Opens a session (initialize, initialized); its id.
+async fn open_session(addr: &str, extra: &[&str]) -> String {
+    let mut h = vec![ACCEPT, JSON];
+    h.extend_from_slice(extra);
+    let c = Conn::open(addr, "POST", &h, &init_body()).await;
+    assert_eq!(c.status, 200, "{}", c.head);
+    let sid = c.header("mcp-session-id").expect("a session id").to_owned();
+    let v = c.json().await;
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    let session = format!("Mcp-Session-Id: {sid}");
+    let mut h2 = vec![ACCEPT, JSON, session.as_str()];
+    h2.extend_from_slice(extra);
+    let c = Conn::open(addr, "POST", &h2, &note).await;
+    assert_eq!(c.status, 202);
+    sid
+}
+
+/// A node `n` with `slow` (five progress reports, 150 ms apart, then `{"done":5}`) and `echo`.
+fn slow_node(opts: NodeOptions) -> HostNode {
+    HostNode::new(opts)
+        .tool(Tool::new(
+            "slow",
+            "reports progress five times",
+            json!({"type": "object"}),
+            |ctx, _args| async move {
+                for i in 1..=5 {
+                    ctx.progress(i, Some(5), None, None).await;
+                    smol::Timer::after(Duration::from_millis(150)).await;
+                }
+                Ok(json!({"done": 5}))
+            },
+        ))
+        .tool(Tool::new(
+            "echo",
+            "returns its arguments",
+            json!({"type": "object"}),
+            |_ctx, args| async move { Ok(args) },
+        ))
+}
+
+async fn setup(cfg: GatewayConfig) -> (Gateway, String, smol::Task<()>) {
+    let (gw, ws, _) = gateway(cfg).await;
+    let node = spawn_node(&ws, slow_node(NodeOptions::new("n")));
+    assert!(gw.wait_for_node("n", Duration::from_secs(10)).await);
+    (gw, authority(&ws), node)
+}
+
+#[test]
+fn the_transport_rules_hold() {
+    smol::block_on(async {
+        let (_gw, addr, _node) = setup(GatewayConfig::default()).await;
+        let init = init_body();
+        // Accept must list both kinds; the body must be JSON.
+        let c = Conn::open(&addr, "POST", &["Accept: application/json", JSON], &init).await;
+        assert_eq!(c.status, 406);
+        let c = Conn::open(&addr, "POST", &[ACCEPT, "Content-Type: text/plain"], &init).await;
+        assert_eq!(c.status, 415);
+        // A page elsewhere may not drive it (DNS rebinding); loopback origins may.
+        let c = Conn::open(
+            &addr,
+            "POST",
+            &[ACCEPT, JSON, "Origin: http://evil.example"],
+            &init,
+        )
+        .await;
+        assert_eq!(c.status, 403);
+        assert_eq!(c.json().await["error"]["code"], -32600);
+        let sid = open_session(&addr, &["Origin: http://localhost:6274"]).await;
+        assert!(
+            sid.len() == 32 && sid.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{sid}"
+        );
+
+        let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+        let session = format!("Mcp-Session-Id: {sid}");
+        // Without a session, 400; an unknown one, 404.
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON], &ping).await;
+        assert_eq!(c.status, 400);
+        let c = Conn::open(
+            &addr,
+            "POST",
+            &[ACCEPT, JSON, "Mcp-Session-Id: 00ff"],
+            &ping,
+        )
+        .await;
+        assert_eq!(c.status, 404);
+        // A known version header or none is fine; another is 400.
+        let v = "MCP-Protocol-Version: 2025-11-25";
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session, v], &ping).await;
+        assert_eq!(c.status, 200);
+        assert_eq!(
+            c.header("content-type"),
+            Some("application/json"),
+            "a ping is answered with JSON"
+        );
+        assert_eq!(
+            c.json().await,
+            json!({"jsonrpc": "2.0", "id": 1, "result": {}})
+        );
+        let bad = "MCP-Protocol-Version: 1999-01-01";
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session, bad], &ping).await;
+        assert_eq!(c.status, 400);
+        // A batch, or garbage: a JSON-RPC error with 400.
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], "[]").await;
+        assert_eq!(c.status, 400);
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], "{nope").await;
+        assert_eq!(
+            (c.status, c.json().await["error"]["code"].clone()),
+            (400, json!(-32700))
+        );
+        // A tools/call is an event stream: its response, with an event id.
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "n__echo", "arguments": {"x": 1}}})
+        .to_string();
+        let mut c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], &call).await;
+        assert_eq!(c.header("content-type"), Some("text/event-stream"));
+        let (id, msg) = c.event().await.expect("the response");
+        assert!(id.contains('-'), "{id}");
+        assert_eq!(msg["id"], 2);
+        assert_eq!(msg["result"]["structuredContent"], json!({"x": 1}));
+        assert!(
+            c.event().await.is_none(),
+            "the stream ends with the response"
+        );
+        // GET needs text/event-stream; other methods are 405.
+        let c = Conn::open(&addr, "GET", &["Accept: application/json", &session], "").await;
+        assert_eq!(c.status, 406);
+        let c = Conn::open(&addr, "PUT", &[ACCEPT, &session], "").await;
+        assert_eq!(
+            (c.status, c.header("allow")),
+            (405, Some("POST, GET, DELETE"))
+        );
+        // DELETE ends the session.
+        let c = Conn::open(&addr, "DELETE", &[&session], "").await;
+        assert_eq!(c.status, 204);
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], &ping).await;
+        assert_eq!(c.status, 404);
+    });
+}
+
+#[test]
+fn a_cut_stream_resumes_with_last_event_id_and_the_call_runs_on() {
+    smol::block_on(async {
+        let (gw, addr, _node) = setup(GatewayConfig::default()).await;
+        let sid = open_session(&addr, &[]).await;
+        let session = format!("Mcp-Session-Id: {sid}");
+        let call = json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call",
+            "params": {"name": "n__slow", "arguments": {}, "_meta": {"progressToken": "p"}}})
+        .to_string();
+        let mut c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], &call).await;
+        let (first, msg) = c.event().await.expect("a first progress");
+        assert_eq!(msg["method"], "notifications/progress");
+        assert_eq!(msg["params"]["progress"], 1);
+        // The client goes away; the call goes on.
+        drop(c);
+        smol::Timer::after(Duration::from_millis(200)).await;
+        assert_eq!(gw.node("n").map(|n| n.in_flight), Some(1), "still running");
+        let last = format!("Last-Event-ID: {first}");
+        let mut c = Conn::open(
+            &addr,
+            "GET",
+            &["Accept: text/event-stream", &session, &last],
+            "",
+        )
+        .await;
+        assert_eq!(c.status, 200, "{}", c.head);
+        let mut progress = vec![1];
+        let mut response = None;
+        while let Some((_, msg)) = c.event().await {
+            match msg["method"].as_str() {
+                Some("notifications/progress") => {
+                    progress.push(msg["params"]["progress"].as_u64().unwrap());
+                }
+                _ => response = Some(msg),
+            }
+        }
+        assert_eq!(progress, [1, 2, 3, 4, 5], "nothing lost, nothing twice");
+        let response = response.expect("the response after the progress");
+        assert_eq!(response["id"], "slow-1");
+        assert_eq!(response["result"]["structuredContent"], json!({"done": 5}));
+        // A stream id this server never gave is 404; a malformed one 400.
+        let c = Conn::open(
+            &addr,
+            "GET",
+            &[
+                "Accept: text/event-stream",
+                &session,
+                "Last-Event-ID: 999-1",
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(c.status, 404);
+        let c = Conn::open(
+            &addr,
+            "GET",
+            &["Accept: text/event-stream", &session, "Last-Event-ID: x"],
+            "",
+        )
+        .await;
+        assert_eq!(c.status, 400);
+    });
+}
+
+#[test]
+fn cancelled_stops_the_call_on_the_node_and_its_stream() {
+    smol::block_on(async {
+        let (gw, addr, _node) = setup(GatewayConfig::default()).await;
+        let sid = open_session(&addr, &[]).await;
+        let session = format!("Mcp-Session-Id: {sid}");
+        let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "n__slow", "arguments": {}, "_meta": {"progressToken": 1}}})
+        .to_string();
+        let mut c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], &call).await;
+        assert!(c.event().await.is_some(), "a first progress");
+        assert_eq!(gw.node("n").map(|n| n.in_flight), Some(1));
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 7, "reason": "enough"}})
+        .to_string();
+        let r = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session], &cancel).await;
+        assert_eq!(r.status, 202);
+        // The stream ends without a response; the node stops.
+        while let Some((_, msg)) = c.event().await {
+            assert_eq!(
+                msg["method"], "notifications/progress",
+                "no response: {msg}"
+            );
+        }
+        assert!(
+            wait_until(Duration::from_secs(5), || gw
+                .node("n")
+                .is_some_and(|n| n.in_flight == 0))
+            .await,
+            "the node's call was cancelled"
+        );
+    });
+}
+
+#[test]
+fn sessions_belong_to_their_token_and_are_bounded() {
+    smol::block_on(async {
+        let mut cfg = GatewayConfig::default();
+        let mut narrow = TokenSpec::any("narrow");
+        narrow.acl = Acl {
+            allow: vec!["n/echo".into()],
+            deny: vec![],
+        };
+        cfg.tokens = vec![TokenSpec::any("full"), narrow];
+        cfg.http.mcp.max_sessions = 2;
+        let (gw, ws, _) = gateway(cfg).await;
+        let mut opts = NodeOptions::new("n");
+        opts.token = Some("full".into());
+        let _node = spawn_node(&ws, slow_node(opts));
+        assert!(gw.wait_for_node("n", Duration::from_secs(10)).await);
+        let addr = authority(&ws);
+        // No token: 401.
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON], &init_body()).await;
+        assert_eq!(c.status, 401);
+        let sid = open_session(&addr, &["Authorization: Bearer narrow"]).await;
+        let session = format!("Mcp-Session-Id: {sid}");
+        // The token's ACL holds: echo yes, slow no (a tool error the model sees).
+        let call = |id: u32, tool: &str| {
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": format!("n__{tool}"), "arguments": {}}})
+            .to_string()
+        };
+        let auth = "Authorization: Bearer narrow";
+        let mut c = Conn::open(
+            &addr,
+            "POST",
+            &[ACCEPT, JSON, &session, auth],
+            &call(1, "echo"),
+        )
+        .await;
+        let (_, r) = c.event().await.unwrap();
+        assert!(r["result"].get("isError").is_none(), "{r}");
+        let mut c = Conn::open(
+            &addr,
+            "POST",
+            &[ACCEPT, JSON, &session, auth],
+            &call(2, "slow"),
+        )
+        .await;
+        let (_, r) = c.event().await.unwrap();
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        assert!(
+            r["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("-32006"),
+            "{r}"
+        );
+        // Another token cannot use the session.
+        let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}).to_string();
+        let other = "Authorization: Bearer full";
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, &session, other], &ping).await;
+        assert_eq!(c.status, 404);
+        // Two sessions at most: the third is 503 while both are fresh.
+        open_session(&addr, &[other]).await;
+        let c = Conn::open(&addr, "POST", &[ACCEPT, JSON, other], &init_body()).await;
+        assert_eq!(c.status, 503);
+        assert!(c.header("retry-after").is_some());
+        // Ending one makes room.
+        let c = Conn::open(&addr, "DELETE", &[&session, auth], "").await;
+        assert_eq!(c.status, 204);
+        open_session(&addr, &[other]).await;
+    });
+}
