@@ -264,6 +264,20 @@ struct McpArgs {
     /// structured content to match one).
     #[arg(long, value_name = "N", value_parser = result_budget)]
     max_result_bytes: Option<u32>,
+    /// How tools are named: `qualified`, always `node__tool` (names never change when another
+    /// node comes, so an MCP host's per-tool permissions stay put); `bare`, a tool's own name
+    /// where one node offers it and `node__tool` only where several do.
+    #[arg(long, value_enum, default_value_t = Names::Qualified)]
+    names: Names,
+}
+
+/// How the MCP bridge names tools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Names {
+    /// Always `node__tool`.
+    Qualified,
+    /// The tool's own name where one node offers it.
+    Bare,
 }
 
 /// A result budget: a whole number of bytes, from the gateway's least (16).
@@ -299,6 +313,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a log file or an MCP host's log.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let r = smol::block_on(async {
         match cli.command {
@@ -566,6 +582,7 @@ async fn mcp(a: McpArgs) -> Res {
     let opts = toolwire::mcp::McpOptions {
         call_timeout: Some(timeout),
         max_result_bytes: a.max_result_bytes,
+        bare_names: a.names == Names::Bare,
         ..Default::default()
     };
     toolwire::mcp::serve_stdio(client, opts)

@@ -384,6 +384,61 @@ fn mcp_timeout_bounds_each_call() {
 }
 
 #[test]
+fn mcp_bare_names_prefix_only_tools_two_nodes_share() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _a = spawn_device(&ws, NodeOptions::new("dev-a"));
+        let _lab = spawn_node(&ws, lab());
+        for id in ["dev-a", "lab"] {
+            assert!(gw.wait_for_node(id, Duration::from_secs(10)).await, "{id}");
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 62).await,
+            "all tools registered"
+        );
+        let names = |r: &Value| -> Vec<String> {
+            r["result"]["tools"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{r}"))
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mut b = Bridge::start_with(&ws, &["--names", "bare"]);
+        b.initialize().await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+            .await;
+        let listed = names(&r);
+        assert!(listed.contains(&"read_sensor".to_owned()), "{listed:?}");
+        assert!(listed.contains(&"t07".to_owned()), "{listed:?}");
+        assert!(
+            !listed.iter().any(|n| n.contains("__")),
+            "one node each: {listed:?}"
+        );
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_sensor","arguments":{"channel":1}}}"#)
+            .await;
+        assert_eq!(r["result"]["structuredContent"]["channel"], 1, "{r}");
+        // A second device shares its tools: those become node__tool, the lab's stay bare.
+        let _b = spawn_device(&ws, NodeOptions::new("dev-b"));
+        assert!(gw.wait_for_node("dev-b", Duration::from_secs(10)).await);
+        assert!(
+            wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 67).await,
+            "dev-b registered"
+        );
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{}}"#)
+            .await;
+        let listed = names(&r);
+        for n in ["dev-a__read_sensor", "dev-b__read_sensor", "t07", "measure"] {
+            assert!(listed.contains(&n.to_owned()), "{n}: {listed:?}");
+        }
+        assert!(!listed.contains(&"read_sensor".to_owned()), "{listed:?}");
+    });
+}
+
+#[test]
 fn mcp_tools_flag_narrows_what_the_model_sees_and_calls() {
     smol::block_on(async {
         let (gw, ws, _) = gateway(GatewayConfig::default()).await;

@@ -83,6 +83,11 @@ impl Bridge {
                 let msg = progress_notification(&token, &p, version).to_string();
                 let _ = out.send(msg).await;
             }
+            // The last progress goes out, in a write of its own, a moment before the response
+            // (the TypeScript SDK drops one that arrives together with its response).
+            if last.is_some() {
+                smol::Timer::after(std::time::Duration::from_millis(2)).await;
+            }
         };
         let (result, ()) = smol::future::zip(call, forward).await;
         if let Err(e) = &result {
@@ -214,7 +219,12 @@ fn error_result(text: String) -> Value {
 fn tool_result(result: Result<Value, CallError>, version: Version) -> Value {
     match result {
         Ok(value) => {
-            let mut r = json!({"content": [{"type": "text", "text": value.to_string()}]});
+            // A string is its text; anything else its JSON.
+            let text = match &value {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            let mut r = json!({"content": [{"type": "text", "text": text}]});
             if version.has_structured() && value.is_object() {
                 r["structuredContent"] = value;
             }
@@ -235,7 +245,17 @@ fn progress_notification(token: &Value, p: &Progress, version: Version) -> Value
     if let Some(t) = p.total {
         params["total"] = json!(t);
     }
-    if let (Some(m), true) = (&p.message, version.has_annotations()) {
+    // Partial output rides in the message: a string as it is, anything else as JSON.
+    let partial = p.partial.as_ref().map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    let message = match (&p.message, partial) {
+        (Some(m), Some(x)) => Some(format!("{m}: {x}")),
+        (Some(m), None) => Some(m.clone()),
+        (None, x) => x,
+    };
+    if let (Some(m), true) = (message, version.has_annotations()) {
         params["message"] = json!(m);
     }
     notification("notifications/progress", Some(params))
@@ -261,6 +281,32 @@ mod tests {
         assert_eq!(r["isError"], true);
         let text = r["content"][0]["text"].as_str().unwrap();
         assert!(text.contains("-32002") && text.contains("/n"), "{text}");
+    }
+
+    #[test]
+    fn a_string_is_its_text_and_partial_output_rides_in_progress_messages() {
+        let r = tool_result(Ok(json!("a \"quoted\" line\n")), Version::LATEST);
+        assert_eq!(r["content"][0]["text"], "a \"quoted\" line\n");
+        assert!(r.get("structuredContent").is_none());
+        let p = Progress {
+            progress: 2,
+            total: Some(4),
+            message: Some("reading".into()),
+            partial: Some(json!("line 2")),
+        };
+        let n = progress_notification(&json!("t"), &p, Version::LATEST);
+        assert_eq!(n["params"]["message"], "reading: line 2");
+        let p = Progress {
+            message: None,
+            partial: Some(json!({"rows": 3})),
+            ..p
+        };
+        let n = progress_notification(&json!("t"), &p, Version::LATEST);
+        assert_eq!(n["params"]["message"], r#"{"rows":3}"#);
+        assert!(super::super::session::is_progress(&n.to_string()));
+        assert!(!super::super::session::is_progress(
+            &json!({"jsonrpc": "2.0", "id": 1, "result": {}}).to_string()
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::client::ToolSummary;
 use serde_json::{Map, Value, json};
 use toolwire_core::frame::Annotations;
 
-use super::names::qualified_names;
+use super::names::names;
 use super::protocol::{INTERNAL_ERROR, RpcError, Version};
 use super::{Bridge, READ_RESULT_TOOL};
 
@@ -37,14 +37,14 @@ pub(super) struct Listed {
 }
 
 impl Catalog {
-    fn new(generation: u64, mut tools: Vec<ToolSummary>) -> Catalog {
+    fn new(generation: u64, mut tools: Vec<ToolSummary>, bare: bool) -> Catalog {
         tools.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
         tools.dedup_by(|a, b| a.node == b.node && a.name == b.name);
         let pairs: Vec<(&str, &str)> = tools
             .iter()
             .map(|t| (t.node.as_str(), t.name.as_str()))
             .collect();
-        let names = qualified_names(&pairs);
+        let names = names(&pairs, bare);
         let tools: Vec<Listed> = names
             .into_iter()
             .zip(tools)
@@ -89,7 +89,7 @@ impl Bridge {
             .await
             .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("listing tools: {e}")))?;
         let mut c = self.catalogs.lock().unwrap();
-        let catalog = Arc::new(Catalog::new(c.next_generation, tools));
+        let catalog = Arc::new(Catalog::new(c.next_generation, tools, self.opts.bare_names));
         c.next_generation += 1;
         c.recent.push_back(catalog.clone());
         while c.recent.len() > SNAPSHOTS {
@@ -270,6 +270,7 @@ mod tests {
                 summary("a", "t", Annotations::NONE),
                 summary("a", "t", Annotations::NONE),
             ],
+            false,
         );
         let names: Vec<&str> = c.tools.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a__t", "b__t"]);

@@ -115,6 +115,11 @@ pub struct McpOptions {
     /// [`MIN_RESULT_BYTES`](crate::gateway::MIN_RESULT_BYTES)): a longer result is cut
     /// to its first page with a note, and [`READ_RESULT_TOOL`] reads on. `None`: whole results.
     pub max_result_bytes: Option<u32>,
+    /// Name a tool by its own name where only one node offers it (`read_sensor`), and
+    /// `node__tool` only where two or more do; `false` (the default): always `node__tool`, so
+    /// that a name never changes when another node comes (MCP hosts remember permissions by
+    /// name).
+    pub bare_names: bool,
 }
 
 impl Default for McpOptions {
@@ -123,6 +128,7 @@ impl Default for McpOptions {
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             page_size: PAGE_SIZE,
             max_result_bytes: None,
+            bare_names: false,
         }
     }
 }
@@ -209,9 +215,19 @@ impl Bridge {
         if version.has_structured() {
             info["title"] = json!("toolwire gateway");
         }
+        let naming = if self.opts.bare_names {
+            format!(
+                "A tool offered by one node has its own name; one offered by several is named \
+                 <node>{SEPARATOR}<tool> for each."
+            )
+        } else {
+            format!(
+                "A tool is named <node>{SEPARATOR}<tool>: the same tool on two nodes is two \
+                 tools."
+            )
+        };
         let mut instructions = format!(
-            "Tools of the devices and hosts connected to a toolwire gateway. A tool is named \
-             <node>{SEPARATOR}<tool>: the same tool on two nodes is two tools. The list \
+            "Tools of the devices and hosts connected to a toolwire gateway. {naming} The list \
              changes as nodes come and go."
         );
         if let Some(n) = self.opts.max_result_bytes {

@@ -1,4 +1,5 @@
-//! MCP names for a node's tools: `node__tool`, unique within one listing.
+//! MCP names for a node's tools: `node__tool` (or, with bare names, the tool's own name where
+//! one node offers it), unique within one listing.
 
 use std::collections::HashSet;
 
@@ -10,11 +11,30 @@ const MAX_NAME: usize = 128;
 /// MCP names for `(node, tool)` pairs sorted by (node, tool): `node__tool`, with characters
 /// outside MCP's alphabet replaced by `_`. A name already taken, by an earlier pair or as any
 /// pair's plain name, gets the first free suffix `-2`, `-3`, …
+#[cfg(test)]
 pub(super) fn qualified_names(pairs: &[(&str, &str)]) -> Vec<String> {
+    names(pairs, false)
+}
+
+/// [`qualified_names`], or with `bare` a tool's own name where no other node in `pairs` offers
+/// a tool of that name (and it is not [`READ_RESULT_TOOL`](super::READ_RESULT_TOOL)): a
+/// one-node setup lists `read_sensor`, two nodes offering it `a__read_sensor` and
+/// `b__read_sensor`.
+pub(super) fn names(pairs: &[(&str, &str)], bare: bool) -> Vec<String> {
+    let mut offered: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (_, tool) in pairs {
+        *offered.entry(tool).or_default() += 1;
+    }
     let plain: Vec<String> = pairs
         .iter()
         .map(|(node, tool)| {
-            let mut s: String = format!("{node}{SEPARATOR}{tool}")
+            let unique = bare && offered[tool] == 1 && *tool != super::READ_RESULT_TOOL;
+            let full = if unique {
+                (*tool).to_owned()
+            } else {
+                format!("{node}{SEPARATOR}{tool}")
+            };
+            let mut s: String = full
                 .chars()
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
@@ -75,6 +95,29 @@ mod tests {
         assert!(names.iter().all(|n| n.len() <= MAX_NAME), "{names:?}");
         assert_ne!(names[0], names[1]);
         assert_eq!(qualified_names(&[("n", "t o")]), ["n__t_o"]);
+    }
+
+    #[test]
+    fn bare_names_where_one_node_offers_the_tool() {
+        let pairs = [
+            ("a", "echo"),
+            ("a", "read"),
+            ("b", "echo"),
+            ("b", "toolwire_read_result"),
+            ("c", "a__echo"),
+        ];
+        assert_eq!(
+            names(&pairs, true),
+            [
+                "a__echo",
+                "read",
+                "b__echo",
+                "b__toolwire_read_result",
+                "a__echo-2"
+            ],
+            "shared names qualified, the read tool's name never bare, collisions suffixed"
+        );
+        assert_eq!(names(&pairs, false), qualified_names(&pairs));
     }
 
     /// The bridge's own tool can never be a node's: every name given here holds the

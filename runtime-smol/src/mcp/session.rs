@@ -241,10 +241,16 @@ async fn write_lines<W: AsyncWrite + Unpin>(
         while let Ok(first) = lines.recv().await {
             output.write_all(first.as_bytes()).await?;
             output.write_all(b"\n").await?;
-            // Batch whatever else is ready into one flush.
-            while let Ok(more) = lines.try_recv() {
+            // Batch whatever else is ready into one flush, but a progress notification goes
+            // out in a write of its own, never with what follows it: the TypeScript SDK drops
+            // a progress notification read in one chunk with its call's response.
+            let mut last = first;
+            while !is_progress(&last)
+                && let Ok(more) = lines.try_recv()
+            {
                 output.write_all(more.as_bytes()).await?;
                 output.write_all(b"\n").await?;
+                last = more;
             }
             output.flush().await?;
         }
@@ -255,6 +261,12 @@ async fn write_lines<W: AsyncWrite + Unpin>(
         tracing::warn!("mcp: writing stdout: {e}");
         let _ = ctl.send(Control::OutputFailed(e)).await;
     }
+}
+
+/// True for a `notifications/progress` as this bridge writes it (serde_json writes members in
+/// order, so the method comes right after `jsonrpc`).
+pub(super) fn is_progress(line: &str) -> bool {
+    line.starts_with(r#"{"jsonrpc":"2.0","method":"notifications/progress""#)
 }
 
 pub(super) async fn watch_events(
