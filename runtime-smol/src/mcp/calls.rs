@@ -215,9 +215,26 @@ fn error_result(text: String) -> Value {
     json!({"content": [{"type": "text", "text": text}], "isError": true})
 }
 
+/// The content blocks of a result that follows the content convention (PROTOCOL.md section 6,
+/// "Results for MCP"): an object whose one member `$content` is a list of MCP content blocks
+/// (objects with a string `type`).
+fn content_blocks(value: &Value) -> Option<&Vec<Value>> {
+    let obj = value.as_object()?;
+    let blocks = obj.get("$content")?.as_array()?;
+    (obj.len() == 1
+        && !blocks.is_empty()
+        && blocks
+            .iter()
+            .all(|b| b.get("type").is_some_and(Value::is_string)))
+    .then_some(blocks)
+}
+
 /// A `tools/call` result: a tool's value, or any failure as `isError: true`.
 fn tool_result(result: Result<Value, CallError>, version: Version) -> Value {
     match result {
+        Ok(value) if content_blocks(&value).is_some() => {
+            json!({"content": content_blocks(&value).cloned().unwrap_or_default()})
+        }
         Ok(value) => {
             // A string is its text; anything else its JSON.
             let text = match &value {
@@ -281,6 +298,23 @@ mod tests {
         assert_eq!(r["isError"], true);
         let text = r["content"][0]["text"].as_str().unwrap();
         assert!(text.contains("-32002") && text.contains("/n"), "{text}");
+    }
+
+    #[test]
+    fn content_blocks_pass_through_under_the_convention_only() {
+        let img = json!({"type": "image", "data": "iVBO", "mimeType": "image/png"});
+        let r = tool_result(Ok(json!({"$content": [img.clone()]})), Version::LATEST);
+        assert_eq!(r, json!({"content": [img.clone()]}));
+        // Anything else is a value like any other.
+        for v in [
+            json!({"$content": [img.clone()], "other": 1}),
+            json!({"$content": []}),
+            json!({"$content": [{"data": "x"}]}),
+            json!({"$content": "text"}),
+        ] {
+            let r = tool_result(Ok(v.clone()), Version::LATEST);
+            assert_eq!(r["content"][0]["text"], v.to_string(), "{v}");
+        }
     }
 
     #[test]

@@ -1,0 +1,151 @@
+//! The official MCP conformance suite (`@modelcontextprotocol/conformance`, run by
+//! `scripts/mcp-conformance.sh`, which installs it and a Node 22 when missing) against the
+//! gateway's own `/mcp`, with a fixture node offering the tools its server scenarios call.
+//! The scenarios that must pass are listed in `scripts/mcp-conformance/expected-pass.txt`;
+//! those that do not apply to a tool gateway, with the reason, in `not-applicable.txt`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use toolwire_smol::GatewayConfig;
+use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
+
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+/// A WAV file with no samples (8 kHz, mono, 16-bit), base64.
+const WAV_EMPTY: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=";
+
+fn no_args() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+fn content(blocks: Value) -> Result<Value, ToolError> {
+    Ok(json!({ "$content": blocks }))
+}
+
+/// The tools the suite's server scenarios call, by the names they call them.
+fn fixture() -> HostNode {
+    HostNode::new(NodeOptions::new("conformance"))
+        .tool(Tool::new(
+            "test_simple_text",
+            "Returns a simple text block.",
+            no_args(),
+            |_, _| async { Ok(json!("This is a simple text response for testing.")) },
+        ))
+        .tool(Tool::new(
+            "test_error_handling",
+            "Always fails.",
+            no_args(),
+            |_, _| async {
+                Err(ToolError::failed(
+                    "This tool intentionally returns an error for testing",
+                ))
+            },
+        ))
+        .tool(Tool::new(
+            "test_tool_with_progress",
+            "Reports progress 0, 50 and 100 of 100.",
+            no_args(),
+            |ctx, _| async move {
+                for (i, p) in [0, 50, 100].into_iter().enumerate() {
+                    if i > 0 {
+                        smol::Timer::after(Duration::from_millis(50)).await;
+                    }
+                    ctx.progress(p, Some(100), None, None).await;
+                }
+                Ok(json!("Tool with progress executed successfully"))
+            },
+        ))
+        .tool(Tool::new(
+            "json_schema_2020_12_tool",
+            "Takes arguments described with JSON Schema 2020-12 keywords.",
+            json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "$defs": {"address": {"$anchor": "addressDef", "type": "object",
+                    "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+                "properties": {
+                    "name": {"type": "string"},
+                    "address": {"$ref": "#/$defs/address"},
+                    "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                    "phone": {"type": "string"},
+                    "email": {"type": "string"}
+                },
+                "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+                "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+                "then": {"required": ["phone"]},
+                "else": {"required": ["email"]},
+                "additionalProperties": false
+            }),
+            |_, args| async move { Ok(args) },
+        ))
+        .tool(Tool::new(
+            "test_image_content",
+            "Returns a 1x1 PNG image block.",
+            no_args(),
+            |_, _| async { content(json!([{"type": "image", "data": PNG_1X1, "mimeType": "image/png"}])) },
+        ))
+        .tool(Tool::new(
+            "test_audio_content",
+            "Returns a WAV audio block.",
+            no_args(),
+            |_, _| async { content(json!([{"type": "audio", "data": WAV_EMPTY, "mimeType": "audio/wav"}])) },
+        ))
+        .tool(Tool::new(
+            "test_embedded_resource",
+            "Returns an embedded text resource.",
+            no_args(),
+            |_, _| async {
+                content(json!([{"type": "resource", "resource": {
+                    "uri": "test://embedded-resource", "mimeType": "text/plain",
+                    "text": "This is an embedded resource content."}}]))
+            },
+        ))
+        .tool(Tool::new(
+            "test_multiple_content_types",
+            "Returns text, image and resource blocks.",
+            no_args(),
+            |_, _| async {
+                content(json!([
+                    {"type": "text", "text": "Multiple content types test:"},
+                    {"type": "image", "data": PNG_1X1, "mimeType": "image/png"},
+                    {"type": "resource", "resource": {"uri": "test://mixed-content-resource",
+                        "mimeType": "application/json", "text": "{\"test\":\"data\",\"value\":123}"}}
+                ]))
+            },
+        ))
+}
+
+#[test]
+fn the_official_conformance_suite_passes_against_mcp_at_the_gateway() {
+    smol::block_on(async {
+        let mut cfg = GatewayConfig::default();
+        // The suite calls tools by their own names.
+        cfg.http.mcp.options.bare_names = true;
+        let (gw, ws, _) = gateway(cfg).await;
+        let _node = spawn_node(&ws, fixture());
+        assert!(gw.wait_for_node("conformance", Duration::from_secs(10)).await);
+        let authority = ws.strip_prefix("ws://").expect("a ws:// gateway");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = smol::process::Command::new("bash")
+            .arg(root.join("scripts/mcp-conformance.sh"))
+            .arg(format!("http://{authority}/mcp"))
+            .current_dir(&root)
+            .kill_on_drop(true)
+            .output();
+        let out = smol::future::or(async { Some(out.await) }, async {
+            smol::Timer::after(Duration::from_secs(300)).await;
+            None
+        })
+        .await
+        .expect("the suite ends within 5 minutes")
+        .expect("running scripts/mcp-conformance.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "conformance failures:\n{stdout}");
+        assert!(stdout.contains(" 0 failed"), "{stdout}");
+    });
+}
