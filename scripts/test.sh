@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what a fresh machine lacks first (rustup components
-# and targets, QEMU, curl, cargo-fuzz, a Python venv), so this one command is all CI runs.
+# and targets, QEMU, curl, cargo-fuzz, a Python venv, the MCP conformance suite with a Node 22),
+# so this one command is all CI runs.
 #
 #   FUZZ_SECONDS=N   seconds per fuzz target in the smoke run (default 10)
 set -euo pipefail
@@ -22,6 +23,8 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 # The shell built-in's sandbox (cli/src/builtin.rs) runs programs through these two.
 { command -v prlimit && command -v setpriv; } >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 bash scripts/python-env.sh >/dev/null
+# The official MCP conformance suite and the Node 22 it needs (cli/tests/mcp_conformance.rs).
+bash scripts/mcp-conformance.sh --install >/dev/null
 
 step "format"
 cargo fmt --all --check
