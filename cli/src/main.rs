@@ -105,6 +105,19 @@ struct GatewayArgs {
     /// HTTP connections at once from one address, WebSocket peers not counted (429 beyond).
     #[arg(long, value_name = "N", default_value = "64", value_parser = count)]
     http_max_per_source: usize,
+    /// Do not serve MCP (Streamable HTTP) at /mcp on the ws:// listener.
+    #[arg(long)]
+    no_mcp: bool,
+    /// How /mcp names tools (as `toolwire mcp --names`).
+    #[arg(long, value_enum, default_value_t = Names::Qualified)]
+    mcp_names: Names,
+    /// An Origin besides loopback ones that may use /mcp (repeatable), as browsers send it:
+    /// `https://agent.example.com`. Requests from other origins are refused 403.
+    #[arg(long, value_name = "ORIGIN")]
+    mcp_allow_origin: Vec<String>,
+    /// Result budget of every /mcp call, as `toolwire mcp --max-result-bytes`.
+    #[arg(long, value_name = "N", value_parser = result_budget)]
+    mcp_max_result_bytes: Option<u32>,
 }
 
 /// A limit: a whole number, at least 1.
@@ -368,6 +381,10 @@ async fn gateway(a: GatewayArgs) -> Res {
     cfg.http.max_body = a.http_max_body;
     cfg.http.header_timeout = a.http_header_timeout;
     cfg.http.max_per_source = a.http_max_per_source;
+    cfg.http.mcp.enabled = !a.no_mcp;
+    cfg.http.mcp.options.bare_names = a.mcp_names == Names::Bare;
+    cfg.http.mcp.options.max_result_bytes = a.mcp_max_result_bytes;
+    cfg.http.mcp.allowed_origins = a.mcp_allow_origin.clone();
     if let Some(limit) = open_file_limit()
         && cfg.max_connections() as u64 + 64 > limit
     {
