@@ -539,6 +539,135 @@ fn mcp_allow_ask_answers_a_tools_permission_question() {
     });
 }
 
+/// A client that declares elicitation gets a node's asks as `elicitation/create`: an input ask
+/// with the ask's schema (answered by the user's `accept`), a permission as a yes/no field (the
+/// user's `decline` refuses it); a client without the capability gets none (the ask is
+/// declined).
+#[test]
+fn mcp_asks_become_elicitations_for_a_client_that_takes_them() {
+    use toolwire_core::frame::AskKind;
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let node = HostNode::new(NodeOptions::new("lab"))
+            .tool(Tool::new(
+                "name",
+                "Asks for a name.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let schema = json!({"type": "object", "properties": {
+                        "name": {"type": "string"}}, "required": ["name"]});
+                    let a = ctx.ask(AskKind::Input, "Who is it?", Some(schema)).await?;
+                    Ok(json!(format!(
+                        "hello {}",
+                        a["name"].as_str().unwrap_or("?")
+                    )))
+                },
+            ))
+            .tool(Tool::new(
+                "count",
+                "Asks for a number.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let schema = json!({"type": "integer", "minimum": 1});
+                    let n = ctx.ask(AskKind::Input, "How many?", Some(schema)).await?;
+                    Ok(json!({"n": n}))
+                },
+            ))
+            .tool(Tool::new(
+                "valve",
+                "Opens if allowed.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let yes = ctx.ask(AskKind::Permission, "Open it?", None).await?;
+                    Ok(json!({"opened": yes}))
+                },
+            ));
+        let _node = spawn_node(&ws, node);
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        let mut b = Bridge::start(&ws);
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"t","version":"0"}}}"#;
+        assert_eq!(b.request(init).await["id"], 1);
+        b.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        let call = |id: u32, tool: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"lab__{tool}","arguments":{{}}}}}}"#
+            )
+        };
+        // An input ask: the node's schema, the user's content.
+        let e = b.request(&call(2, "name")).await;
+        assert_eq!(e["method"], "elicitation/create", "{e}");
+        assert_eq!(e["params"]["message"], "Who is it?");
+        assert_eq!(
+            e["params"]["requestedSchema"]["properties"]["name"]["type"],
+            "string"
+        );
+        let answer = json!({"jsonrpc": "2.0", "id": e["id"], "result": {
+            "action": "accept", "content": {"name": "Ada"}}});
+        let r = b.request(&answer.to_string()).await;
+        assert_eq!(
+            (r["id"].clone(), r["result"]["content"][0]["text"].clone()),
+            (json!(2), json!("hello Ada")),
+            "{r}"
+        );
+        // A schema that is not an object is wrapped as the field `value`, and unwrapped.
+        let e = b.request(&call(3, "count")).await;
+        assert_eq!(
+            e["params"]["requestedSchema"]["properties"]["value"]["minimum"], 1,
+            "{e}"
+        );
+        let answer = json!({"jsonrpc": "2.0", "id": e["id"], "result": {
+            "action": "accept", "content": {"value": 4}}});
+        let r = b.request(&answer.to_string()).await;
+        assert_eq!(r["result"]["structuredContent"], json!({"n": 4}), "{r}");
+        // A permission: a yes/no field; declining refuses it (the tool gets `false`).
+        let e = b.request(&call(4, "valve")).await;
+        assert_eq!(
+            e["params"]["requestedSchema"]["properties"]["allow"]["type"], "boolean",
+            "{e}"
+        );
+        let answer = json!({"jsonrpc": "2.0", "id": e["id"], "result": {"action": "decline"}});
+        let r = b.request(&answer.to_string()).await;
+        assert_eq!(
+            r["result"]["structuredContent"],
+            json!({"opened": false}),
+            "{r}"
+        );
+        // Accepting it says yes.
+        let e = b.request(&call(5, "valve")).await;
+        let answer = json!({"jsonrpc": "2.0", "id": e["id"], "result": {
+            "action": "accept", "content": {"allow": true}}});
+        let r = b.request(&answer.to_string()).await;
+        assert_eq!(
+            r["result"]["structuredContent"],
+            json!({"opened": true}),
+            "{r}"
+        );
+        // Cancelling an input ask declines it: a tool error the model sees.
+        let e = b.request(&call(6, "name")).await;
+        let answer = json!({"jsonrpc": "2.0", "id": e["id"], "result": {"action": "cancel"}});
+        let r = b.request(&answer.to_string()).await;
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        assert!(
+            r["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("-32013"),
+            "{r}"
+        );
+
+        // Without the capability: no elicitation, the ask is declined.
+        let mut b = Bridge::start(&ws);
+        b.initialize().await;
+        let r = b.request(&call(2, "name")).await;
+        assert_eq!(
+            (r["id"].clone(), r["result"]["isError"].clone()),
+            (json!(2), json!(true)),
+            "{r}"
+        );
+    });
+}
+
 /// The value `lab__long` returns: some 20 KB of JSON text with characters of one to four bytes.
 fn long_value() -> Value {
     json!({"text": "aé€😀".repeat(2000), "n": 2000})

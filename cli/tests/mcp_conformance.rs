@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
+use toolwire_core::frame::AskKind;
 use toolwire_smol::GatewayConfig;
 use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
 
@@ -83,6 +84,65 @@ fn fixture() -> HostNode {
             |_, args| async move { Ok(args) },
         ))
         .tool(Tool::new(
+            "test_elicitation",
+            "Asks the user for a username and an email.",
+            json!({"type": "object", "properties": {"message": {"type": "string"}},
+                "required": ["message"]}),
+            |ctx, args| async move {
+                let schema = json!({"type": "object", "properties": {
+                    "username": {"type": "string", "description": "User's response"},
+                    "email": {"type": "string", "description": "User's email address"}},
+                    "required": ["username", "email"]});
+                let prompt = args["message"].as_str().unwrap_or("");
+                let answer = ctx.ask(AskKind::Input, prompt, Some(schema)).await?;
+                Ok(json!(format!("User response: {answer}")))
+            },
+        ))
+        .tool(Tool::new(
+            "test_elicitation_sep1034_defaults",
+            "Asks for a form whose fields have defaults.",
+            no_args(),
+            |ctx, _| async move {
+                let schema = json!({"type": "object", "properties": {
+                    "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                    "age": {"type": "integer", "description": "User age", "default": 30},
+                    "score": {"type": "number", "description": "User score", "default": 95.5},
+                    "status": {"type": "string", "description": "User status",
+                        "enum": ["active", "inactive", "pending"], "default": "active"},
+                    "verified": {"type": "boolean", "description": "Verification status",
+                        "default": true}},
+                    "required": []});
+                let prompt = "Please review and update the form fields with defaults";
+                let answer = ctx.ask(AskKind::Input, prompt, Some(schema)).await?;
+                Ok(json!(format!("Elicitation completed: {answer}")))
+            },
+        ))
+        .tool(Tool::new(
+            "test_elicitation_sep1330_enums",
+            "Asks for a form with every kind of enum field.",
+            no_args(),
+            |ctx, _| async move {
+                let titled = |t: [&str; 3]| {
+                    json!([{"const": "value1", "title": t[0]}, {"const": "value2", "title": t[1]},
+                        {"const": "value3", "title": t[2]}])
+                };
+                let schema = json!({"type": "object", "properties": {
+                    "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                    "titledSingle": {"type": "string",
+                        "oneOf": titled(["First Option", "Second Option", "Third Option"])},
+                    "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
+                        "enumNames": ["Option One", "Option Two", "Option Three"]},
+                    "untitledMulti": {"type": "array",
+                        "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                    "titledMulti": {"type": "array",
+                        "items": {"anyOf": titled(["First Choice", "Second Choice", "Third Choice"])}}},
+                    "required": []});
+                let prompt = "Please pick from the enum fields";
+                let answer = ctx.ask(AskKind::Input, prompt, Some(schema)).await?;
+                Ok(json!(format!("Elicitation completed: {answer}")))
+            },
+        ))
+        .tool(Tool::new(
             "test_image_content",
             "Returns a 1x1 PNG image block.",
             no_args(),
@@ -127,7 +187,10 @@ fn the_official_conformance_suite_passes_against_mcp_at_the_gateway() {
         cfg.http.mcp.options.bare_names = true;
         let (gw, ws, _) = gateway(cfg).await;
         let _node = spawn_node(&ws, fixture());
-        assert!(gw.wait_for_node("conformance", Duration::from_secs(10)).await);
+        assert!(
+            gw.wait_for_node("conformance", Duration::from_secs(10))
+                .await
+        );
         let authority = ws.strip_prefix("ws://").expect("a ws:// gateway");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let out = smol::process::Command::new("bash")

@@ -7,9 +7,10 @@
 //! and [`READ_RESULT_TOOL`] pages through the rest (the module docs of `mcp` tell how).
 
 use crate::client::ClientCallOptions;
-use crate::gateway::{CallError, Progress};
+use crate::gateway::{AskRequest, CallError, Progress};
 use serde_json::{Value, json};
 use smol::channel::bounded;
+use toolwire_core::frame::AskKind;
 
 use super::list::Catalog;
 use super::protocol::{RpcError, Version, notification};
@@ -60,13 +61,33 @@ impl Bridge {
             }
             None => (None, None),
         };
+        // A node's asks become elicitations when the client takes them; otherwise the client
+        // declines them (`-32013`), as without a person to ask.
+        let (atx, arx) = match self.can_elicit() {
+            true => {
+                let (tx, rx) = bounded::<AskRequest>(4);
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
         let opts = ClientCallOptions {
             timeout: self.opts.call_timeout,
             progress: ptx,
+            asks: atx,
             max_result_bytes: self.opts.max_result_bytes,
             ..Default::default()
         };
         let call = self.client.call(&node, &tool, &args, opts);
+        let asks = async {
+            let Some(rx) = arx else { return };
+            while let Ok(ask) = rx.recv().await {
+                self.elicit(ask, out).await;
+            }
+        };
+        let call = async {
+            let (r, ()) = smol::future::zip(call, asks).await;
+            r
+        };
         // Ends when the call does (the client drops the progress sender with it), so every
         // progress notification goes out before the result.
         let forward = async {
@@ -99,6 +120,45 @@ impl Bridge {
         Ok(tool_result(result, version))
     }
 
+    /// A node's `ask` as an `elicitation/create` to the client (form mode): a permission as a
+    /// yes/no field, an input as the ask's schema (an object schema as it is; any other wrapped
+    /// as the one field `value`). The user's `accept` answers it; `decline` refuses a
+    /// permission (`false`) and declines an input (`-32013`); `cancel`, an error or no answer
+    /// in time declines it.
+    async fn elicit(&self, ask: AskRequest, out: &smol::channel::Sender<String>) {
+        let (schema, wrapped) = elicitation_schema(&ask);
+        let params = json!({"message": ask.prompt, "requestedSchema": schema});
+        let wait = self
+            .opts
+            .call_timeout
+            .unwrap_or(super::DEFAULT_CALL_TIMEOUT);
+        let r = self
+            .ask_client("elicitation/create", params, out, wait)
+            .await;
+        let permission = ask.kind == AskKind::Permission;
+        let r = match r {
+            Ok(r) => r,
+            Err(why) => return ask.decline(&format!("elicitation failed: {why}")),
+        };
+        let content = r.get("content").cloned().unwrap_or(Value::Null);
+        match r.get("action").and_then(Value::as_str) {
+            Some("accept") if permission => {
+                let yes = content
+                    .get("allow")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                ask.answer(json!(yes))
+            }
+            Some("accept") if wrapped => {
+                ask.answer(content.get("value").cloned().unwrap_or(Value::Null))
+            }
+            Some("accept") => ask.answer(content),
+            Some("decline") if permission => ask.answer(json!(false)),
+            Some("decline") => ask.decline("the user declined"),
+            _ => ask.decline("the user cancelled"),
+        }
+    }
+
     /// [`READ_RESULT_TOOL`]: a page of a result the gateway holds for this connection, with a
     /// note while more remains; bad arguments and the gateway's refusals are `isError`.
     async fn read_result(&self, args: &Value) -> Value {
@@ -125,6 +185,28 @@ impl Bridge {
                 tool_result(Err(e), self.version())
             }
         }
+    }
+}
+
+/// The `requestedSchema` for an ask, and whether the answer is wrapped as the field `value`.
+fn elicitation_schema(ask: &AskRequest) -> (Value, bool) {
+    if ask.kind == AskKind::Permission {
+        let schema = json!({"type": "object", "properties": {"allow": {
+            "type": "boolean", "title": "Allow", "description": ask.prompt}},
+            "required": ["allow"]});
+        return (schema, false);
+    }
+    match &ask.schema {
+        Some(s) if s.get("type").and_then(Value::as_str) == Some("object") => (s.clone(), false),
+        Some(s) => (
+            json!({"type": "object", "properties": {"value": s}, "required": ["value"]}),
+            true,
+        ),
+        None => (
+            json!({"type": "object", "properties": {"value": {"type": "string",
+                "description": ask.prompt}}, "required": ["value"]}),
+            true,
+        ),
     }
 }
 

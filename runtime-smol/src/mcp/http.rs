@@ -452,7 +452,11 @@ async fn post(gw: &Gateway, req: Request<HttpBody>, token: Option<String>) -> Re
                     }
                     accepted()
                 }
-                // A response to a request of ours (none is sent yet), or nothing to do.
+                // The client's answer to a request of ours (an elicitation).
+                Incoming::Response { id, message } => {
+                    session.bridge.deliver(&id, message);
+                    accepted()
+                }
                 _ => accepted(),
             }
         }

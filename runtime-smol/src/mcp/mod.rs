@@ -76,6 +76,7 @@ use std::time::Duration;
 use crate::client::Client;
 use serde_json::{Value, json};
 use smol::channel::Sender;
+use smol::future::FutureExt;
 
 use list::Catalogs;
 use protocol::{METHOD_NOT_FOUND, RpcError, Version, negotiate};
@@ -154,6 +155,11 @@ struct Bridge {
     version: Mutex<Version>,
     initialized: AtomicBool,
     catalogs: Mutex<Catalogs>,
+    /// The client's capabilities, from `initialize`.
+    client_caps: Mutex<Value>,
+    /// Requests of ours to the client (`elicitation/create`) waiting for its response.
+    waiting: Mutex<std::collections::HashMap<String, Sender<Value>>>,
+    next_request: std::sync::atomic::AtomicU64,
 }
 
 impl Bridge {
@@ -165,6 +171,67 @@ impl Bridge {
             version: Mutex::new(Version::LATEST),
             initialized: AtomicBool::new(false),
             catalogs: Mutex::new(Catalogs::default()),
+            client_caps: Mutex::new(Value::Null),
+            waiting: Mutex::new(std::collections::HashMap::new()),
+            next_request: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// True if the client takes form-mode elicitation (`elicitation: {}` or with `form`).
+    fn can_elicit(&self) -> bool {
+        let caps = self.client_caps.lock().unwrap();
+        match caps.get("elicitation") {
+            Some(Value::Object(e)) => e.is_empty() || e.contains_key("form"),
+            _ => false,
+        }
+    }
+
+    /// Sends the client a request of ours through `out` and waits for its response, at most
+    /// `wait`: the result, or the error's message.
+    async fn ask_client(
+        &self,
+        method: &str,
+        params: Value,
+        out: &Sender<String>,
+        wait: Duration,
+    ) -> Result<Value, String> {
+        use std::sync::atomic::Ordering;
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let id = format!("toolwire-{n}");
+        let (tx, rx) = smol::channel::bounded(1);
+        self.waiting.lock().unwrap().insert(id.clone(), tx);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let _ = out.send(msg.to_string()).await;
+        let answer = async { rx.recv().await.ok() }
+            .or(async {
+                smol::Timer::after(wait).await;
+                None
+            })
+            .await;
+        self.waiting.lock().unwrap().remove(&id);
+        let Some(answer) = answer else {
+            return Err(format!("no answer to {method} within {} s", wait.as_secs()));
+        };
+        match (answer.get("result"), answer.get("error")) {
+            (Some(r), _) => Ok(r.clone()),
+            (None, Some(e)) => Err(e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("the client refused")
+                .to_owned()),
+            _ => Err("an answer without result or error".to_owned()),
+        }
+    }
+
+    /// A response from the client to a request of ours; false if nothing waits for it.
+    fn deliver(&self, id: &Value, message: Value) -> bool {
+        let key = match id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match self.waiting.lock().unwrap().remove(&key) {
+            Some(tx) => tx.try_send(message).is_ok(),
+            None => false,
         }
     }
 
@@ -203,6 +270,7 @@ impl Bridge {
             .ok_or_else(|| RpcError::params("`protocolVersion` must be a string"))?;
         let version = negotiate(asked);
         *self.version.lock().unwrap() = version;
+        *self.client_caps.lock().unwrap() = params.get("capabilities").cloned().unwrap_or_default();
         let client = params
             .pointer("/clientInfo/name")
             .and_then(Value::as_str)

@@ -107,8 +107,12 @@ pub(super) enum Incoming {
         method: String,
         params: Value,
     },
-    /// A response to a request of ours (the bridge sends none), or a notification whose params
-    /// are not an object: ignored.
+    /// A response to a request of ours (`elicitation/create`): its id and the whole message.
+    Response {
+        id: Value,
+        message: Value,
+    },
+    /// A notification whose params are not an object: ignored.
     Ignored,
     /// Answer with this error.
     Invalid {
@@ -128,6 +132,7 @@ pub(super) fn parse_message(line: &[u8]) -> Incoming {
         Ok(v) => v,
         Err(e) => return invalid(Value::Null, PARSE_ERROR, &format!("parse error: {e}")),
     };
+    let whole = v.clone();
     let mut obj = match v {
         Value::Object(o) => o,
         Value::Array(_) => {
@@ -160,7 +165,10 @@ pub(super) fn parse_message(line: &[u8]) -> Incoming {
         Some(Value::String(m)) => m,
         Some(_) => return invalid(reply_id, INVALID_REQUEST, "`method` must be a string"),
         None if id.is_some() && (obj.contains_key("result") || obj.contains_key("error")) => {
-            return Incoming::Ignored;
+            return Incoming::Response {
+                id: reply_id,
+                message: whole,
+            };
         }
         None => return invalid(reply_id, INVALID_REQUEST, "no `method`"),
     };
@@ -213,7 +221,10 @@ mod tests {
         );
         assert_eq!(
             parse_message(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#),
-            Incoming::Ignored
+            Incoming::Response {
+                id: json!(3),
+                message: json!({"jsonrpc": "2.0", "id": 3, "result": {}})
+            }
         );
         let code = |line: &[u8]| match parse_message(line) {
             Incoming::Invalid { id, code, .. } => (id, code),

@@ -109,6 +109,11 @@ where
                     }
                     other => tracing::debug!("mcp: ignored notification {other}"),
                 },
+                Incoming::Response { id, message } => {
+                    if !bridge.deliver(&id, message) {
+                        tracing::debug!("mcp: a response to {id}, which nothing waits for");
+                    }
+                }
                 Incoming::Ignored => {}
                 Incoming::Invalid { id, code, message } => {
                     bridge.send(error_response(&id, code, &message)).await;
