@@ -85,7 +85,7 @@ def pc_tool(name, desc, schema, out_schema=None, ann=(False, False, False)):
 REQ = {"hello": 0, "register": 1, "unregister": 2, "execute": 3, "ask": 4, "ping": 5,
        "nodes.list": 6, "tools.list": 7, "tools.resolve": 8, "tools.call": 9, "tools.scope": 10,
        "rules.set": 11, "rules.list": 12, "tools.call+": 13, "results.read": 14}
-NOTE = {"cancel": 0, "progress": 1, "goodbye": 2, "tools.changed": 3}
+NOTE = {"cancel": 0, "progress": 1, "goodbye": 2, "tools.changed": 3, "log": 4}
 
 
 def pc_request(id_, method, body=b""):
@@ -295,6 +295,8 @@ RULES_LIST = j({"jsonrpc": "2.0", "id": 6, "method": "rules.list", "params": {}}
 CALL_WITH = j({"jsonrpc": "2.0", "id": "c2", "method": "tools.call", "params": {
     "node": "dev-1", "tool": "fs_read", "arguments": {"path": "log"}, "cache": False,
     "max_result_bytes": 16}})
+LOG = j({"jsonrpc": "2.0", "method": "log",
+         "params": {"id": 7, "level": "warning", "message": "valve 2 slow to close"}})
 READ_RESULT = j({"jsonrpc": "2.0", "id": 6, "method": "results.read",
                  "params": {"handle": "r1", "offset": 16, "length": 64}})
 BATCH = '[{"jsonrpc":"2.0","id":1,"method":"ping"}]'
@@ -307,7 +309,7 @@ for name, text in [("execute", EXECUTE), ("hello", HELLO), ("register", REGISTER
                    ("ask", ASK), ("goodbye", GOODBYE), ("tools-changed", TOOLS_CHANGED), ("batch", BATCH), ("truncated", TRUNCATED),
                    ("lone-surrogate", BAD_SURROGATE), ("tools-scope", SCOPE), ("rules-set", RULES),
                    ("rules-list", RULES_LIST), ("tools-call-with", CALL_WITH),
-                   ("results-read", READ_RESULT)]:
+                   ("results-read", READ_RESULT), ("log", LOG)]:
     write("decode_json", name, text)
 
 # ------------------------------------------------------------------------------------------
@@ -345,6 +347,9 @@ PC_RULES_LIST = pc_request(6, "rules.list")
 PC_CALL_WITH = pc_request("c2", "tools.call+", pc_str("dev-1") + pc_str("fs_read")
                           + pc_json('{"path":"log"}') + pc_opt(None, varint)
                           + pc_opt(False, pc_bool) + pc_opt(16, varint))
+# log: id?, level (warning = 3), message, data?
+PC_LOG = pc_notification("log", pc_opt(7, lambda n: pc_id(n)) + varint(3)
+                         + pc_str("valve 2 slow to close") + pc_opt(None, pc_json))
 PC_READ_RESULT = pc_request(6, "results.read", pc_str("r1") + varint(16) + pc_opt(64, varint))
 PC_TOOLS_CHANGED = pc_notification("tools.changed", pc_str("dev-1"))
 PC_BAD_JSON = pc_request(7, "execute", pc_str("x") + pc_json('{"a":01}') + pc_opt(None, varint))
@@ -354,7 +359,8 @@ for name, data in [("execute", PC_EXECUTE), ("hello", PC_HELLO), ("register", PC
                    ("progress", PC_PROGRESS), ("cancel", PC_CANCEL), ("call", PC_CALL),
                    ("ping", PC_PING), ("tools-changed", PC_TOOLS_CHANGED), ("bad-json", PC_BAD_JSON),
                    ("tools-scope", PC_SCOPE), ("rules-set", PC_RULES), ("rules-list", PC_RULES_LIST),
-                   ("tools-call-with", PC_CALL_WITH), ("results-read", PC_READ_RESULT)]:
+                   ("tools-call-with", PC_CALL_WITH), ("results-read", PC_READ_RESULT),
+                   ("log", PC_LOG)]:
     write("decode_postcard", name, data)
 
 # ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use toolwire_core::frame::AskKind;
+use toolwire_core::frame::{AskKind, LogLevel};
 use toolwire_smol::GatewayConfig;
 use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
 
@@ -140,6 +140,21 @@ fn fixture() -> HostNode {
                 let prompt = "Please pick from the enum fields";
                 let answer = ctx.ask(AskKind::Input, prompt, Some(schema)).await?;
                 Ok(json!(format!("Elicitation completed: {answer}")))
+            },
+        ))
+        .tool(Tool::new(
+            "test_tool_with_logging",
+            "Logs three lines while it runs.",
+            no_args(),
+            |ctx, _| async move {
+                let lines = ["Tool execution started", "Tool processing data", "Tool execution completed"];
+                for (i, line) in lines.into_iter().enumerate() {
+                    if i > 0 {
+                        smol::Timer::after(Duration::from_millis(50)).await;
+                    }
+                    ctx.log(LogLevel::Info, line).await;
+                }
+                Ok(json!("Tool with logging executed successfully"))
             },
         ))
         .tool(Tool::new(

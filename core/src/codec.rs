@@ -441,6 +441,7 @@ fn parse_params<'a>(method: &str, c: &mut Cursor<'a>) -> Result<Option<Parsed<'a
     let p = match method {
         "execute" => Req(Request::Execute(read_execute(c)?)),
         "progress" => Note(Notification::Progress(Progress::read_json(c)?)),
+        "log" => Note(Notification::Log(Log::read_json(c)?)),
         "cancel" => Note(Notification::Cancel(Cancel::read_json(c)?)),
         "ping" => {
             <()>::read_json(c)?;
@@ -852,7 +853,7 @@ const EXECUTE: u32 = 3;
 #[cfg(feature = "postcard")]
 const REQUEST_VARIANTS: u32 = 15;
 #[cfg(feature = "postcard")]
-const NOTIFICATION_VARIANTS: u32 = 4;
+const NOTIFICATION_VARIANTS: u32 = 5;
 
 #[cfg(feature = "postcard")]
 #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
@@ -898,6 +899,7 @@ fn decode_postcard<'a>(
                 | Notification::Goodbye(_)
                 | Notification::ToolsChanged(_) => Ok(()),
                 Notification::Progress(p) => p.check_json(limits.max_depth.saturating_sub(1)),
+                Notification::Log(l) => l.check_json(limits.max_depth.saturating_sub(1)),
             };
             checked.map_err(|e| Rejected::silent(DecodeError::InvalidParams(e)))?;
             Ok(Message::Notification(n))
@@ -1216,6 +1218,7 @@ params! { NotificationParams:
     Progress = "progress", 1;
     Goodbye = "goodbye", 2;
     ToolsChanged = "tools.changed", 3;
+    Log = "log", 4;
 }
 
 /// Encodes a request of one known method: the same bytes as [`encode_request`], but only that
@@ -1297,6 +1300,7 @@ pub fn encode_notification(
     match n {
         Notification::Cancel(p) => params(encoding, p, out),
         Notification::Progress(p) => params(encoding, p, out),
+        Notification::Log(p) => params(encoding, p, out),
         Notification::Goodbye(p) => params(encoding, p, out),
         Notification::ToolsChanged(p) => params(encoding, p, out),
     }

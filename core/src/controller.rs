@@ -89,6 +89,17 @@ pub enum ControllerEvent<'a> {
         /// Partial output.
         partial: Option<Json<'a>>,
     },
+    /// A line of the log of the node running `tools.call` request `call`.
+    Log {
+        /// The request id of the call.
+        call: u64,
+        /// How much it matters.
+        level: crate::frame::LogLevel,
+        /// The line.
+        message: Str<'a>,
+        /// Details.
+        data: Option<Json<'a>>,
+    },
     /// A tool running for call `call` asks something; answer with [`Controller::answer`].
     Ask {
         /// Pass back to [`Controller::answer`].
@@ -316,6 +327,17 @@ impl Controller {
                         total: p.total,
                         message: p.message,
                         partial: p.partial,
+                    })
+                }
+                _ => h.error = Some(DecodeError::BadId),
+            },
+            Message::Notification(Notification::Log(l)) => match l.id {
+                Some(Id::Num(call)) => {
+                    h.event = Some(ControllerEvent::Log {
+                        call,
+                        level: l.level,
+                        message: l.message,
+                        data: l.data,
                     })
                 }
                 _ => h.error = Some(DecodeError::BadId),

@@ -314,6 +314,54 @@ wire_struct! {
 }
 
 wire_enum! {
+    /// How much a `log` line matters (syslog's levels, as MCP names them), least first.
+    pub enum LogLevel {
+        /// Detail for debugging.
+        Debug = "debug",
+        /// Normal operation.
+        Info = "info",
+        /// Normal but worth noting.
+        Notice = "notice",
+        /// Something may be wrong.
+        Warning = "warning",
+        /// Something failed.
+        Error = "error",
+        /// A part failed.
+        Critical = "critical",
+        /// Act at once.
+        Alert = "alert",
+        /// The system is unusable.
+        Emergency = "emergency",
+    }
+}
+
+impl LogLevel {
+    /// Its rank, 0 (`debug`) to 7 (`emergency`).
+    pub const fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+wire_struct! {
+    /// `log` notification (node → gateway → controller): a line of a node's log, about call
+    /// `id` (an `execute` id from a node, the `tools.call` id to a controller) or, without
+    /// `id`, about the node.
+    pub struct Log<'a> {
+        /// The call it is about, if any.
+        #[serde(borrow)]
+        pub id: Option<Id<'a>> => "id",
+        /// How much it matters.
+        pub level: LogLevel => "level",
+        /// The line.
+        #[serde(borrow)]
+        pub message: Str<'a> => "message",
+        /// Details.
+        #[serde(borrow)]
+        pub data: Option<Json<'a>> => "data",
+    }
+}
+
+wire_enum! {
     /// What an `ask` wants.
     pub enum AskKind {
         /// Yes or no: the answer is `true` or `false`.
@@ -771,6 +819,9 @@ pub enum Notification<'a> {
     /// `tools.changed`.
     #[serde(borrow)]
     ToolsChanged(ToolsChanged<'a>),
+    /// `log`.
+    #[serde(borrow)]
+    Log(Log<'a>),
 }
 
 impl Request<'_> {
@@ -804,6 +855,7 @@ impl Notification<'_> {
             Notification::Progress(_) => "progress",
             Notification::Goodbye(_) => "goodbye",
             Notification::ToolsChanged(_) => "tools.changed",
+            Notification::Log(_) => "log",
         }
     }
 }

@@ -189,6 +189,17 @@ pub enum Event<'a> {
         /// Partial output.
         partial: Option<Json<'a>>,
     },
+    /// A node sent a line of its log, about `call` (one pending) or, with `None`, itself.
+    Log {
+        /// The call, if the line is about one.
+        call: Option<CallId>,
+        /// How much it matters.
+        level: crate::frame::LogLevel,
+        /// The line.
+        message: Str<'a>,
+        /// Details.
+        data: Option<Json<'a>>,
+    },
     /// A tool asks something; answer with [`Connection::answer`].
     Ask {
         /// Pass back to [`Connection::answer`].
@@ -674,6 +685,25 @@ impl<'c, S: Storage> Connection<'c, S> {
                     }
                     None => self.stats.stray_notifications += 1,
                 }
+            }
+            (State::Ready(Role::Node), Message::Notification(Notification::Log(l))) => {
+                let call = match &l.id {
+                    None => None,
+                    Some(id) => match self.pending_call(id) {
+                        Some(call) => Some(call),
+                        // About a call that ended (or never was): dropped, as stray progress.
+                        None => {
+                            self.stats.stray_notifications += 1;
+                            return h;
+                        }
+                    },
+                };
+                h.event = Some(Event::Log {
+                    call,
+                    level: l.level,
+                    message: l.message,
+                    data: l.data,
+                });
             }
             (State::Ready(Role::Controller), Message::Notification(Notification::Cancel(c))) => {
                 h.event = Some(Event::CancelRequest { id: c.id });

@@ -386,7 +386,9 @@ impl<'t, const N: usize> Node<'t, N> {
             Message::Notification(Notification::Goodbye(g)) => {
                 h.event = Some(self.close(CloseReason::Goodbye(g.reason)));
             }
-            Message::Notification(Notification::Progress(_) | Notification::ToolsChanged(_)) => {
+            Message::Notification(
+                Notification::Progress(_) | Notification::ToolsChanged(_) | Notification::Log(_),
+            ) => {
                 h.error = Some(codec::DecodeError::BadEnvelope(
                     "notification not meant for nodes",
                 ));
@@ -734,6 +736,42 @@ impl<'t, const N: usize> Node<'t, N> {
                 total,
                 message: message.map(Str::new),
                 partial,
+            },
+            &mut out[..limit],
+        )
+        .map_err(NodeError::Encode)
+    }
+
+    /// Writes a `log` notification into `out`: a line of this node's log about `call` (its
+    /// caller sees it), or, without `call`, about the node (the gateway logs it).
+    pub fn log(
+        &mut self,
+        call: Option<CallHandle>,
+        level: crate::frame::LogLevel,
+        message: &str,
+        data: Option<Json<'_>>,
+        out: &mut [u8],
+    ) -> Result<usize, NodeError> {
+        let id = match call {
+            Some(c) => {
+                let i = self.slot(c).ok_or(NodeError::StaleCall)?;
+                Some(
+                    self.slots[i]
+                        .as_ref()
+                        .map(|s| s.id.as_id())
+                        .unwrap_or(Id::Null),
+                )
+            }
+            None => None,
+        };
+        let limit = self.frame_limit(out.len());
+        codec::encode_notification_params(
+            self.encoding,
+            &crate::frame::Log {
+                id,
+                level,
+                message: Str::new(message),
+                data,
             },
             &mut out[..limit],
         )

@@ -247,6 +247,13 @@ fn examples() -> Vec<(&'static str, String)> {
         codec::encode_result(enc, Id::Num(6), &body, buf).unwrap()
     };
     v.push(("result-page", block("result-page", &Ex::Result(&page))));
+    let log = Message::Notification(Notification::Log(Log {
+        id: Some(Id::Num(7)),
+        level: LogLevel::Warning,
+        message: Str::new("valve 2 slow to close"),
+        data: None,
+    }));
+    v.push(("log", block("log", &Ex::Msg(log))));
     let list = Message::Request {
         id: Id::Num(3),
         request: Request::ListTools(ListTools {

@@ -59,7 +59,7 @@ struct Raw {
 
 fn arb_raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..19,
+        0u8..20,
         any::<u64>(),
         prop::option::of(arb_text()),
         [arb_text(), arb_text(), arb_text()],
@@ -125,6 +125,7 @@ fn typed(enc: Encoding, m: &Message<'_>, out: &mut [u8]) -> Option<usize> {
                 Notification::Progress(p) => note(enc, p, out),
                 Notification::Goodbye(p) => note(enc, p, out),
                 Notification::ToolsChanged(p) => note(enc, p, out),
+                Notification::Log(p) => note(enc, p, out),
             },
             Message::Response { .. } => return None,
         }
@@ -257,6 +258,12 @@ proptest! {
                 deadline_ms: r.flags[0].then_some(r.m),
                 cache: Some(r.flags[1]),
                 max_result_bytes: (r.flags[2] || !r.flags[3]).then_some(r.m),
+            })),
+            18 => Message::Notification(Notification::Log(Log {
+                id: r.flags[0].then_some(id),
+                level: [LogLevel::Debug, LogLevel::Info, LogLevel::Warning, LogLevel::Emergency][(r.n % 4) as usize],
+                message: Str::new(a),
+                data: r.flags[1].then_some(json),
             })),
             17 => req(Request::ReadResult(ReadResult { handle: Str::new(a), offset: r.m, length: r.flags[0].then_some(r.n as u32) })),
             _ => Message::Response { id, result: Err(ErrorObject { code: r.n as i32, message: Str::new(a), data: r.flags[0].then_some(json) }) },

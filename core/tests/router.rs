@@ -100,6 +100,7 @@ enum CtrlEv {
     Response(u64, Result<(), i32>),
     Progress(u64, u64, Option<String>),
     Ask(OwnedId, u64, String),
+    Log(u64, LogLevel, String),
     ToolsChanged(String),
     Closed(node::CloseReason),
 }
@@ -455,6 +456,12 @@ impl<S: Schemas> Trio<S> {
             ControllerEvent::Ask {
                 ask, call, prompt, ..
             } => CtrlEv::Ask(ask, call, prompt.to_string()),
+            ControllerEvent::Log {
+                call,
+                level,
+                message,
+                ..
+            } => CtrlEv::Log(call, level, message.to_string()),
             ControllerEvent::ToolsChanged { node } => CtrlEv::ToolsChanged(node.to_string()),
             ControllerEvent::Closed(r) => CtrlEv::Closed(r),
             other => panic!("unexpected controller event {other:?}"),
@@ -685,6 +692,17 @@ impl<S: Schemas> Trio<S> {
         let n = p
             .core
             .progress(call, step, Some(3), Some("working"), None, &mut out)
+            .unwrap();
+        self.to_router.push_back((p.conn, out[..n].to_vec()));
+        self.drive();
+    }
+
+    fn log(&mut self, node: usize, call: Option<CallHandle>, message: &str) {
+        let mut out = vec![0u8; 512];
+        let p = &mut self.nodes[node];
+        let n = p
+            .core
+            .log(call, LogLevel::Warning, message, None, &mut out)
             .unwrap();
         self.to_router.push_back((p.conn, out[..n].to_vec()));
         self.drive();
@@ -1417,6 +1435,73 @@ fn rate_limit_on_injected_time() {
 }
 
 // ----- progress, asks, cancels
+
+#[test]
+fn log_lines_go_to_the_caller_or_the_gateway() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["long"], node_enc);
+        t.ctrl_events.clear();
+        // About a controller's call: to that controller, under its request id.
+        let id = t.call("dev-1", "long", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        t.log(n, Some(call), "valve sticky");
+        t.finish(n, call, Ok("true"));
+        assert_eq!(
+            t.ctrl_events,
+            vec![
+                CtrlEv::Log(id, LogLevel::Warning, "valve sticky".into()),
+                CtrlEv::Response(id, Ok(())),
+            ]
+        );
+        // About a finished call (the node's state machine refuses that; a raw frame): dropped,
+        // no event, nothing to the controller.
+        t.ctrl_events.clear();
+        t.events.clear();
+        let late = Message::Notification(Notification::Log(Log {
+            id: Some(Id::Num(999_999)),
+            level: LogLevel::Info,
+            message: Str::new("late"),
+            data: None,
+        }));
+        let mut buf = vec![0u8; 256];
+        let len = codec::encode(node_enc, &late, &mut buf).unwrap();
+        let conn = t.nodes[n].conn;
+        t.to_router.push_back((conn, buf[..len].to_vec()));
+        t.drive();
+        assert!(t.ctrl_events.is_empty(), "{:?}", t.ctrl_events);
+        assert!(!t.events.iter().any(|e| matches!(e, Event::Log { .. })));
+        // About a local call: an event with its key; about the node: one without.
+        let key = t
+            .router
+            .call(t.now, "dev-1", "long", Json::EMPTY_OBJECT, None, None)
+            .unwrap();
+        t.drive();
+        let (call, ..) = t.take_execute(n);
+        t.log(n, Some(call), "local");
+        t.log(n, None, "rebooted");
+        t.finish(n, call, Ok("1"));
+        let logs: Vec<_> = t
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log {
+                    node, key, message, ..
+                } => Some((node.clone(), *key, message.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            logs,
+            vec![
+                ("dev-1".to_owned(), Some(key), "local".to_owned()),
+                ("dev-1".to_owned(), None, "rebooted".to_owned()),
+            ]
+        );
+        assert!(t.ctrl_events.iter().all(|e| !matches!(e, CtrlEv::Log(..))));
+        t.check_clean();
+    }
+}
 
 #[test]
 fn progress_is_relayed_to_the_caller() {

@@ -96,6 +96,12 @@ enum Action {
         progress: u64,
         partial: Option<JsonText>,
     },
+    NodeLog {
+        conn: u8,
+        /// The call it is about (`None`: the node; a number past the calls: a stale id).
+        to: Option<u8>,
+        data: Option<JsonText>,
+    },
     NodeAsk {
         conn: u8,
         to: u8,
@@ -471,6 +477,24 @@ impl Harness {
                     total: None,
                     message: Some(Str::new("m")),
                     partial: opt_json(partial),
+                });
+                self.notify(c, &n);
+            }
+            Action::NodeLog { conn, to, data } => {
+                let Some(c) = self.conn(*conn) else { return };
+                let id = match to {
+                    None => None,
+                    Some(to) => Some(Id::Num(
+                        pick_vec(&self.peers.entry(c).or_default().executes, *to)
+                            .copied()
+                            .unwrap_or(u64::from(*to) + 1_000_000),
+                    )),
+                };
+                let n = Notification::Log(Log {
+                    id,
+                    level: LogLevel::Info,
+                    message: Str::new("line"),
+                    data: opt_json(data),
                 });
                 self.notify(c, &n);
             }

@@ -519,7 +519,24 @@ pub enum ArbNotification {
     ToolsChanged {
         node: String,
     },
+    Log {
+        id: Option<AnyId>,
+        level: u8,
+        message: String,
+        data: Option<JsonText>,
+    },
 }
+
+const LOG_LEVELS: [LogLevel; 8] = [
+    LogLevel::Debug,
+    LogLevel::Info,
+    LogLevel::Notice,
+    LogLevel::Warning,
+    LogLevel::Error,
+    LogLevel::Critical,
+    LogLevel::Alert,
+    LogLevel::Emergency,
+];
 
 impl ArbNotification {
     pub fn notification(&self) -> Notification<'_> {
@@ -547,6 +564,17 @@ impl ArbNotification {
             }),
             ArbNotification::ToolsChanged { node } => Notification::ToolsChanged(ToolsChanged {
                 node: Str::new(node),
+            }),
+            ArbNotification::Log {
+                id,
+                level,
+                message,
+                data,
+            } => Notification::Log(Log {
+                id: id.as_ref().map(AnyId::id),
+                level: pick(&LOG_LEVELS, *level),
+                message: Str::new(message),
+                data: opt_json(data),
             }),
         }
     }
@@ -673,9 +701,7 @@ fn check_other_encoding(msg: &Message<'_>, enc: Encoding, limits: &Limits) {
 
 /// A name JSON can only write escaped (`"`, `\\`, controls).
 pub fn needs_escape(s: &Str<'_>) -> bool {
-    s.raw()
-        .bytes()
-        .any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    s.raw().bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// True if a name the request looks something up by needs escapes: such a request is refused

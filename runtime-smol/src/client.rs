@@ -25,7 +25,7 @@ use toolwire_core::{
 
 use crate::clock::Clock;
 use crate::driver::{self, Batch, End};
-use crate::gateway::{AskRequest, CallError, NodeSummary, Progress};
+use crate::gateway::{AskRequest, CallError, LogLine, NodeSummary, Progress};
 use crate::transport::{self, Endpoint};
 
 /// Largest frame a client sends or accepts.
@@ -68,6 +68,8 @@ pub struct ClientCallOptions {
     pub progress: Option<Sender<Progress>>,
     /// Receives the tool's questions; without it they are declined.
     pub asks: Option<Sender<AskRequest>>,
+    /// Receives the lines the node logs about this call (`log`); without it they are dropped.
+    pub logs: Option<Sender<LogLine>>,
     /// Bypass the gateway's result cache: the call reaches the node even if a fresh result
     /// is kept, and its result replaces that one.
     pub no_cache: bool,
@@ -88,6 +90,7 @@ enum Kind {
     Call {
         progress: Option<Sender<Progress>>,
         asks: Option<Sender<AskRequest>>,
+        logs: Option<Sender<LogLine>>,
         budgeted: bool,
     },
     Page,
@@ -467,6 +470,7 @@ impl Client {
                 Kind::Call {
                     progress: opts.progress,
                     asks: opts.asks,
+                    logs: opts.logs,
                     budgeted: opts.max_result_bytes.is_some(),
                 },
             )
@@ -657,6 +661,24 @@ impl driver::Session for ClientSession {
                         total,
                         message: message.map(|m| m.to_string()),
                         partial: partial.and_then(|p| serde_json::from_slice(p.as_bytes()).ok()),
+                    });
+                }
+            }
+            Some(ControllerEvent::Log {
+                call,
+                level,
+                message,
+                data,
+            }) => {
+                if let Some(Pending {
+                    kind: Kind::Call { logs: Some(tx), .. },
+                    ..
+                }) = self.pending.get(&call)
+                {
+                    let _ = tx.try_send(LogLine {
+                        level,
+                        message: message.to_string(),
+                        data: data.and_then(|d| serde_json::from_slice(d.as_bytes()).ok()),
                     });
                 }
             }

@@ -24,7 +24,9 @@ use smol::Task;
 use smol::channel::{Receiver, Sender, bounded, unbounded};
 use smol::future::FutureExt;
 use smol::lock::Semaphore;
-use toolwire_core::frame::{Annotations, AskKind, Encoding, Encodings, GoodbyeReason, ToolDef};
+use toolwire_core::frame::{
+    Annotations, AskKind, Encoding, Encodings, GoodbyeReason, LogLevel, ToolDef,
+};
 use toolwire_core::node::{CallHandle, CloseReason, Node, NodeConfig, NodeEvent};
 use toolwire_core::{EncodeError, ErrorCode, ErrorObject, Instant, Json, Str};
 
@@ -171,6 +173,11 @@ enum Cmd {
         schema: Option<String>,
         reply: Sender<Result<Value, CallError>>,
     },
+    Log {
+        call: CallHandle,
+        level: LogLevel,
+        message: String,
+    },
 }
 
 /// What a running tool can do besides returning: report progress and ask questions.
@@ -197,6 +204,19 @@ impl ToolContext {
                 total,
                 message: message.map(str::to_owned),
                 partial: partial.map(|p| p.to_string()),
+            })
+            .await;
+    }
+
+    /// Sends a line of log about this call to its caller (an MCP client sees it as
+    /// `notifications/message`; the gateway logs what has no caller to go to).
+    pub async fn log(&self, level: LogLevel, message: &str) {
+        let _ = self
+            .cmd
+            .send(Cmd::Log {
+                call: self.call,
+                level,
+                message: message.to_owned(),
             })
             .await;
     }
@@ -665,6 +685,18 @@ impl NodeSession<'_> {
                     partial,
                     out.space(),
                 ) {
+                    out.commit(n);
+                }
+            }
+            Cmd::Log {
+                call,
+                level,
+                message,
+            } => {
+                if let Ok(n) = self
+                    .node
+                    .log(Some(call), level, &message, None, out.space())
+                {
                     out.commit(n);
                 }
             }

@@ -78,6 +78,12 @@ impl<S: Schemas> Router<S> {
                 message,
                 partial,
             } => self.relay_progress(idx, call, progress, total, message, partial),
+            E::Log {
+                call,
+                level,
+                message,
+                data,
+            } => self.relay_log(idx, call, level, message, data),
             E::Ask {
                 ask,
                 call,
@@ -611,6 +617,52 @@ impl<S: Schemas> Router<S> {
                 }
             }
         }
+    }
+
+    /// A node's log line: to the controller whose call it is about, as `log` with its request
+    /// id; otherwise (a local call, the node itself, a controller whose frame it does not fit)
+    /// an [`Event::Log`].
+    fn relay_log(
+        &mut self,
+        node_idx: u32,
+        exec: Option<CallId>,
+        level: crate::frame::LogLevel,
+        message: Str<'_>,
+        data: Option<Json<'_>>,
+    ) {
+        let key = exec.and_then(|e| self.by_exec.get(&(node_idx, e.0)).copied());
+        let origin = key
+            .and_then(|k| self.calls.get(&k))
+            .map(|r| match &r.origin {
+                Origin::Controller { conn, id } => Some((*conn, id.clone())),
+                Origin::Local => None,
+            });
+        let local = matches!(origin, Some(None));
+        if let Some(Some((conn, id))) = origin {
+            let Router {
+                entries, scratch, ..
+            } = self;
+            if let Some(slot) = live(entries, conn) {
+                let frame = Notification::Log(crate::frame::Log {
+                    id: Some(id.as_id()),
+                    level,
+                    message,
+                    data,
+                });
+                let r = slot.conn.notify(&frame, scratch);
+                if self.send_result(conn.index, r).is_ok() {
+                    return;
+                }
+            }
+        }
+        let node = self.node_name(self.conn_id(node_idx)).unwrap_or_default();
+        self.events.push_back(Event::Log {
+            node,
+            key: key.filter(|_| local).map(CallKey),
+            level,
+            message: message.to_string(),
+            data: data.map(|d| d.as_str().to_owned()),
+        });
     }
 
     fn relay_ask(

@@ -191,6 +191,21 @@ pub enum Event {
         /// Partial output, JSON text.
         partial: Option<String>,
     },
+    /// A line of a node's log: about a local call (`key`), or about a call of a controller that
+    /// could not take it or one that ended, or about the node itself (`key` `None`). The
+    /// gateway logs it; lines about a controller's call go to that controller (as `log`).
+    Log {
+        /// The node.
+        node: String,
+        /// The local call it is about, if any.
+        key: Option<CallKey>,
+        /// How much it matters.
+        level: crate::frame::LogLevel,
+        /// The line.
+        message: String,
+        /// Details, JSON text.
+        data: Option<String>,
+    },
     /// A local call's tool asks something: answer with [`super::Router::answer`]. An ask left
     /// unanswered ends with its call (the node gets `-32013`).
     Ask {

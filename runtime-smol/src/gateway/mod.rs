@@ -55,6 +55,7 @@ use smol::Task;
 use smol::channel::{Receiver, Sender, bounded};
 use smol::future::FutureExt;
 use smol::net::TcpListener;
+pub use toolwire_core::frame::LogLevel;
 use toolwire_core::frame::{Annotations, AskKind, Decision, GoodbyeReason};
 use toolwire_core::router::{
     self, AskKey, CallKey, ConnId, Failure, LocalCall, Router, RouterConfig,
@@ -218,6 +219,17 @@ pub struct Progress {
     pub partial: Option<Value>,
 }
 
+/// A line of a node's log (`log`, PROTOCOL.md section 6).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    /// How much it matters.
+    pub level: LogLevel,
+    /// The line.
+    pub message: String,
+    /// Details.
+    pub data: Option<Value>,
+}
+
 /// A question from a running tool. Answer it with [`AskRequest::answer`] or
 /// [`AskRequest::decline`]; dropping it declines.
 #[derive(Debug)]
@@ -313,6 +325,8 @@ pub struct CallOptions {
     pub progress: Option<Sender<Progress>>,
     /// Receives the tool's questions; without it they are declined.
     pub asks: Option<Sender<AskRequest>>,
+    /// Receives the lines the node logs about this call; without it the gateway logs them.
+    pub logs: Option<Sender<LogLine>>,
     /// The token the call is made under (its ACL applies); `None`: the application itself.
     pub token: Option<Arc<TokenSpec>>,
     /// Bypass the result cache: the call reaches the node even if a fresh result is kept, and
@@ -378,6 +392,13 @@ pub enum GatewayEvent {
         /// `Ok` or the error code.
         outcome: Result<(), i32>,
     },
+    /// A line of a node's log with no caller to go to (about the node, or its caller left).
+    NodeLog {
+        /// Node.
+        node: String,
+        /// The line.
+        line: LogLine,
+    },
     /// One of the caller's ask rules (`rules.set`) answered a node's ask: the caller was not
     /// asked.
     AskDecided {
@@ -426,6 +447,7 @@ struct Waiter {
     done: oneshot::Sender<CallResult>,
     progress: Option<Sender<Progress>>,
     asks: Option<Sender<AskRequest>>,
+    logs: Option<Sender<LogLine>>,
 }
 
 /// What the mutex guards: the router and the runtime's per-connection and per-call state.
@@ -553,6 +575,37 @@ impl Inner {
                     s.router.answer(self.clock.now(), ask, Err(e));
                 }
                 return;
+            }
+            E::Log {
+                node,
+                key,
+                level,
+                message,
+                data,
+            } => {
+                let line = LogLine {
+                    level,
+                    message,
+                    data: data.and_then(|d| serde_json::from_str(&d).ok()),
+                };
+                let tx = key.and_then(|k| s.waiters.get(&k).and_then(|w| w.logs.as_ref()));
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(line);
+                    return;
+                }
+                match level.rank() {
+                    r if r >= LogLevel::Error.rank() => {
+                        tracing::error!("node {node}: {}", line.message)
+                    }
+                    r if r >= LogLevel::Warning.rank() => {
+                        tracing::warn!("node {node}: {}", line.message)
+                    }
+                    r if r >= LogLevel::Info.rank() => {
+                        tracing::info!("node {node}: {}", line.message)
+                    }
+                    _ => tracing::debug!("node {node}: {}", line.message),
+                }
+                GatewayEvent::NodeLog { node, line }
             }
             E::NodeUp { node } => {
                 tracing::info!("node {node} connected");
@@ -1096,6 +1149,7 @@ impl Gateway {
                 done,
                 progress: opts.progress,
                 asks: opts.asks,
+                logs: opts.logs,
             },
         );
         inner.pump(&mut s, None);

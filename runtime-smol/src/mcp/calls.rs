@@ -7,7 +7,7 @@
 //! and [`READ_RESULT_TOOL`] pages through the rest (the module docs of `mcp` tell how).
 
 use crate::client::ClientCallOptions;
-use crate::gateway::{AskRequest, CallError, Progress};
+use crate::gateway::{AskRequest, CallError, LogLine, Progress};
 use serde_json::{Value, json};
 use smol::channel::bounded;
 use toolwire_core::frame::AskKind;
@@ -70,10 +70,12 @@ impl Bridge {
             }
             false => (None, None),
         };
+        let (ltx, lrx) = bounded::<LogLine>(64);
         let opts = ClientCallOptions {
             timeout: self.opts.call_timeout,
             progress: ptx,
             asks: atx,
+            logs: Some(ltx),
             max_result_bytes: self.opts.max_result_bytes,
             ..Default::default()
         };
@@ -110,7 +112,24 @@ impl Bridge {
                 smol::Timer::after(std::time::Duration::from_millis(2)).await;
             }
         };
-        let (result, ()) = smol::future::zip(call, forward).await;
+        // The node's log lines about the call, at the session's level or above, as
+        // `notifications/message` (logger: node/tool).
+        let logs = async {
+            while let Ok(line) = lrx.recv().await {
+                if line.level.rank() < self.log_level().rank() {
+                    continue;
+                }
+                let data = match line.data {
+                    Some(d) => json!({"message": line.message, "data": d}),
+                    None => json!(line.message),
+                };
+                let params = json!({"level": line.level.as_str(),
+                    "logger": format!("{node}/{tool}"), "data": data});
+                let msg = notification("notifications/message", Some(params)).to_string();
+                let _ = out.send(msg).await;
+            }
+        };
+        let ((result, ()), ()) = smol::future::zip(smol::future::zip(call, forward), logs).await;
         if let Err(e) = &result {
             tracing::debug!("mcp: {name}: {e}");
         }

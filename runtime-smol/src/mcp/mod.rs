@@ -157,6 +157,8 @@ struct Bridge {
     catalogs: Mutex<Catalogs>,
     /// The client's capabilities, from `initialize`.
     client_caps: Mutex<Value>,
+    /// The least level of log lines sent (`logging/setLevel`; `info` until set).
+    log_level: Mutex<crate::gateway::LogLevel>,
     /// Requests of ours to the client (`elicitation/create`) waiting for its response.
     waiting: Mutex<std::collections::HashMap<String, Sender<Value>>>,
     next_request: std::sync::atomic::AtomicU64,
@@ -172,9 +174,30 @@ impl Bridge {
             initialized: AtomicBool::new(false),
             catalogs: Mutex::new(Catalogs::default()),
             client_caps: Mutex::new(Value::Null),
+            log_level: Mutex::new(crate::gateway::LogLevel::Info),
             waiting: Mutex::new(std::collections::HashMap::new()),
             next_request: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    fn log_level(&self) -> crate::gateway::LogLevel {
+        *self.log_level.lock().unwrap()
+    }
+
+    /// `logging/setLevel`: log lines below `level` are no longer sent.
+    fn set_level(&self, params: &Value) -> Result<Value, RpcError> {
+        let level = params
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(crate::gateway::LogLevel::from_name)
+            .ok_or_else(|| {
+                RpcError::params(
+                    "`level` must be one of debug, info, notice, warning, error, critical, \
+                     alert, emergency",
+                )
+            })?;
+        *self.log_level.lock().unwrap() = level;
+        Ok(json!({}))
     }
 
     /// True if the client takes form-mode elicitation (`elicitation: {}` or with `form`).
@@ -256,6 +279,7 @@ impl Bridge {
             "ping" => Ok(json!({})),
             "tools/list" => self.list_tools(&params).await,
             "tools/call" => self.call_tool(&params, out).await,
+            "logging/setLevel" => self.set_level(&params),
             _ => Err(RpcError::new(
                 METHOD_NOT_FOUND,
                 format!("method not found: {method}"),
@@ -306,7 +330,7 @@ impl Bridge {
         }
         Ok(json!({
             "protocolVersion": version.as_str(),
-            "capabilities": {"tools": {"listChanged": true}},
+            "capabilities": {"tools": {"listChanged": true}, "logging": {}},
             "serverInfo": info,
             "instructions": instructions,
         }))
