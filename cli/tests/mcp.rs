@@ -668,6 +668,58 @@ fn mcp_asks_become_elicitations_for_a_client_that_takes_them() {
     });
 }
 
+/// A result that breaks the tool's declared output schema is a tool error saying so, not a
+/// `structuredContent` the client would refuse the whole call for.
+#[test]
+fn mcp_results_are_checked_against_the_output_schema() {
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let schema = json!({"type": "object", "properties": {"volts": {"type": "number"}},
+            "required": ["volts"]});
+        let node = HostNode::new(NodeOptions::new("lab"))
+            .tool(
+                Tool::new(
+                    "liar",
+                    "Says volts are high.",
+                    json!({"type": "object"}),
+                    |_, _| async { Ok(json!({"volts": "high"})) },
+                )
+                .output_schema(schema.clone()),
+            )
+            .tool(
+                Tool::new(
+                    "honest",
+                    "Measures.",
+                    json!({"type": "object"}),
+                    |_, _| async { Ok(json!({"volts": 3.3})) },
+                )
+                .output_schema(schema),
+            );
+        let _node = spawn_node(&ws, node);
+        assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
+        let mut b = Bridge::start(&ws);
+        b.initialize().await;
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"lab__liar","arguments":{}}}"#)
+            .await;
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        let text = r["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("breaks its output schema") && text.contains("/volts"),
+            "{text}"
+        );
+        assert!(r["result"].get("structuredContent").is_none(), "{r}");
+        let r = b
+            .request(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"lab__honest","arguments":{}}}"#)
+            .await;
+        assert_eq!(
+            r["result"]["structuredContent"],
+            json!({"volts": 3.3}),
+            "{r}"
+        );
+    });
+}
+
 /// The value `lab__long` returns: some 20 KB of JSON text with characters of one to four bytes.
 fn long_value() -> Value {
     json!({"text": "aé€😀".repeat(2000), "n": 2000})

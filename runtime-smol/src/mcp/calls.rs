@@ -19,10 +19,15 @@ use super::{Bridge, READ_RESULT_TOOL};
 impl Bridge {
     /// The node and tool behind an MCP name: from the last listing, or a fresh one (a client
     /// may call a tool it learned of in an earlier session).
-    async fn lookup(&self, name: &str) -> Result<(String, String), RpcError> {
+    async fn lookup(&self, name: &str) -> Result<(String, String, Option<Value>), RpcError> {
         let hit = |c: &Catalog| {
-            c.find(name)
-                .map(|t| (t.summary.node.clone(), t.summary.name.clone()))
+            c.find(name).map(|t| {
+                (
+                    t.summary.node.clone(),
+                    t.summary.name.clone(),
+                    t.summary.output_schema.clone(),
+                )
+            })
         };
         if let Some(found) = self.latest().as_deref().and_then(hit) {
             return Ok(found);
@@ -52,7 +57,7 @@ impl Bridge {
             .pointer("/_meta/progressToken")
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
             .cloned();
-        let (node, tool) = self.lookup(name).await?;
+        let (node, tool, output_schema) = self.lookup(name).await?;
         let version = self.version();
         let (ptx, prx) = match token {
             Some(_) => {
@@ -136,6 +141,20 @@ impl Bridge {
         if self.opts.max_result_bytes.is_some() {
             return Ok(budgeted_result(result, version));
         }
+        // A result that breaks the tool's declared output schema would make the client refuse
+        // the whole call: it becomes a tool error that says so.
+        let result = match (result, &output_schema) {
+            (Ok(v), Some(schema)) if version.has_structured() && v.is_object() => {
+                match breaks_schema(schema, &v) {
+                    Some(why) => Err(CallError::new(
+                        toolwire_core::ErrorCode::ToolFailed,
+                        format!("the result of {node}/{tool} breaks its output schema: {why}"),
+                    )),
+                    None => Ok(v),
+                }
+            }
+            (r, _) => r,
+        };
         Ok(tool_result(result, version))
     }
 
@@ -205,6 +224,17 @@ impl Bridge {
             }
         }
     }
+}
+
+/// Why `value` breaks `schema`, if it does (a schema that does not compile checks nothing: the
+/// gateway refused it at registration had it been bad).
+fn breaks_schema(schema: &Value, value: &Value) -> Option<String> {
+    let v = jsonschema::validator_for(schema).ok()?;
+    v.iter_errors(value).next().map(|e| {
+        let path = e.instance_path().to_string();
+        let at = if path.is_empty() { "/" } else { path.as_str() };
+        format!("at {at}: {e}")
+    })
 }
 
 /// The `requestedSchema` for an ask, and whether the answer is wrapped as the field `value`.
@@ -399,6 +429,16 @@ mod tests {
         assert_eq!(r["isError"], true);
         let text = r["content"][0]["text"].as_str().unwrap();
         assert!(text.contains("-32002") && text.contains("/n"), "{text}");
+    }
+
+    #[test]
+    fn a_result_is_checked_against_an_output_schema() {
+        let schema = json!({"type": "object", "properties": {"volts": {"type": "number"}},
+            "required": ["volts"]});
+        assert_eq!(breaks_schema(&schema, &json!({"volts": 3.3})), None);
+        let why = breaks_schema(&schema, &json!({"volts": "high"})).unwrap();
+        assert!(why.contains("/volts"), "{why}");
+        assert!(breaks_schema(&schema, &json!({})).is_some());
     }
 
     #[test]
