@@ -578,21 +578,44 @@ async fn call(a: CallArgs) -> Res {
     }
 }
 
-async fn mcp(a: McpArgs) -> Res {
-    let client = connect(&a.connect).await?;
-    if !a.tools.is_empty() {
+/// A bridge's gateway connection with its tool set and ask rules set.
+async fn bridge_client(
+    c: &Connect,
+    tools: &[String],
+    rules: &[toolwire_core::router::AskRule],
+) -> Result<Client, String> {
+    let client = connect(c).await?;
+    if !tools.is_empty() {
         client
-            .set_tool_scope(&a.tools)
+            .set_tool_scope(tools)
             .await
             .map_err(|e| format!("--tools: {e}"))?;
     }
-    let rules = bridge_rules(&a.deny_ask, &a.allow_ask);
     if !rules.is_empty() {
         client
-            .set_ask_rules(&rules)
+            .set_ask_rules(rules)
             .await
             .map_err(|e| format!("--allow-ask/--deny-ask: {e}"))?;
     }
+    Ok(client)
+}
+
+async fn mcp(a: McpArgs) -> Res {
+    let rules = bridge_rules(&a.deny_ask, &a.allow_ask);
+    // The first connection must work (a wrong URL or token is an error at once); later ones
+    // are retried while the gateway is away.
+    let client = bridge_client(&a.connect, &a.tools, &rules).await?;
+    let again: toolwire::mcp::Reconnect = {
+        let (c, tools, rules) = (a.connect.clone(), a.tools.clone(), rules.clone());
+        std::sync::Arc::new(move || {
+            let (c, tools, rules) = (c.clone(), tools.clone(), rules.clone());
+            Box::pin(async move {
+                bridge_client(&c, &tools, &rules)
+                    .await
+                    .map_err(std::io::Error::other)
+            })
+        })
+    };
     // Seconds as given; a value no Duration can hold is refused rather than panicking.
     let timeout = Duration::try_from_secs_f64(a.timeout)
         .map_err(|_| format!("--timeout {}: not a number of seconds", a.timeout))?;
@@ -602,7 +625,7 @@ async fn mcp(a: McpArgs) -> Res {
         bare_names: a.names == Names::Bare,
         ..Default::default()
     };
-    toolwire::mcp::serve_stdio(client, opts)
+    toolwire::mcp::serve_stdio_reconnecting(client, opts, again)
         .await
         .map_err(|e| e.to_string())
 }

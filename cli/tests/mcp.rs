@@ -720,6 +720,83 @@ fn mcp_results_are_checked_against_the_output_schema() {
     });
 }
 
+/// The stdio bridge outlives its gateway: while the gateway is away calls are tool errors;
+/// once a new one listens at the same address, the bridge connects again by itself, tells the
+/// client the tools changed, and calls work again. The process never exits.
+#[test]
+fn the_bridge_reconnects_to_a_gateway_that_restarts() {
+    use toolwire_smol::{Endpoint, Gateway};
+    smol::block_on(async {
+        let port = free_port();
+        let ep = Endpoint::parse(&format!("ws://127.0.0.1:{port}")).unwrap();
+        let ws = format!("ws://127.0.0.1:{port}/ws");
+        let gw = Gateway::new(GatewayConfig::default());
+        let listener = gw.listen(&ep, None).await.unwrap();
+        let _dev = spawn_device(&ws, NodeOptions::new("dev-a"));
+        assert!(gw.wait_for_node("dev-a", Duration::from_secs(10)).await);
+        let mut b = Bridge::start(&ws);
+        b.initialize().await;
+        let call = |id: u32| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"dev-a__uptime","arguments":{{}}}}}}"#
+            )
+        };
+        let r = b.request(&call(2)).await;
+        assert_ne!(r["result"]["isError"], true, "{r}");
+
+        gw.shutdown();
+        listener.close().await;
+        drop(gw);
+        // Away: a call is a tool error, and the bridge is still there.
+        smol::Timer::after(Duration::from_millis(200)).await;
+        let r = b.request(&call(3)).await;
+        assert_eq!(
+            (r["id"].clone(), r["result"]["isError"].clone()),
+            (json!(3), json!(true)),
+            "{r}"
+        );
+
+        let gw = Gateway::new(GatewayConfig::default());
+        let mut listener = None;
+        for _ in 0..50 {
+            match gw.listen(&ep, None).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => {
+                    smol::Timer::after(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        let _listener = listener.expect("the port again");
+        assert!(gw.wait_for_node("dev-a", Duration::from_secs(15)).await);
+        // Back: the client hears that the tools changed, and calls go through.
+        let until = Instant::now() + Duration::from_secs(15);
+        let mut changed = false;
+        while Instant::now() < until && !changed {
+            let line = line_within(&mut b.stdout, until).await.expect("a line");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            changed = v["method"] == "notifications/tools/list_changed";
+        }
+        assert!(changed, "list_changed after the reconnect");
+        let mut ok = false;
+        for id in 10..40 {
+            let r = b.request(&call(id)).await;
+            if r["result"]["isError"] != true {
+                ok = true;
+                break;
+            }
+            smol::Timer::after(Duration::from_millis(200)).await;
+        }
+        assert!(ok, "calls work again");
+        assert!(
+            b.child.try_status().unwrap().is_none(),
+            "the bridge never exited"
+        );
+    });
+}
+
 /// The value `lab__long` returns: some 20 KB of JSON text with characters of one to four bytes.
 fn long_value() -> Value {
     json!({"text": "aé€😀".repeat(2000), "n": 2000})

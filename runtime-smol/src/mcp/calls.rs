@@ -84,7 +84,8 @@ impl Bridge {
             max_result_bytes: self.opts.max_result_bytes,
             ..Default::default()
         };
-        let call = self.client.call(&node, &tool, &args, opts);
+        let client = self.client();
+        let call = client.call(&node, &tool, &args, opts);
         let asks = async {
             let Some(rx) = arx else { return };
             while let Ok(ask) = rx.recv().await {
@@ -204,7 +205,8 @@ impl Bridge {
             Ok(a) => a,
             Err(why) => return error_result(format!("{READ_RESULT_TOOL}: {why}")),
         };
-        match self.client.read_result(&handle, offset, length).await {
+        let client = self.client();
+        match client.read_result(&handle, offset, length).await {
             Ok(p) => {
                 let from = u64::from(offset);
                 let to = from + p.page.len() as u64;

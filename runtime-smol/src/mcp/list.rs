@@ -83,8 +83,8 @@ fn decode_cursor(s: &str) -> Option<(u64, usize)> {
 impl Bridge {
     /// A fresh snapshot from the gateway, kept for its cursors.
     pub(super) async fn refresh(&self) -> Result<Arc<Catalog>, RpcError> {
-        let tools = self
-            .client
+        let client = self.client();
+        let tools = client
             .tools(None, None)
             .await
             .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("listing tools: {e}")))?;

@@ -146,10 +146,38 @@ pub async fn serve_stdio(client: Client, opts: McpOptions) -> io::Result<()> {
     .await
 }
 
+/// Makes a new gateway connection for the bridge (connect, then set the tool set and ask
+/// rules the first one had).
+pub type Reconnect = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<Client>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// [`serve_stdio`] that outlives its gateway: when the connection is lost, `reconnect` is
+/// tried again and again (0.5 s apart at first, then up to 5 s), calls meanwhile fail with a
+/// tool error, and once back the client gets `notifications/tools/list_changed`. Returns
+/// when stdin ends.
+pub async fn serve_stdio_reconnecting(
+    client: Client,
+    opts: McpOptions,
+    reconnect: Reconnect,
+) -> io::Result<()> {
+    session::serve_with(
+        client,
+        smol::Unblock::new(std::io::stdin()),
+        smol::Unblock::new(std::io::stdout()),
+        opts,
+        Some(reconnect),
+    )
+    .await
+}
+
 /// What the tasks of one session share: the gateway client, the negotiated version, the
 /// listing snapshots, and the writer's queue.
 struct Bridge {
-    client: Client,
+    /// The gateway connection; replaced when the stdio bridge reconnects.
+    client: Mutex<std::sync::Arc<Client>>,
     opts: McpOptions,
     out: Sender<String>,
     version: Mutex<Version>,
@@ -167,7 +195,7 @@ struct Bridge {
 impl Bridge {
     fn new(client: Client, opts: McpOptions, out: Sender<String>) -> Bridge {
         Bridge {
-            client,
+            client: Mutex::new(std::sync::Arc::new(client)),
             opts,
             out,
             version: Mutex::new(Version::LATEST),
@@ -256,6 +284,10 @@ impl Bridge {
             Some(tx) => tx.try_send(message).is_ok(),
             None => false,
         }
+    }
+
+    fn client(&self) -> std::sync::Arc<Client> {
+        self.client.lock().unwrap().clone()
     }
 
     fn version(&self) -> Version {

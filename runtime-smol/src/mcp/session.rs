@@ -21,7 +21,7 @@ use smol::io::{
 use super::protocol::{
     INVALID_REQUEST, Incoming, PARSE_ERROR, error_response, notification, parse_message, response,
 };
-use super::{Bridge, McpOptions};
+use super::{Bridge, McpOptions, Reconnect};
 
 /// The longest input line accepted (a `tools/call` with large arguments fits).
 const MAX_LINE: usize = 8 << 20;
@@ -38,6 +38,22 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    serve_with(client, input, output, opts, None).await
+}
+
+/// [`serve`], reconnecting with `reconnect` when the gateway connection is lost (see
+/// [`super::serve_stdio_reconnecting`]).
+pub(super) async fn serve_with<R, W>(
+    client: Client,
+    input: R,
+    output: W,
+    opts: McpOptions,
+    reconnect: Option<Reconnect>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let events = client.events();
     let (out_tx, out_rx) = bounded::<String>(1024);
     let (line_tx, line_rx) = bounded::<Line>(16);
@@ -45,7 +61,8 @@ where
     let bridge = Arc::new(Bridge::new(client, opts, out_tx));
     let writer = smol::spawn(write_lines(output, out_rx, ctl_tx.clone()));
     let reader = smol::spawn(read_lines(input, line_tx));
-    let watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx.clone()));
+    let mut watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx.clone()));
+    let mut reconnecting: Option<Task<()>> = None;
 
     let mut inflight: HashMap<String, (u64, Task<()>)> = HashMap::new();
     let mut seq = 0u64;
@@ -125,10 +142,29 @@ where
                 }
             }
             Next::Control(Control::GatewayLost) => {
-                break Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "lost the connection to the gateway",
-                ));
+                let Some(again) = &reconnect else {
+                    break Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "lost the connection to the gateway",
+                    ));
+                };
+                if reconnecting.is_none() {
+                    tracing::warn!("mcp: lost the gateway; reconnecting");
+                    reconnecting = Some(smol::spawn(reconnect_loop(again.clone(), ctl_tx.clone())));
+                }
+            }
+            Next::Control(Control::Reconnected(client)) => {
+                reconnecting = None;
+                tracing::info!("mcp: connected to the gateway again");
+                let events = client.events();
+                *bridge.client.lock().unwrap() = Arc::new(client);
+                watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx.clone()));
+                // Its tools may have changed while it was away.
+                if bridge.initialized.load(Ordering::Relaxed) {
+                    bridge
+                        .send(notification("notifications/tools/list_changed", None))
+                        .await;
+                }
             }
             Next::Control(Control::OutputFailed(e)) => break Err(e),
         }
@@ -154,6 +190,22 @@ where
     end
 }
 
+/// Tries `reconnect` until it works, 0.5 s apart at first and then up to 5 s.
+async fn reconnect_loop(reconnect: Reconnect, ctl: Sender<Control>) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        smol::Timer::after(wait).await;
+        match reconnect().await {
+            Ok(c) => {
+                let _ = ctl.send(Control::Reconnected(c)).await;
+                return;
+            }
+            Err(e) => tracing::debug!("mcp: reconnecting: {e}"),
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Runs `f` for at most `d`.
 async fn within(d: Duration, f: impl std::future::Future<Output = ()>) {
     f.or(async {
@@ -171,6 +223,7 @@ enum Line {
 pub(super) enum Control {
     Done(String, u64),
     GatewayLost,
+    Reconnected(Client),
     OutputFailed(io::Error),
 }
 
