@@ -323,7 +323,11 @@ impl<'a> Methods<'a> {
             postcard_request: |variant, body, params| {
                 (variant < REQUEST_VARIANTS).then(|| match variant {
                     EXECUTE => pc::execute(params).map(Request::Execute),
-                    _ => from_bytes_exact(body),
+                    // A call with options that sets none is a plain call, as in JSON.
+                    _ => from_bytes_exact(body).map(|r| match r {
+                        Request::CallWith(c) => c.into_request(),
+                        r => r,
+                    }),
                 })
             },
             #[cfg(feature = "postcard")]
@@ -899,6 +903,8 @@ fn decode_postcard<'a>(
                 | Notification::Goodbye(_)
                 | Notification::ToolsChanged(_) => Ok(()),
                 Notification::Progress(p) => p.check_json(limits.max_depth.saturating_sub(1)),
+                // JSON writes an id of null as no id at all: postcard may not say it.
+                Notification::Log(l) if l.id == Some(Id::Null) => Err(FieldError::Invalid("id")),
                 Notification::Log(l) => l.check_json(limits.max_depth.saturating_sub(1)),
             };
             checked.map_err(|e| Rejected::silent(DecodeError::InvalidParams(e)))?;

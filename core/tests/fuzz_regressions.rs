@@ -120,6 +120,60 @@ fn postcard_json_with_trailing_whitespace_is_refused() {
     );
 }
 
+/// decode_postcard: a `log` whose id is present and null read back in JSON as one without an
+/// id (JSON writes both as `null`): postcard refuses it, an absent id is fine.
+#[test]
+fn a_log_with_a_null_id_is_refused_in_postcard() {
+    // [1: notification][4: log][id: Some][Id::Null][level 4][message: 8 bytes][data: None]
+    let frame = [1, 4, 1, 2, 4, 8, 0, 0, 0, 0, 0, b'*', 0, 0, 0];
+    let r = decode(&frame, Encoding::Postcard, &Limits::default());
+    assert!(
+        matches!(
+            r,
+            Err(Rejected {
+                error: DecodeError::InvalidParams(_),
+                reply_to: None
+            })
+        ),
+        "{r:?}"
+    );
+    // [id: None]: fine, and the same in JSON.
+    let frame = [1, 4, 0, 4, 1, b'm', 0];
+    let m = decode(&frame, Encoding::Postcard, &Limits::default()).unwrap();
+    let mut buf = [0u8; 128];
+    let n = encode(Encoding::Json, &m, &mut buf).unwrap();
+    assert_eq!(
+        decode(&buf[..n], Encoding::Json, &Limits::default()).unwrap(),
+        m
+    );
+    assert!(matches!(m, Message::Notification(Notification::Log(_))));
+}
+
+/// A postcard call with options (variant 13) that sets none reads as a plain call, as the same
+/// call does in JSON, so that it is the same frame in both encodings.
+#[test]
+fn a_call_with_no_options_set_is_a_plain_call() {
+    // [0: request][id: Num 1][13][node "n"][tool "t"][arguments "{}"][None][None][None]
+    let frame = [0, 0, 1, 13, 1, b'n', 1, b't', 2, b'{', b'}', 0, 0, 0];
+    let m = decode(&frame, Encoding::Postcard, &Limits::default()).unwrap();
+    assert!(
+        matches!(
+            m,
+            Message::Request {
+                request: Request::Call(_),
+                ..
+            }
+        ),
+        "{m:?}"
+    );
+    let mut buf = [0u8; 128];
+    let n = encode(Encoding::Json, &m, &mut buf).unwrap();
+    assert_eq!(
+        decode(&buf[..n], Encoding::Json, &Limits::default()).unwrap(),
+        m
+    );
+}
+
 /// deframer_chunks: a block cut short by a delimiter after more bytes than the buffer holds was
 /// reported `Malformed` when it arrived in one piece and `TooLarge` when it arrived byte by byte.
 #[test]
