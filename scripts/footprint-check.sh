@@ -25,13 +25,13 @@ KIB=1024
 SLACK=32
 # ELF                                              flash limit  RAM limit  flash aim     RAM aim
 budgets=(
-  "$Q/thumbv7m-none-eabi/release/node                58628        6808       $((24 * KIB)) $((8 * KIB))"
-  "$Q/postcard/thumbv7m-none-eabi/release/node       37176        6808       $((24 * KIB)) $((8 * KIB))"
-  "$Q/json/thumbv7m-none-eabi/release/node           52252        6808       $((24 * KIB)) $((8 * KIB))"
-  "$Q/thumbv7m-none-eabi/release/node_bare           47364        3364       $((12 * KIB)) $((8 * KIB))"
-  "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24920        3364       $((12 * KIB)) $((8 * KIB))"
-  "$N/thumbv7em-none-eabihf/release/node             118384       23628      $((64 * KIB)) -"
-  "$N/postcard/thumbv7em-none-eabihf/release/node    68568        22532      $((64 * KIB)) -"
+  "$Q/thumbv7m-none-eabi/release/node                58344        6808       $((24 * KIB)) $((8 * KIB))"
+  "$Q/postcard/thumbv7m-none-eabi/release/node       36944        6808       $((24 * KIB)) $((8 * KIB))"
+  "$Q/json/thumbv7m-none-eabi/release/node           52116        6808       $((24 * KIB)) $((8 * KIB))"
+  "$Q/thumbv7m-none-eabi/release/node_bare           47084        3364       $((12 * KIB)) $((8 * KIB))"
+  "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24704        3364       $((12 * KIB)) $((8 * KIB))"
+  "$N/thumbv7em-none-eabihf/release/node             118108       23628      $((64 * KIB)) -"
+  "$N/postcard/thumbv7em-none-eabihf/release/node    68344        22532      $((64 * KIB)) -"
 )
 
 sizes() {

@@ -571,7 +571,8 @@ impl ArbNotification {
                 message,
                 data,
             } => Notification::Log(Log {
-                id: id.as_ref().map(AnyId::id),
+                // A null id is no id (JSON writes both as `null`; postcard refuses the first).
+                id: id.as_ref().map(AnyId::id).filter(|i| *i != Id::Null),
                 level: pick(&LOG_LEVELS, *level),
                 message: Str::new(message),
                 data: opt_json(data),
