@@ -189,6 +189,111 @@ fn python_session(http: bool) {
     });
 }
 
+/// The official TypeScript SDK as a client (`scripts/mcp-conformance/ts-client.mjs`, on the
+/// Node 22 and SDK the conformance suite pins), over stdio and over Streamable HTTP: listing
+/// with cursors, a call, progress, cancel, elicitation answered and declined, errors,
+/// `list_changed`.
+#[test]
+fn typescript_mcp_sdk_over_stdio_and_streamable_http() {
+    for mode in ["stdio", "http"] {
+        typescript_session(mode);
+    }
+}
+
+fn typescript_session(mode: &str) {
+    use toolwire_core::frame::AskKind;
+    let root = repo_root();
+    let dir = root.join("scripts/mcp-conformance");
+    let installed = std::process::Command::new("bash")
+        .arg(root.join("scripts/mcp-conformance.sh"))
+        .arg("--install")
+        .status()
+        .expect("installing the TypeScript SDK");
+    assert!(installed.success());
+    smol::block_on(async {
+        let (gw, ws, _) = gateway(GatewayConfig::default()).await;
+        let _dev_a = spawn_device(&ws, NodeOptions::new("dev-a"));
+        let lab = lab()
+            .tool(Tool::new(
+                "ask_name",
+                "Asks for a name.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let schema = json!({"type": "object", "properties": {
+                        "name": {"type": "string"}}, "required": ["name"]});
+                    let a = ctx.ask(AskKind::Input, "Who is it?", Some(schema)).await?;
+                    Ok(json!(format!("hello {}", a["name"].as_str().unwrap_or("?"))))
+                },
+            ))
+            .tool(Tool::new(
+                "ask_valve",
+                "Opens if allowed.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let yes = ctx.ask(AskKind::Permission, "Open it?", None).await?;
+                    Ok(json!({"opened": yes}))
+                },
+            ));
+        let _lab = spawn_node(&ws, lab);
+        for id in ["dev-a", "lab"] {
+            assert!(gw.wait_for_node(id, Duration::from_secs(10)).await, "{id}");
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 64).await,
+            "all tools registered"
+        );
+        let mut cmd = Command::new(dir.join("node_modules/node/bin/node"));
+        cmd.arg(dir.join("ts-client.mjs")).arg(mode);
+        if mode == "stdio" {
+            cmd.arg(env!("CARGO_BIN_EXE_toolwire")).arg(&ws);
+        } else {
+            let authority = ws.strip_prefix("ws://").expect("a ws:// gateway");
+            cmd.arg(format!("http://{authority}/mcp"));
+        }
+        let mut child = cmd
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting node");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let until = Instant::now() + Duration::from_secs(120);
+        let mut log = vec![];
+        let mut dev_b = None;
+        while let Some(line) = line_within(&mut lines, until).await {
+            eprintln!("[ts-client.mjs {mode}] {line}");
+            match line.strip_prefix("@@ ") {
+                Some("add") => {
+                    dev_b = Some(spawn_device(&ws, NodeOptions::new("dev-b")));
+                    let up = wait_until(Duration::from_secs(10), || {
+                        gw.tools(None, None).len() == 69
+                    })
+                    .await;
+                    reply(&mut stdin, if up { "ok" } else { "dev-b did not register" }).await;
+                }
+                Some(other) => panic!("unknown request from the script: {other}"),
+                None => log.push(line),
+            }
+        }
+        drop(dev_b);
+        let status = exit_within(&mut child, Duration::from_secs(10)).await;
+        assert!(status.success(), "ts-client.mjs {mode} failed ({status})");
+        assert_eq!(log.last().map(String::as_str), Some("PASS"), "{mode}");
+        assert!(log.iter().any(|l| l == &format!("transport: {mode}")));
+        // The cancelled call stopped on the node.
+        assert!(
+            wait_until(Duration::from_secs(5), || gw
+                .node("dev-a")
+                .is_some_and(|n| n.in_flight == 0))
+            .await,
+            "{mode}: the cancelled call left the node"
+        );
+    });
+}
+
 /// The bridge as a child process, spoken to line by line.
 struct Bridge {
     child: Child,
