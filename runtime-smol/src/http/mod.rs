@@ -201,6 +201,29 @@ async fn route(
     rest::handle(gw, req).await
 }
 
+/// Why a request body could not be read.
+pub(crate) enum BodyError {
+    /// Longer than the limit.
+    TooLarge,
+    /// The connection failed while it arrived.
+    Unreadable(String),
+}
+
+/// A request body of at most `max` bytes.
+pub(crate) async fn read_body(body: Incoming, max: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyError::TooLarge)
+        }
+        Err(e) => Err(BodyError::Unreadable(e.to_string())),
+    }
+}
+
 fn lock(state: &Mutex<ConnState>) -> std::sync::MutexGuard<'_, ConnState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }

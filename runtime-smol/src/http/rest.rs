@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
-use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -588,19 +588,18 @@ async fn call(
     };
     let sse = accepts_event_stream(req.headers());
     let max = gw.config().http.max_body;
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+    let body = match super::read_body(req.into_body(), max).await {
+        Ok(b) => b,
+        Err(super::BodyError::TooLarge) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::FrameTooLarge.code(),
                 &format!("the arguments exceed {max} bytes"),
             );
         }
-        Err(e) => return bad_request(&format!("reading the body failed: {e}")),
+        Err(super::BodyError::Unreadable(e)) => {
+            return bad_request(&format!("reading the body failed: {e}"));
+        }
     };
     let args = match std::str::from_utf8(&body) {
         Ok(s) if s.trim().is_empty() => "{}",

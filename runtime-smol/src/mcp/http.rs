@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use futures_util::stream;
-use http_body_util::{BodyExt, Limited, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming as HttpBody};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -395,19 +395,16 @@ async fn post(gw: &Gateway, req: Request<HttpBody>, token: Option<String>) -> Re
         );
     }
     let max = gw.config().http.max_body;
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+    let body = match crate::http::read_body(req.into_body(), max).await {
+        Ok(b) => b,
+        Err(crate::http::BodyError::TooLarge) => {
             return rpc_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 INVALID_REQUEST,
                 &format!("the message is longer than {max} bytes"),
             );
         }
-        Err(e) => {
+        Err(crate::http::BodyError::Unreadable(e)) => {
             return rpc_error(
                 StatusCode::BAD_REQUEST,
                 PARSE_ERROR,
