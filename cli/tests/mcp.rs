@@ -222,7 +222,10 @@ fn typescript_session(mode: &str) {
                     let schema = json!({"type": "object", "properties": {
                         "name": {"type": "string"}}, "required": ["name"]});
                     let a = ctx.ask(AskKind::Input, "Who is it?", Some(schema)).await?;
-                    Ok(json!(format!("hello {}", a["name"].as_str().unwrap_or("?"))))
+                    Ok(json!(format!(
+                        "hello {}",
+                        a["name"].as_str().unwrap_or("?")
+                    )))
                 },
             ))
             .tool(Tool::new(
@@ -268,10 +271,9 @@ fn typescript_session(mode: &str) {
             match line.strip_prefix("@@ ") {
                 Some("add") => {
                     dev_b = Some(spawn_device(&ws, NodeOptions::new("dev-b")));
-                    let up = wait_until(Duration::from_secs(10), || {
-                        gw.tools(None, None).len() == 69
-                    })
-                    .await;
+                    let up =
+                        wait_until(Duration::from_secs(10), || gw.tools(None, None).len() == 69)
+                            .await;
                     reply(&mut stdin, if up { "ok" } else { "dev-b did not register" }).await;
                 }
                 Some(other) => panic!("unknown request from the script: {other}"),
