@@ -1,12 +1,18 @@
-//! The MCP bridge: an MCP server on stdio whose tools are the tools of every node connected to
-//! a gateway.
+//! The MCP layer: an MCP server whose tools are the tools of every node connected to a
+//! gateway, on two transports.
 //!
-//! `toolwire mcp --gateway URL` connects a [`Client`] and calls [`serve_stdio`]. MCP's stdio
-//! transport is newline-delimited JSON-RPC 2.0 on stdin and stdout (logs go to stderr). The
-//! bridge answers `initialize`, `ping`, `tools/list` and `tools/call`; forwards a node's
-//! progress as `notifications/progress`; turns `notifications/cancelled` into cancelling the
-//! gateway call; and sends `notifications/tools/list_changed` when the gateway reports that a
-//! node's tools changed.
+//! - **stdio**: `toolwire mcp --gateway URL` connects a [`Client`] and calls
+//!   [`serve_stdio_reconnecting`]. MCP's stdio transport is newline-delimited JSON-RPC 2.0 on
+//!   stdin and stdout (logs go to stderr).
+//! - **Streamable HTTP**: the gateway serves it at `/mcp` on its HTTP port ([`McpHttpConfig`];
+//!   sessions, event streams, resumption and Origin checks are told in the `http` module).
+//!
+//! Either answers `initialize`, `ping`, `tools/list`, `tools/call` and `logging/setLevel`;
+//! forwards a node's progress as `notifications/progress` and its log lines as
+//! `notifications/message`; turns a node's `ask` into `elicitation/create` for a client that
+//! declares elicitation; turns `notifications/cancelled` into cancelling the gateway call; and
+//! sends `notifications/tools/list_changed` when the gateway reports that a node's tools
+//! changed.
 //!
 //! - **Names.** A tool is listed as `node__tool` (node id, two underscores, tool name): both
 //!   parts use MCP's alphabet already, and 32 + 2 + 64 bytes fit MCP's 128. Two pairs can still
@@ -16,9 +22,11 @@
 //! - **Paging.** `tools/list` pages hold [`PAGE_SIZE`] tools. A cursorless request takes a fresh
 //!   snapshot from the gateway; its cursors page through that snapshot, so pages never skip or
 //!   repeat a tool when nodes come and go in between.
-//! - **Results.** A tool's value becomes one text block with its JSON, plus
-//!   `structuredContent` when it is an object. Every gateway or tool error (unknown node,
-//!   arguments rejected by the schema, timeout, the tool's own failure) is a result with
+//! - **Results.** A string is one text block with the string; any other value one text block
+//!   with its JSON, plus `structuredContent` when it is an object (checked against the tool's
+//!   output schema first); `{"$content": [blocks]}` is those MCP content blocks. Every
+//!   gateway or tool error (unknown node, arguments rejected by the schema, timeout, the
+//!   tool's own failure, a result that breaks its output schema) is a result with
 //!   `isError: true`, so the model sees it; JSON-RPC errors are kept for protocol problems
 //!   (`-32602` for an unknown tool name or bad params, `-32601` for unknown methods).
 //! - **Result budget** ([`McpOptions::max_result_bytes`], `toolwire mcp --max-result-bytes N`).
