@@ -189,6 +189,39 @@ fn python_session(http: bool) {
     });
 }
 
+/// A tool that asks for a name (an input ask with an object schema) and greets it.
+fn name_tool(name: &str) -> Tool {
+    use toolwire_core::frame::AskKind;
+    Tool::new(
+        name,
+        "Asks for a name.",
+        json!({"type": "object"}),
+        |ctx, _| async move {
+            let schema = json!({"type": "object", "properties": {
+                "name": {"type": "string"}}, "required": ["name"]});
+            let a = ctx.ask(AskKind::Input, "Who is it?", Some(schema)).await?;
+            Ok(json!(format!(
+                "hello {}",
+                a["name"].as_str().unwrap_or("?")
+            )))
+        },
+    )
+}
+
+/// A tool that asks permission and says whether it got it.
+fn valve_tool(name: &str) -> Tool {
+    use toolwire_core::frame::AskKind;
+    Tool::new(
+        name,
+        "Opens if allowed.",
+        json!({"type": "object"}),
+        |ctx, _| async move {
+            let yes = ctx.ask(AskKind::Permission, "Open it?", None).await?;
+            Ok(json!({"opened": yes}))
+        },
+    )
+}
+
 /// The official TypeScript SDK as a client (`scripts/mcp-conformance/ts-client.mjs`, on the
 /// Node 22 and SDK the conformance suite pins), over stdio and over Streamable HTTP: listing
 /// with cursors, a call, progress, cancel, elicitation answered and declined, errors,
@@ -201,7 +234,6 @@ fn typescript_mcp_sdk_over_stdio_and_streamable_http() {
 }
 
 fn typescript_session(mode: &str) {
-    use toolwire_core::frame::AskKind;
     let root = repo_root();
     let dir = root.join("scripts/mcp-conformance");
     let installed = std::process::Command::new("bash")
@@ -214,29 +246,8 @@ fn typescript_session(mode: &str) {
         let (gw, ws, _) = gateway(GatewayConfig::default()).await;
         let _dev_a = spawn_device(&ws, NodeOptions::new("dev-a"));
         let lab = lab()
-            .tool(Tool::new(
-                "ask_name",
-                "Asks for a name.",
-                json!({"type": "object"}),
-                |ctx, _| async move {
-                    let schema = json!({"type": "object", "properties": {
-                        "name": {"type": "string"}}, "required": ["name"]});
-                    let a = ctx.ask(AskKind::Input, "Who is it?", Some(schema)).await?;
-                    Ok(json!(format!(
-                        "hello {}",
-                        a["name"].as_str().unwrap_or("?")
-                    )))
-                },
-            ))
-            .tool(Tool::new(
-                "ask_valve",
-                "Opens if allowed.",
-                json!({"type": "object"}),
-                |ctx, _| async move {
-                    let yes = ctx.ask(AskKind::Permission, "Open it?", None).await?;
-                    Ok(json!({"opened": yes}))
-                },
-            ));
+            .tool(name_tool("ask_name"))
+            .tool(valve_tool("ask_valve"));
         let _lab = spawn_node(&ws, lab);
         for id in ["dev-a", "lab"] {
             assert!(gw.wait_for_node(id, Duration::from_secs(10)).await, "{id}");
@@ -656,20 +667,7 @@ fn mcp_asks_become_elicitations_for_a_client_that_takes_them() {
     smol::block_on(async {
         let (gw, ws, _) = gateway(GatewayConfig::default()).await;
         let node = HostNode::new(NodeOptions::new("lab"))
-            .tool(Tool::new(
-                "name",
-                "Asks for a name.",
-                json!({"type": "object"}),
-                |ctx, _| async move {
-                    let schema = json!({"type": "object", "properties": {
-                        "name": {"type": "string"}}, "required": ["name"]});
-                    let a = ctx.ask(AskKind::Input, "Who is it?", Some(schema)).await?;
-                    Ok(json!(format!(
-                        "hello {}",
-                        a["name"].as_str().unwrap_or("?")
-                    )))
-                },
-            ))
+            .tool(name_tool("name"))
             .tool(Tool::new(
                 "count",
                 "Asks for a number.",
@@ -680,15 +678,7 @@ fn mcp_asks_become_elicitations_for_a_client_that_takes_them() {
                     Ok(json!({"n": n}))
                 },
             ))
-            .tool(Tool::new(
-                "valve",
-                "Opens if allowed.",
-                json!({"type": "object"}),
-                |ctx, _| async move {
-                    let yes = ctx.ask(AskKind::Permission, "Open it?", None).await?;
-                    Ok(json!({"opened": yes}))
-                },
-            ));
+            .tool(valve_tool("valve"));
         let _node = spawn_node(&ws, node);
         assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
         let mut b = Bridge::start(&ws);
