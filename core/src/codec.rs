@@ -550,13 +550,10 @@ fn plain_name(
 fn plain_names(r: &Request<'_>, json: bool) -> Result<(), FieldError> {
     match r {
         Request::Execute(e) => plain_name(Some(e.tool), "tool", json),
-        Request::Call(c) => {
-            plain_name(Some(c.node), "node", json)?;
-            plain_name(Some(c.tool), "tool", json)
-        }
-        Request::CallWith(c) => {
-            plain_name(Some(c.node), "node", json)?;
-            plain_name(Some(c.tool), "tool", json)
+        Request::Call(crate::frame::Call { node, tool, .. })
+        | Request::CallWith(crate::frame::CallWith { node, tool, .. }) => {
+            plain_name(Some(*node), "node", json)?;
+            plain_name(Some(*tool), "tool", json)
         }
         Request::Resolve(r) => plain_name(Some(r.tool), "tool", json),
         Request::ListTools(l) => {

@@ -2236,6 +2236,11 @@ fn a_result_budget_holds_a_long_result_and_pages_through_it() {
             t.read_held("nonsense", 0, None),
             Err(code(ErrorCode::ResultGone))
         );
+        // A page asked longer than this controller's frames is answered -32008, not dropped.
+        assert_eq!(
+            t.read_held(&handle, 0, Some(5000)),
+            Err(code(ErrorCode::FrameTooLarge))
+        );
         // Another connection cannot read it.
         let x = t.add_controller(ctrl_enc);
         let mut out = vec![0u8; 1024];
