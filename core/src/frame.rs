@@ -368,6 +368,14 @@ wire_enum! {
         Permission = "permission",
         /// A value: the answer follows `schema` if given.
         Input = "input",
+        /// A completion from the caller's language model (MCP sampling): `prompt` is the
+        /// message to the model, `schema` (if given) an object of sampling parameters
+        /// (`maxTokens`, `systemPrompt`, `temperature`, `stopSequences`); the answer is the
+        /// model's reply as a string.
+        Sample = "sample",
+        /// The caller's roots (MCP roots: the directories or resources the user has shared):
+        /// the answer is an array of `{"uri": str, "name": str?}`.
+        Roots = "roots",
     }
 }
 

@@ -214,7 +214,7 @@ proptest! {
         let plain_names: Vec<Str<'_>> = plain.iter().map(|s| Str::new(s)).collect();
         let rules: Vec<Rule<'_>> = plain_names.iter().enumerate().map(|(i, n)| Rule {
             tool: *n,
-            kind: [None, Some(AskKind::Permission), Some(AskKind::Input)][i % 3],
+            kind: [None, Some(AskKind::Permission), Some(AskKind::Input), Some(AskKind::Sample), Some(AskKind::Roots)][i % 5],
             prompt: opt(r.flags[i % 4], a),
             decision: [Decision::Allow, Decision::Deny, Decision::Forward][(r.n as usize + i) % 3],
             answer: r.flags[(i + 1) % 4].then_some(json),
@@ -232,7 +232,7 @@ proptest! {
             2 => req(Request::Unregister(Unregister { names: List::from_slice(&plain_names) })),
             3 => req(Request::Execute(Execute { tool: Str::new(na), arguments: obj, deadline_ms: r.flags[0].then_some(r.m) })),
             4 => req(Request::Ask(Ask {
-                call: Id::Num(r.n), kind: if r.flags[0] { AskKind::Input } else { AskKind::Permission },
+                call: Id::Num(r.n), kind: [AskKind::Permission, AskKind::Input, AskKind::Sample, AskKind::Roots][r.m as usize % 4],
                 prompt: Str::new(a), schema: r.flags[1].then_some(obj),
             })),
             5 => req(Request::Ping),

@@ -510,7 +510,8 @@ impl Harness {
                 };
                 let r = Request::Ask(Ask {
                     call: Id::Num(call),
-                    kind: AskKind::Input,
+                    kind: [AskKind::Input, AskKind::Permission, AskKind::Sample, AskKind::Roots]
+                        [*id as usize % 4],
                     prompt: Str::new(prompt),
                     schema: None,
                 });
@@ -585,7 +586,13 @@ impl Harness {
                 let f = filter.unwrap_or(0);
                 let rules = [Rule {
                     tool: Str::new(pick(&TOOLS, f)),
-                    kind: [None, Some(AskKind::Permission), Some(AskKind::Input)][f as usize % 3],
+                    kind: [
+                        None,
+                        Some(AskKind::Permission),
+                        Some(AskKind::Input),
+                        Some(AskKind::Sample),
+                        Some(AskKind::Roots),
+                    ][f as usize % 5],
                     prompt: (f % 5 == 0).then_some(Str::new("*")),
                     decision: [Decision::Allow, Decision::Deny, Decision::Forward]
                         [f as usize / 3 % 3],

@@ -705,11 +705,11 @@ impl<S: Schemas> Router<S> {
                 // `None`: declined.
                 let answer: Option<String> = match (decision, kind) {
                     (Decision::Allow, AskKind::Permission) => Some("true".into()),
-                    (Decision::Allow, AskKind::Input) => {
+                    (Decision::Allow, _) => {
                         Some(rule.answer.clone().unwrap_or_else(|| "null".into()))
                     }
                     (_, AskKind::Permission) => Some("false".into()),
-                    (_, AskKind::Input) => None,
+                    (_, _) => None,
                 };
                 let event = Event::AskDecided {
                     key: CallKey(key),
