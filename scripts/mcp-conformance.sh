@@ -26,7 +26,8 @@
 # Environment:
 #   MCP_CONFORMANCE_SPEC        spec version to run at (default 2025-11-25)
 #   MCP_CONFORMANCE_TIMEOUT_MS  per-scenario timeout (default 10000)
-#   MCP_CONFORMANCE_EXPECTED    expected-pass list (default scripts/mcp-conformance/expected-pass.txt)
+#   MCP_CONFORMANCE_EXPECTED    expected-pass list (default scripts/mcp-conformance/expected-pass-SPEC.txt
+#                               if there is one, else expected-pass.txt)
 #   MCP_CONFORMANCE_RESULTS     where checks.json files go (default a new /tmp/mcp-conformance.* dir, kept)
 #   MCP_CONFORMANCE_VERBOSE=1   print the suite's own output too
 #
@@ -43,7 +44,9 @@ STAMP="$DIR/node_modules/.toolwire-installed-lock"
 SPEC="${MCP_CONFORMANCE_SPEC:-2025-11-25}"
 [[ "$SPEC" == draft ]] && SPEC=2026-07-28
 TIMEOUT_MS="${MCP_CONFORMANCE_TIMEOUT_MS:-10000}"
-EXPECTED="${MCP_CONFORMANCE_EXPECTED:-$DIR/expected-pass.txt}"
+EXPECTED_DEFAULT="$DIR/expected-pass.txt"
+[[ -f "$DIR/expected-pass-$SPEC.txt" ]] && EXPECTED_DEFAULT="$DIR/expected-pass-$SPEC.txt"
+EXPECTED="${MCP_CONFORMANCE_EXPECTED:-$EXPECTED_DEFAULT}"
 NOT_APPLICABLE="$DIR/not-applicable.txt"
 
 usage() {

@@ -12,8 +12,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 use toolwire_core::frame::{AskKind, LogLevel};
-use toolwire_smol::GatewayConfig;
-use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
+use toolwire_smol::mcp::INPUT_KEY;
+use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError, wait_ready};
+use toolwire_smol::{Endpoint, GatewayConfig};
 
 const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 /// A WAV file with no samples (8 kHz, mono, 16-bit), base64.
@@ -27,8 +28,16 @@ fn content(blocks: Value) -> Result<Value, ToolError> {
     Ok(json!({ "$content": blocks }))
 }
 
-/// The tools the suite's server scenarios call, by the names they call them.
-fn fixture() -> HostNode {
+/// An input ask named `key` for MCP ([`INPUT_KEY`]), with an object schema of one field.
+fn named_input(key: &str, field: &str, kind: &str) -> Value {
+    json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field],
+        INPUT_KEY: key})
+}
+
+/// The tools the suite's server scenarios call, by the names they call them. `ws` is the
+/// gateway, for the tool that makes the tool list change.
+fn fixture(ws: &str) -> HostNode {
+    let ws = ws.to_owned();
     HostNode::new(NodeOptions::new("conformance"))
         .tool(Tool::new(
             "test_simple_text",
@@ -158,6 +167,174 @@ fn fixture() -> HostNode {
             },
         ))
         .tool(Tool::new(
+            "test_sampling",
+            "Asks the client's model to answer a prompt.",
+            json!({"type": "object", "properties": {"prompt": {"type": "string"}},
+                "required": ["prompt"]}),
+            |ctx, args| async move {
+                let prompt = args["prompt"].as_str().unwrap_or("");
+                let opts = json!({"maxTokens": 100});
+                let reply = ctx.ask(AskKind::Sample, prompt, Some(opts)).await?;
+                Ok(json!(format!("LLM response: {}", reply.as_str().unwrap_or(""))))
+            },
+        ))
+        // 2026-07-28 (stateless): asks become input requests of the result.
+        .tool(Tool::new(
+            "test_missing_capability",
+            "Needs the client's model: fails without sampling.",
+            no_args(),
+            |ctx, _| async move {
+                let reply = ctx.ask(AskKind::Sample, "Say hello.", None).await?;
+                Ok(json!(format!("The model said: {reply}")))
+            },
+        ))
+        .tool(Tool::new(
+            "test_streaming_elicitation",
+            "Asks the user for a name.",
+            no_args(),
+            |ctx, _| async move {
+                let answer = ctx
+                    .ask(AskKind::Input, "What is your name?", Some(json!({"type": "object",
+                        "properties": {"name": {"type": "string"}}})))
+                    .await?;
+                Ok(json!(format!("Hello, {}!", answer["name"])))
+            },
+        ))
+        .tool(Tool::new(
+            "test_logging_tool",
+            "Logs a line and returns.",
+            no_args(),
+            |ctx, _| async move {
+                ctx.log(LogLevel::Info, "test_logging_tool ran").await;
+                Ok(json!("logged"))
+            },
+        ))
+        .tool(Tool::new(
+            "test_trigger_tool_change",
+            "Makes the gateway's tool list change: a node comes and goes.",
+            no_args(),
+            move |_, _| {
+                let ws = ws.clone();
+                async move {
+                    let ep = Endpoint::parse(&ws).map_err(|e| ToolError::failed(e.to_string()))?;
+                    let (tx, rx) = smol::channel::unbounded();
+                    let extra = HostNode::new(NodeOptions::new("conformance-extra")).tool(
+                        Tool::new("extra", "Comes and goes.", no_args(), |_, _| async {
+                            Ok(json!(null))
+                        }),
+                    );
+                    let run = smol::spawn(async move { extra.run(&ep, Some(tx)).await });
+                    wait_ready(&rx, Duration::from_secs(5))
+                        .await
+                        .map_err(|e| ToolError::failed(e.to_string()))?;
+                    drop(run);
+                    Ok(json!("the tool list changed"))
+                }
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_elicitation",
+            "Asks the user's name (input request user_name).",
+            no_args(),
+            |ctx, _| async move {
+                let schema = named_input("user_name", "name", "string");
+                let a = ctx.ask(AskKind::Input, "What is your name?", Some(schema)).await?;
+                Ok(json!(format!("Hello, {}!", a["name"].as_str().unwrap_or("?"))))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_sampling",
+            "Asks the client's model a question (input request capital_question).",
+            no_args(),
+            |ctx, _| async move {
+                let opts = json!({"maxTokens": 100, INPUT_KEY: "capital_question"});
+                let a = ctx
+                    .ask(AskKind::Sample, "What is the capital of France?", Some(opts))
+                    .await?;
+                Ok(json!(format!("The model says: {a}")))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_list_roots",
+            "Asks the client's roots (input request client_roots).",
+            no_args(),
+            |ctx, _| async move {
+                let a = ctx
+                    .ask(AskKind::Roots, "Which roots?", Some(json!({INPUT_KEY: "client_roots"})))
+                    .await?;
+                Ok(json!(format!("Roots: {a}")))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_request_state",
+            "Asks for a confirmation (input request confirm).",
+            no_args(),
+            |ctx, _| async move {
+                let schema = named_input("confirm", "ok", "boolean");
+                let a = ctx.ask(AskKind::Input, "Please confirm", Some(schema)).await?;
+                Ok(json!(format!("state-ok: {}", a["ok"])))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_multiple_inputs",
+            "Asks a name, the model and the roots, one after another.",
+            no_args(),
+            |ctx, _| async move {
+                let name = ctx
+                    .ask(AskKind::Input, "What is your name?",
+                        Some(named_input("user_name", "name", "string")))
+                    .await?;
+                let greeting = ctx
+                    .ask(AskKind::Sample, "Generate a greeting",
+                        Some(json!({"maxTokens": 50, INPUT_KEY: "greeting"})))
+                    .await?;
+                let roots = ctx
+                    .ask(AskKind::Roots, "Which roots?", Some(json!({INPUT_KEY: "client_roots"})))
+                    .await?;
+                Ok(json!(format!("{greeting} {} ({roots})", name["name"])))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_multi_round",
+            "Asks two questions, one round each.",
+            no_args(),
+            |ctx, _| async move {
+                let name = ctx
+                    .ask(AskKind::Input, "Step 1: What is your name?",
+                        Some(named_input("step1", "name", "string")))
+                    .await?;
+                let color = ctx
+                    .ask(AskKind::Input, "Step 2: What is your favorite color?",
+                        Some(named_input("step2", "color", "string")))
+                    .await?;
+                Ok(json!(format!("{} likes {}", name["name"], color["color"])))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_tampered_state",
+            "Asks for a confirmation.",
+            no_args(),
+            |ctx, _| async move {
+                let schema = named_input("confirm", "ok", "boolean");
+                let a = ctx.ask(AskKind::Input, "Please confirm", Some(schema)).await?;
+                Ok(json!(format!("confirmed: {}", a["ok"])))
+            },
+        ))
+        .tool(Tool::new(
+            "test_input_required_result_capabilities",
+            "Asks the user, or else the client's model: whichever the client takes.",
+            no_args(),
+            |ctx, _| async move {
+                let schema = named_input("user_name", "name", "string");
+                if let Ok(a) = ctx.ask(AskKind::Input, "What is your name?", Some(schema)).await {
+                    return Ok(json!(format!("Hello, {}!", a["name"])));
+                }
+                let opts = json!({"maxTokens": 50, INPUT_KEY: "greeting"});
+                let a = ctx.ask(AskKind::Sample, "Make up a name.", Some(opts)).await?;
+                Ok(json!(format!("Hello, {a}!")))
+            },
+        ))
+        .tool(Tool::new(
             "test_image_content",
             "Returns a 1x1 PNG image block.",
             no_args(),
@@ -201,29 +378,39 @@ fn the_official_conformance_suite_passes_against_mcp_at_the_gateway() {
         // The suite calls tools by their own names.
         cfg.http.mcp.options.bare_names = true;
         let (gw, ws, _) = gateway(cfg).await;
-        let _node = spawn_node(&ws, fixture());
+        let _node = spawn_node(&ws, fixture(&ws));
         assert!(
             gw.wait_for_node("conformance", Duration::from_secs(10))
                 .await
         );
         let authority = ws.strip_prefix("ws://").expect("a ws:// gateway");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = smol::process::Command::new("bash")
-            .arg(root.join("scripts/mcp-conformance.sh"))
-            .arg(format!("http://{authority}/mcp"))
-            .current_dir(&root)
-            .kill_on_drop(true)
-            .output();
-        let out = smol::future::or(async { Some(out.await) }, async {
-            smol::Timer::after(Duration::from_secs(300)).await;
-            None
-        })
-        .await
-        .expect("the suite ends within 5 minutes")
-        .expect("running scripts/mcp-conformance.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "conformance failures:\n{stdout}");
-        assert!(stdout.contains(" 0 failed"), "{stdout}");
+        // Both revisions on the one endpoint: sessions (2025-11-25) and stateless (2026-07-28),
+        // each against its own list of scenarios that must pass.
+        for spec in ["2025-11-25", "2026-07-28"] {
+            let out = smol::process::Command::new("bash")
+                .arg(root.join("scripts/mcp-conformance.sh"))
+                .arg(format!("http://{authority}/mcp"))
+                .env("MCP_CONFORMANCE_SPEC", spec)
+                .env_remove("MCP_CONFORMANCE_EXPECTED")
+                .current_dir(&root)
+                .kill_on_drop(true)
+                .output();
+            let out = smol::future::or(async { Some(out.await) }, async {
+                smol::Timer::after(Duration::from_secs(300)).await;
+                None
+            })
+            .await
+            .expect("the suite ends within 5 minutes")
+            .expect("running scripts/mcp-conformance.sh");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "conformance failures at {spec}:\n{stdout}"
+            );
+            assert!(stdout.contains(&format!("at spec {spec}")), "{stdout}");
+            assert!(stdout.contains(" 0 failed"), "{stdout}");
+        }
     });
 }

@@ -194,7 +194,7 @@ async fn route(
         }
     }
     if path == "/mcp" {
-        let r = crate::mcp::handle_http(&gw, req).await;
+        let r = crate::mcp::handle_http(&gw, req, peer).await;
         gw.inner.metrics.http_response(rest::Route::Mcp, r.status());
         return r;
     }

@@ -14,7 +14,11 @@ use toolwire_core::frame::AskKind;
 
 use super::list::Catalog;
 use super::protocol::{RpcError, Version, notification};
-use super::{Bridge, READ_RESULT_TOOL};
+use super::{Bridge, Ctx, READ_RESULT_TOOL, capability_for};
+
+/// The member of an ask's `schema` that names its input request for MCP 2026-07-28 (the key
+/// in `inputRequests`); taken out of what the client sees.
+pub const INPUT_KEY: &str = "x-mcp-input-key";
 
 impl Bridge {
     /// The node and tool behind an MCP name: from the last listing, or a fresh one (a client
@@ -38,6 +42,7 @@ impl Bridge {
 
     pub(super) async fn call_tool(
         &self,
+        ctx: &Ctx,
         params: &Value,
         out: &smol::channel::Sender<String>,
     ) -> Result<Value, RpcError> {
@@ -51,14 +56,14 @@ impl Bridge {
             Some(_) => return Err(RpcError::params("`arguments` must be an object")),
         };
         if self.opts.max_result_bytes.is_some() && name == READ_RESULT_TOOL {
-            return Ok(self.read_result(&args).await);
+            return Ok(self.read_result(&args, ctx.version).await);
         }
         let token = params
             .pointer("/_meta/progressToken")
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
             .cloned();
         let (node, tool, output_schema) = self.lookup(name).await?;
-        let version = self.version();
+        let version = ctx.version;
         let (ptx, prx) = match token {
             Some(_) => {
                 let (tx, rx) = bounded::<Progress>(64);
@@ -66,20 +71,15 @@ impl Bridge {
             }
             None => (None, None),
         };
-        // A node's asks become elicitations when the client takes them; otherwise the client
-        // declines them (`-32013`), as without a person to ask.
-        let (atx, arx) = match self.can_elicit() {
-            true => {
-                let (tx, rx) = bounded::<AskRequest>(4);
-                (Some(tx), Some(rx))
-            }
-            false => (None, None),
-        };
+        // A node's asks become requests to the client when it takes them (elicitation,
+        // sampling, roots), input requests of the result in 2026-07-28; otherwise they are
+        // declined (`-32013`), as without anyone to ask.
+        let (atx, arx) = bounded::<AskRequest>(4);
         let (ltx, lrx) = bounded::<LogLine>(64);
         let opts = ClientCallOptions {
             timeout: self.opts.call_timeout,
             progress: ptx,
-            asks: atx,
+            asks: Some(atx),
             logs: Some(ltx),
             max_result_bytes: self.opts.max_result_bytes,
             ..Default::default()
@@ -87,9 +87,18 @@ impl Bridge {
         let client = self.client();
         let call = client.call(&node, &tool, &args, opts);
         let asks = async {
-            let Some(rx) = arx else { return };
-            while let Ok(ask) = rx.recv().await {
-                self.elicit(ask, out).await;
+            while let Ok(ask) = arx.recv().await {
+                match &ctx.park {
+                    Some(park) => {
+                        // Dropped unanswered (declined) if nobody takes it any more.
+                        let _ = park.send(ask).await;
+                    }
+                    None if ctx.takes(ask.kind) => self.ask_for(ask, out).await,
+                    None => {
+                        let cap = capability_for(ask.kind);
+                        ask.decline(&format!("the MCP client does not take {cap}"));
+                    }
+                }
             }
         };
         let call = async {
@@ -122,7 +131,7 @@ impl Bridge {
         // `notifications/message` (logger: node/tool).
         let logs = async {
             while let Ok(line) = lrx.recv().await {
-                if line.level.rank() < self.log_level().rank() {
+                if ctx.log_level.is_none_or(|l| line.level.rank() < l.rank()) {
                     continue;
                 }
                 let data = match line.data {
@@ -159,48 +168,21 @@ impl Bridge {
         Ok(tool_result(result, version))
     }
 
-    /// A node's `ask` as an `elicitation/create` to the client (form mode): a permission as a
-    /// yes/no field, an input as the ask's schema (an object schema as it is; any other wrapped
-    /// as the one field `value`). The user's `accept` answers it; `decline` refuses a
-    /// permission (`false`) and declines an input (`-32013`); `cancel`, an error or no answer
-    /// in time declines it.
-    async fn elicit(&self, ask: AskRequest, out: &smol::channel::Sender<String>) {
-        let (schema, wrapped) = elicitation_schema(&ask);
-        let params = json!({"message": ask.prompt, "requestedSchema": schema});
+    /// A node's `ask` as a request to the client ([`input_request`]), answered with its
+    /// response ([`answer_ask`]); an error or no answer in time declines it.
+    async fn ask_for(&self, ask: AskRequest, out: &smol::channel::Sender<String>) {
+        let (method, params, wrapped) = input_request(&ask, false);
         let wait = self
             .opts
             .call_timeout
             .unwrap_or(super::DEFAULT_CALL_TIMEOUT);
-        let r = self
-            .ask_client("elicitation/create", params, out, wait)
-            .await;
-        let permission = ask.kind == AskKind::Permission;
-        let r = match r {
-            Ok(r) => r,
-            Err(why) => return ask.decline(&format!("elicitation failed: {why}")),
-        };
-        let content = r.get("content").cloned().unwrap_or(Value::Null);
-        match r.get("action").and_then(Value::as_str) {
-            Some("accept") if permission => {
-                let yes = content
-                    .get("allow")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                ask.answer(json!(yes))
-            }
-            Some("accept") if wrapped => {
-                ask.answer(content.get("value").cloned().unwrap_or(Value::Null))
-            }
-            Some("accept") => ask.answer(content),
-            Some("decline") if permission => ask.answer(json!(false)),
-            Some("decline") => ask.decline("the user declined"),
-            _ => ask.decline("the user cancelled"),
-        }
+        let r = self.ask_client(method, params, out, wait).await;
+        answer_ask(ask, wrapped, r);
     }
 
     /// [`READ_RESULT_TOOL`]: a page of a result the gateway holds for this connection, with a
     /// note while more remains; bad arguments and the gateway's refusals are `isError`.
-    async fn read_result(&self, args: &Value) -> Value {
+    async fn read_result(&self, args: &Value, version: Version) -> Value {
         let (handle, offset, length) = match read_arguments(args) {
             Ok(a) => a,
             Err(why) => return error_result(format!("{READ_RESULT_TOOL}: {why}")),
@@ -222,7 +204,7 @@ impl Bridge {
             }
             Err(e) => {
                 tracing::debug!("mcp: {READ_RESULT_TOOL} {handle}@{offset}: {e}");
-                tool_result(Err(e), self.version())
+                tool_result(Err(e), version)
             }
         }
     }
@@ -239,6 +221,152 @@ fn breaks_schema(schema: &Value, value: &Value) -> Option<String> {
     })
 }
 
+/// The MCP request that asks the client what a node's `ask` asks: its method, params, and
+/// whether an input's answer comes wrapped as the field `value`.
+///
+/// - A permission or an input is `elicitation/create` (form mode): a permission as a yes/no
+///   field, an input as the ask's schema (an object schema as it is; any other wrapped as the
+///   one field `value`).
+/// - A sample is `sampling/createMessage`: the prompt as the user's message, and the ask's
+///   sampling parameters (`maxTokens`, 1,000 unless given; `systemPrompt`, `temperature`,
+///   `stopSequences`).
+/// - Roots are `roots/list`.
+///
+/// `modern` (2026-07-28) says `"mode": "form"` on an elicitation. [`INPUT_KEY`] is left out.
+pub(super) fn input_request(ask: &AskRequest, modern: bool) -> (&'static str, Value, bool) {
+    match ask.kind {
+        AskKind::Permission | AskKind::Input => {
+            let (schema, wrapped) = elicitation_schema(ask);
+            let mut params = json!({"message": ask.prompt, "requestedSchema": schema});
+            if modern {
+                params["mode"] = json!("form");
+            }
+            ("elicitation/create", params, wrapped)
+        }
+        AskKind::Sample => {
+            let opts = ask.schema.as_ref().and_then(Value::as_object);
+            let max_tokens = opts
+                .and_then(|o| o.get("maxTokens"))
+                .and_then(Value::as_u64)
+                .unwrap_or(1000);
+            let mut params = json!({
+                "messages": [{"role": "user", "content": {"type": "text", "text": ask.prompt}}],
+                "maxTokens": max_tokens,
+            });
+            for key in ["systemPrompt", "temperature", "stopSequences"] {
+                if let Some(v) = opts.and_then(|o| o.get(key)) {
+                    params[key] = v.clone();
+                }
+            }
+            ("sampling/createMessage", params, false)
+        }
+        AskKind::Roots => ("roots/list", json!({}), false),
+    }
+}
+
+/// The name a node gave its ask for MCP ([`INPUT_KEY`] in its schema), if a usable one.
+pub(super) fn input_key(ask: &AskRequest) -> Option<String> {
+    let key = ask.schema.as_ref()?.get(INPUT_KEY)?.as_str()?;
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    ok.then(|| key.to_owned())
+}
+
+/// Whether `r` is a response of the kind `method` asks for (an ElicitResult, a
+/// CreateMessageResult, a ListRootsResult): `Err` says what is wrong.
+pub(super) fn check_response(method: &str, r: &Value) -> Result<(), String> {
+    let obj = r.as_object().ok_or("an input response must be an object")?;
+    let ok = match method {
+        "elicitation/create" => obj
+            .get("action")
+            .and_then(Value::as_str)
+            .is_some_and(|a| ["accept", "decline", "cancel"].contains(&a)),
+        "sampling/createMessage" => obj.contains_key("content") && obj.contains_key("model"),
+        _ => obj.get("roots").is_some_and(Value::is_array),
+    };
+    ok.then_some(()).ok_or_else(|| {
+        let want = match method {
+            "elicitation/create" => "an ElicitResult ({\"action\": \"accept\" | \"decline\" | \"cancel\", \"content\"?})",
+            "sampling/createMessage" => "a CreateMessageResult ({\"role\", \"content\", \"model\"})",
+            _ => "a ListRootsResult ({\"roots\": [...]})",
+        };
+        format!("the response to {method} must be {want}")
+    })
+}
+
+/// Answers a node's `ask` with the client's response to [`input_request`] (its result, or
+/// why there is none, which declines it).
+///
+/// - Elicitation: `accept` answers it; `decline` refuses a permission (`false`) and declines
+///   an input (`-32013`); `cancel` declines it.
+/// - Sampling: the model's text answers it.
+/// - Roots: the list of `{uri, name?}` answers it.
+pub(super) fn answer_ask(ask: AskRequest, wrapped: bool, r: Result<Value, String>) {
+    let r = match r {
+        Ok(r) => r,
+        Err(why) => return ask.decline(&format!("the MCP client did not answer: {why}")),
+    };
+    match ask.kind {
+        AskKind::Sample => {
+            // One content block, or (2026-07-28) a list of them: the text blocks joined.
+            let blocks = match r.get("content") {
+                Some(Value::Array(a)) => a.clone(),
+                Some(b) => vec![b.clone()],
+                None => Vec::new(),
+            };
+            let text: Vec<&str> = blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect();
+            match text.is_empty() {
+                true => ask.decline("the client's model gave no text"),
+                false => ask.answer(json!(text.concat())),
+            }
+        }
+        AskKind::Roots => {
+            let roots: Vec<Value> = r
+                .get("roots")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|root| {
+                    let uri = root.get("uri")?.as_str()?;
+                    let mut v = json!({"uri": uri});
+                    if let Some(n) = root.get("name").and_then(Value::as_str) {
+                        v["name"] = json!(n);
+                    }
+                    Some(v)
+                })
+                .collect();
+            ask.answer(json!(roots))
+        }
+        AskKind::Permission | AskKind::Input => {
+            let permission = ask.kind == AskKind::Permission;
+            let content = r.get("content").cloned().unwrap_or(Value::Null);
+            match r.get("action").and_then(Value::as_str) {
+                Some("accept") if permission => {
+                    let yes = content
+                        .get("allow")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    ask.answer(json!(yes))
+                }
+                Some("accept") if wrapped => {
+                    ask.answer(content.get("value").cloned().unwrap_or(Value::Null))
+                }
+                Some("accept") => ask.answer(content),
+                Some("decline") if permission => ask.answer(json!(false)),
+                Some("decline") => ask.decline("the user declined"),
+                _ => ask.decline("the user cancelled"),
+            }
+        }
+    }
+}
+
 /// The `requestedSchema` for an ask, and whether the answer is wrapped as the field `value`.
 fn elicitation_schema(ask: &AskRequest) -> (Value, bool) {
     if ask.kind == AskKind::Permission {
@@ -247,7 +375,14 @@ fn elicitation_schema(ask: &AskRequest) -> (Value, bool) {
             "required": ["allow"]});
         return (schema, false);
     }
-    match &ask.schema {
+    let schema = ask.schema.as_ref().map(|s| {
+        let mut s = s.clone();
+        if let Some(o) = s.as_object_mut() {
+            o.remove(INPUT_KEY);
+        }
+        s
+    });
+    match &schema {
         Some(s) if s.get("type").and_then(Value::as_str) == Some("object") => (s.clone(), false),
         Some(s) => (
             json!({"type": "object", "properties": {"value": s}, "required": ["value"]}),

@@ -65,6 +65,12 @@ pub struct McpHttpConfig {
     pub idle: Duration,
     /// Events kept per stream for resumption. Default 256.
     pub replay: usize,
+    /// 2026-07-28: how long a call whose result asked for input waits for its client to call
+    /// again with the answer; it is cancelled then. Default 5 minutes.
+    pub input_wait: Duration,
+    /// 2026-07-28: calls waiting for input at once, at most (the one closest to its end is
+    /// cancelled for a new one). Default 256.
+    pub max_waiting: usize,
 }
 
 impl Default for McpHttpConfig {
@@ -76,9 +82,15 @@ impl Default for McpHttpConfig {
             max_sessions: 64,
             idle: Duration::from_secs(600),
             replay: 256,
+            input_wait: Duration::from_secs(300),
+            max_waiting: 256,
         }
     }
 }
+
+mod modern;
+
+pub use modern::MODERN_VERSIONS;
 
 /// Streams a session keeps for resumption.
 const KEPT_STREAMS: usize = 64;
@@ -90,6 +102,8 @@ const VERSION: &str = "mcp-protocol-version";
 #[derive(Default)]
 pub(crate) struct McpSessions {
     map: Mutex<HashMap<String, Arc<HttpSession>>>,
+    /// The stateless revision's connections and waiting calls.
+    modern: modern::Modern,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,12 +258,26 @@ impl HttpSession {
 }
 
 /// Serves one request to `/mcp`.
-pub(crate) async fn handle(gw: &Gateway, req: Request<HttpBody>) -> Response<Body> {
+pub(crate) async fn handle(
+    gw: &Gateway,
+    req: Request<HttpBody>,
+    peer: std::net::SocketAddr,
+) -> Response<Body> {
     let cfg = &gw.config().http.mcp;
     if !cfg.enabled {
         return plain(
             StatusCode::NOT_FOUND,
             "MCP over HTTP is off on this gateway",
+        );
+    }
+    // DNS rebinding: a page of another site whose name now points at 127.0.0.1 reaches the
+    // gateway from loopback, naming its own host.
+    if peer.ip().is_loopback() && !host_allowed(req.headers(), &cfg.allowed_origins) {
+        return rpc_error(
+            StatusCode::MISDIRECTED_REQUEST,
+            INVALID_REQUEST,
+            "Misdirected: a request from this machine must name a loopback host (or the host \
+             of an allowed origin)",
         );
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -268,6 +296,9 @@ pub(crate) async fn handle(gw: &Gateway, req: Request<HttpBody>) -> Response<Bod
         Ok(t) => t.map(|t| t.token.clone()),
         Err(r) => return r,
     };
+    if modern::is_modern(req.headers()) {
+        return modern::handle(gw, req, token).await;
+    }
     if let Some(v) = req.headers().get(VERSION)
         && !v.to_str().is_ok_and(|v| PROTOCOL_VERSIONS.contains(&v))
     {
@@ -294,6 +325,22 @@ pub(crate) async fn handle(gw: &Gateway, req: Request<HttpBody>) -> Response<Bod
             r
         }
     }
+}
+
+/// True if the `Host` header (or its absence, in HTTP/1.0) names a loopback host
+/// (`localhost`, `127.0.0.0/8`, `[::1]`), or the host of one of the `allowed` origins.
+fn host_allowed(h: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(host) = h.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    origin_allowed(&format!("http://{host}"), &[])
+        || allowed.iter().any(|a| {
+            a.split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+        })
 }
 
 /// True for an origin on loopback, or one of `allowed`.

@@ -102,7 +102,11 @@ impl Bridge {
         self.catalogs.lock().unwrap().recent.back().cloned()
     }
 
-    pub(super) async fn list_tools(&self, params: &Value) -> Result<Value, RpcError> {
+    pub(super) async fn list_tools(
+        &self,
+        version: Version,
+        params: &Value,
+    ) -> Result<Value, RpcError> {
         let (catalog, offset) = match params.get("cursor") {
             None | Some(Value::Null) => (self.refresh().await?, 0),
             Some(Value::String(s)) => {
@@ -123,7 +127,6 @@ impl Bridge {
             }
             Some(_) => return Err(RpcError::params("`cursor` must be a string")),
         };
-        let version = self.version();
         let size = self.opts.page_size.max(1);
         let listed = self.listed(&catalog);
         let end = (offset + size).min(listed);

@@ -89,7 +89,8 @@ use smol::future::FutureExt;
 use list::Catalogs;
 use protocol::{METHOD_NOT_FOUND, RpcError, Version, negotiate};
 
-pub use http::McpHttpConfig;
+pub use calls::INPUT_KEY;
+pub use http::{MODERN_VERSIONS, McpHttpConfig};
 pub(crate) use http::{McpSessions, handle as handle_http};
 pub use session::serve;
 
@@ -181,6 +182,45 @@ pub async fn serve_stdio_reconnecting(
     .await
 }
 
+/// What one request knows of its client: the protocol version, the client's capabilities,
+/// the least level of log lines it takes, and where a node's asks go.
+struct Ctx {
+    version: Version,
+    /// The client's capabilities (`initialize`'s, or the request's `_meta` in 2026-07-28).
+    caps: Value,
+    /// Log lines below this level are not sent; `None`: none are (2026-07-28 without
+    /// `logLevel` in `_meta`).
+    log_level: Option<crate::gateway::LogLevel>,
+    /// 2026-07-28: every ask goes here, to become an input request of the result (the
+    /// `modern` module); `None`: asks become requests to the client, or are declined.
+    park: Option<Sender<crate::gateway::AskRequest>>,
+}
+
+/// The client capability an ask of `kind` needs.
+fn capability_for(kind: toolwire_core::frame::AskKind) -> &'static str {
+    use toolwire_core::frame::AskKind;
+    match kind {
+        AskKind::Permission | AskKind::Input => "elicitation",
+        AskKind::Sample => "sampling",
+        AskKind::Roots => "roots",
+    }
+}
+
+impl Ctx {
+    /// True if the client takes an ask of `kind`: form-mode elicitation (`elicitation: {}` or
+    /// with `form`) for permissions and inputs, `sampling` for samples, `roots` for roots.
+    fn takes(&self, kind: toolwire_core::frame::AskKind) -> bool {
+        let cap = capability_for(kind);
+        match self.caps.get(cap) {
+            Some(Value::Object(e)) if cap == "elicitation" => {
+                e.is_empty() || e.contains_key("form")
+            }
+            Some(Value::Object(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 /// What the tasks of one session share: the gateway client, the negotiated version, the
 /// listing snapshots, and the writer's queue.
 struct Bridge {
@@ -236,12 +276,13 @@ impl Bridge {
         Ok(json!({}))
     }
 
-    /// True if the client takes form-mode elicitation (`elicitation: {}` or with `form`).
-    fn can_elicit(&self) -> bool {
-        let caps = self.client_caps.lock().unwrap();
-        match caps.get("elicitation") {
-            Some(Value::Object(e)) => e.is_empty() || e.contains_key("form"),
-            _ => false,
+    /// The context of a request in a session (revisions up to 2025-11-25).
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            version: self.version(),
+            caps: self.client_caps.lock().unwrap().clone(),
+            log_level: Some(self.log_level()),
+            park: None,
         }
     }
 
@@ -317,8 +358,8 @@ impl Bridge {
         match method {
             "initialize" => self.initialize(&params),
             "ping" => Ok(json!({})),
-            "tools/list" => self.list_tools(&params).await,
-            "tools/call" => self.call_tool(&params, out).await,
+            "tools/list" => self.list_tools(self.version(), &params).await,
+            "tools/call" => self.call_tool(&self.ctx(), &params, out).await,
             "logging/setLevel" => self.set_level(&params),
             _ => Err(RpcError::new(
                 METHOD_NOT_FOUND,

@@ -17,6 +17,9 @@ pub(super) enum Version {
     V2025_03_26,
     V2025_06_18,
     V2025_11_25,
+    /// The stateless revision: no `initialize`, every request says its version and the
+    /// client's capabilities in `_meta` (served at `/mcp` only, see the `modern` module).
+    V2026_07_28,
 }
 
 impl Version {
@@ -38,6 +41,7 @@ impl Version {
             Version::V2025_03_26 => "2025-03-26",
             Version::V2025_06_18 => "2025-06-18",
             Version::V2025_11_25 => "2025-11-25",
+            Version::V2026_07_28 => "2026-07-28",
         }
     }
 
