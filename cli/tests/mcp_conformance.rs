@@ -335,6 +335,15 @@ fn fixture(ws: &str) -> HostNode {
             },
         ))
         .tool(Tool::new(
+            "test_custom_headers",
+            "Takes a region that clients mirror in the Mcp-Param-Region header.",
+            json!({"type": "object", "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"},
+                "query": {"type": "string"}},
+                "required": ["region", "query"]}),
+            |_, args| async move { Ok(json!(format!("region {}", args["region"]))) },
+        ))
+        .tool(Tool::new(
             "test_image_content",
             "Returns a 1x1 PNG image block.",
             no_args(),

@@ -40,6 +40,15 @@ impl Bridge {
             .ok_or_else(|| RpcError::params(format!("Unknown tool: {name}")))
     }
 
+    /// The input schema of the tool behind an MCP name, if there is one.
+    pub(super) async fn input_schema(&self, name: &str) -> Option<Value> {
+        let hit = |c: &Catalog| c.find(name).map(|t| t.summary.input_schema.clone());
+        if let Some(s) = self.latest().as_deref().and_then(hit) {
+            return Some(s);
+        }
+        self.refresh().await.ok().as_deref().and_then(hit)
+    }
+
     pub(super) async fn call_tool(
         &self,
         ctx: &Ctx,

@@ -306,7 +306,7 @@ pub(super) async fn handle(
                         .await;
                     reply(finish(&req.id, r, true))
                 }
-                "tools/call" => call(gw, shared, token, req, params, sse).await,
+                "tools/call" => call(gw, &h, shared, token, req, params, sse).await,
                 _ => listen(gw, &shared, &req, &params, sse),
             }
         }
@@ -398,6 +398,89 @@ fn check_headers(
         let given = header(h, "mcp-name")?.map(decode_name).transpose()?;
         if given.as_deref() != Some(named) {
             return Err(format!("Header mismatch: Mcp-Name must be {named}"));
+        }
+    }
+    Ok(())
+}
+
+/// The arguments a schema mirrors in headers: for each property reached from the root through
+/// `properties` that says `"x-mcp-header": NAME`, its path and NAME. `None` if an annotation
+/// is not usable (not a header token, on a type other than string, integer or boolean, or
+/// the same name twice, case aside): such a schema is not checked.
+fn param_headers(schema: &Value) -> Option<Vec<(Vec<String>, String)>> {
+    fn walk(
+        schema: &Value,
+        path: &mut Vec<String>,
+        out: &mut Vec<(Vec<String>, String)>,
+        depth: usize,
+    ) -> Option<()> {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+            return Some(());
+        };
+        if depth > 8 {
+            return Some(());
+        }
+        for (name, prop) in props {
+            path.push(name.clone());
+            if let Some(h) = prop.get("x-mcp-header") {
+                let h = h.as_str()?;
+                let token = !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let typed = prop
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| ["string", "integer", "boolean"].contains(&t));
+                if !token || !typed || out.iter().any(|(_, o)| o.eq_ignore_ascii_case(h)) {
+                    return None;
+                }
+                out.push((path.clone(), h.to_owned()));
+            }
+            walk(prop, path, out, depth + 1)?;
+            path.pop();
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out, 0)?;
+    Some(out)
+}
+
+/// `Mcp-Param-NAME` headers agree with the arguments they mirror (SEP-2243): there when the
+/// argument is, absent when it is not, once, and equal to it (`=?base64?…?=` decoded; a
+/// boolean as `true`/`false`, a number by value).
+fn check_param_headers(h: &HeaderMap, schema: &Value, args: &Value) -> Result<(), String> {
+    for (path, name) in param_headers(schema).unwrap_or_default() {
+        let header_name = format!("mcp-param-{}", name.to_ascii_lowercase());
+        let given = header(h, &header_name)?;
+        let arg = path
+            .iter()
+            .try_fold(args, |v, k| v.get(k))
+            .filter(|v| !v.is_null());
+        let ok = match (arg, given) {
+            (None, None) => true,
+            (None, Some(_)) => {
+                return Err(format!(
+                    "Header mismatch: Mcp-Param-{name} is given without its argument"
+                ));
+            }
+            (Some(_), None) => {
+                return Err(format!("Header mismatch: Mcp-Param-{name} is required"));
+            }
+            (Some(v), Some(g)) => {
+                let g = decode_name(g)?;
+                match v {
+                    Value::String(s) => *s == g,
+                    Value::Bool(b) => g == b.to_string(),
+                    Value::Number(n) => g.parse::<f64>().ok() == n.as_f64(),
+                    _ => false,
+                }
+            }
+        };
+        if !ok {
+            return Err(format!(
+                "Header mismatch: Mcp-Param-{name} differs from its argument"
+            ));
         }
     }
     Ok(())
@@ -648,6 +731,7 @@ fn sse_stream(
 /// JSON, or as an event stream once a notification comes before the response.
 async fn call(
     gw: &Gateway,
+    req_headers: &HeaderMap,
     shared: Arc<Shared>,
     token: Option<String>,
     mut req: Req,
@@ -674,6 +758,13 @@ async fn call(
                 Err(RpcError::params("`inputResponses` must be an object")),
                 false,
             ));
+        }
+    }
+    // Arguments a tool's schema mirrors in headers (`x-mcp-header`) must match them.
+    if let Some(schema) = shared.bridge.input_schema(&name).await {
+        let args = params.get("arguments").cloned().unwrap_or(json!({}));
+        if let Err(why) = check_param_headers(req_headers, &schema, &args) {
+            return rpc_error(StatusCode::BAD_REQUEST, &req.id, HEADER_MISMATCH, &why);
         }
     }
     let cfg = gw.config().http.mcp.clone();
@@ -937,13 +1028,27 @@ fn park(gw: &Gateway, cfg: &McpHttpConfig, mut call: Call, p: Pending, id: &Valu
         parked.remove(&k);
     }
     parked.insert(
-        state,
+        state.clone(),
         Parked {
             call,
             expires: now + cfg.input_wait,
         },
     );
     drop(parked);
+    // Nobody came back in time: the call is cancelled (the state is this round's alone).
+    let inner = Arc::downgrade(&gw.inner);
+    let wait = cfg.input_wait;
+    smol::spawn(async move {
+        smol::Timer::after(wait).await;
+        if let Some(inner) = inner.upgrade() {
+            let gone = lock(&inner.mcp.modern.parked).remove(&state);
+            if gone.is_some() {
+                tracing::debug!("mcp: a call waited {wait:?} for input and was cancelled");
+            }
+            drop(gone);
+        }
+    })
+    .detach();
     finish(id, Ok(result), false)
 }
 
@@ -975,6 +1080,65 @@ mod tests {
         assert_eq!(
             decode_name("=?base64?SGVsbG8="),
             Ok("=?base64?SGVsbG8=".into())
+        );
+    }
+
+    #[test]
+    fn mirrored_arguments_must_match_their_headers() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "inner": {"type": "object", "properties": {"on": {"type": "boolean", "x-mcp-header": "On"}}},
+            "query": {"type": "string"}}});
+        let hm = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let args = json!({"region": "Hello", "n": 42, "inner": {"on": true}, "query": "q"});
+        let all = [
+            ("mcp-param-region", "=?base64?SGVsbG8=?="),
+            ("mcp-param-n", "42.0"),
+            ("mcp-param-on", "true"),
+        ];
+        assert_eq!(check_param_headers(&hm(&all), &schema, &args), Ok(()));
+        for bad in [
+            vec![
+                ("mcp-param-region", "=?base64?SGVsbG8?="),
+                ("mcp-param-n", "42"),
+                ("mcp-param-on", "true"),
+            ],
+            vec![
+                ("mcp-param-region", "Hello"),
+                ("mcp-param-n", "41"),
+                ("mcp-param-on", "true"),
+            ],
+            vec![("mcp-param-region", "Hello"), ("mcp-param-n", "42")],
+            vec![
+                ("mcp-param-region", "Hello"),
+                ("mcp-param-region", "Hello"),
+                ("mcp-param-n", "42"),
+                ("mcp-param-on", "true"),
+            ],
+        ] {
+            assert!(
+                check_param_headers(&hm(&bad), &schema, &args).is_err(),
+                "{bad:?}"
+            );
+        }
+        // An argument left out must have no header.
+        let fewer = json!({"region": "Hello", "n": 42});
+        assert!(check_param_headers(&hm(&all), &schema, &fewer).is_err());
+        let two = [("mcp-param-region", "Hello"), ("mcp-param-n", "42")];
+        assert_eq!(check_param_headers(&hm(&two), &schema, &fewer), Ok(()));
+        // A schema with an unusable annotation is not checked.
+        let odd = json!({"properties": {"x": {"type": "number", "x-mcp-header": "X"}}});
+        assert_eq!(param_headers(&odd), None);
+        assert_eq!(
+            check_param_headers(&HeaderMap::new(), &odd, &json!({"x": 1})),
+            Ok(())
         );
     }
 
