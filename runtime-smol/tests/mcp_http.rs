@@ -1,7 +1,10 @@
 //! MCP's Streamable HTTP transport at the gateway's `/mcp`, over real loopback sockets with
 //! requests written by hand: the rules of the transport (Accept, Origin, sessions, protocol
 //! version, DELETE, bounds), resumption of a cut stream with `Last-Event-ID`, cancellation, and
-//! tokens. (The official Python SDK runs a whole session over it in cli/tests/mcp.rs.)
+//! tokens; and the stateless revision 2026-07-28 (a call's asks as input requests across
+//! requests, a call cancelled when its response is closed or nobody comes back with input,
+//! `subscriptions/listen`). (The official SDKs run whole sessions over it in cli/tests/mcp.rs
+//! and cli/tests/mcp_2026.rs, and the conformance suite in cli/tests/mcp_conformance.rs.)
 
 mod common;
 
@@ -11,6 +14,7 @@ use common::*;
 use serde_json::{Value, json};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
+use toolwire_core::frame::AskKind;
 use toolwire_smol::gateway::{Acl, TokenSpec};
 use toolwire_smol::node::{HostNode, NodeOptions, Tool};
 use toolwire_smol::{Gateway, GatewayConfig};
@@ -146,7 +150,8 @@ impl Conn {
                     }
                 }
                 match (id, data) {
-                    (Some(id), Some(data)) => return Some((id, data)),
+                    // 2026-07-28 streams have no event ids.
+                    (id, Some(data)) => return Some((id.unwrap_or_default(), data)),
                     _ => continue, // a keep-alive comment
                 }
             }
@@ -488,5 +493,282 @@ fn sessions_belong_to_their_token_and_are_bounded() {
         let c = Conn::open(&addr, "DELETE", &[&session, auth], "").await;
         assert_eq!(c.status, 204);
         open_session(&addr, &[other]).await;
+    });
+}
+
+/// The headers of a 2026-07-28 request for `method` (naming `name`, for a call).
+fn modern_headers(method: &str, name: Option<&str>) -> Vec<String> {
+    let mut h = vec![
+        ACCEPT.to_owned(),
+        JSON.to_owned(),
+        "MCP-Protocol-Version: 2026-07-28".to_owned(),
+        format!("Mcp-Method: {method}"),
+    ];
+    if let Some(n) = name {
+        h.push(format!("Mcp-Name: {n}"));
+    }
+    h
+}
+
+/// A 2026-07-28 request: `params` with `_meta` (version and `caps`) added.
+fn modern_body(id: u64, method: &str, mut params: Value, caps: Value) -> String {
+    params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = caps;
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+async fn modern(addr: &str, id: u64, method: &str, params: Value, caps: Value) -> Conn {
+    let name = params["name"].as_str().map(str::to_owned);
+    let h = modern_headers(method, name.as_deref());
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    Conn::open(addr, "POST", &h, &modern_body(id, method, params, caps)).await
+}
+
+/// A node `asker` whose `valve` asks permission and whose `name` asks for input, each
+/// returning the answer (and counting the calls that end).
+fn asking_node(ended: std::sync::Arc<std::sync::atomic::AtomicU32>) -> HostNode {
+    let e2 = ended.clone();
+    HostNode::new(NodeOptions::new("asker"))
+        .tool(Tool::new(
+            "valve",
+            "asks before it opens",
+            json!({"type": "object"}),
+            move |ctx, _| {
+                let ended = ended.clone();
+                async move {
+                    let r = ctx.ask(AskKind::Permission, "Open valve 3?", None).await;
+                    ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(json!({"allowed": r?}))
+                }
+            },
+        ))
+        .tool(Tool::new(
+            "name",
+            "asks a name",
+            json!({"type": "object"}),
+            move |ctx, _| {
+                let ended = e2.clone();
+                async move {
+                    let schema = json!({"type": "string"});
+                    let r = ctx.ask(AskKind::Input, "Your name?", Some(schema)).await;
+                    ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(json!({"name": r?}))
+                }
+            },
+        ))
+}
+
+#[test]
+fn stateless_asks_round_trip_and_a_state_is_bound_to_its_call() {
+    smol::block_on(async {
+        let mut cfg = GatewayConfig::default();
+        cfg.http.mcp.options.bare_names = true;
+        let (gw, ws, _) = gateway(cfg).await;
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let _node = spawn_node(&ws, asking_node(ended.clone()));
+        assert!(gw.wait_for_node("asker", Duration::from_secs(10)).await);
+        let addr = authority(&ws);
+        let caps = json!({"elicitation": {}});
+        // Discovery, then a listing, answered on their own: no session.
+        let c = modern(&addr, 1, "server/discover", json!({}), caps.clone()).await;
+        assert_eq!(c.status, 200);
+        assert!(c.header("mcp-session-id").is_none());
+        let v = c.json().await;
+        assert_eq!(v["result"]["supportedVersions"], json!(["2026-07-28"]));
+        let v = modern(&addr, 2, "tools/list", json!({}), caps.clone())
+            .await
+            .json()
+            .await;
+        let names: Vec<&str> = v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["name", "valve"]);
+        assert_eq!(v["result"]["resultType"], "complete");
+        // A permission: the first round asks, a yes/no form.
+        let call = json!({"name": "valve", "arguments": {}});
+        let v = modern(&addr, 3, "tools/call", call.clone(), caps.clone())
+            .await
+            .json()
+            .await;
+        let r = &v["result"];
+        assert_eq!(r["resultType"], "input_required", "{v}");
+        let ask = &r["inputRequests"]["ask-1"];
+        assert_eq!(ask["method"], "elicitation/create");
+        assert_eq!(ask["params"]["message"], "Open valve 3?");
+        assert_eq!(
+            ask["params"]["requestedSchema"]["properties"]["allow"]["type"],
+            "boolean"
+        );
+        let state = r["requestState"].as_str().unwrap().to_owned();
+        // The state is this call's: another tool's call with it is refused, and the call goes
+        // on waiting.
+        let mut other = json!({"name": "name", "arguments": {}, "requestState": state,
+            "inputResponses": {"ask-1": {"action": "accept", "content": {"allow": true}}}});
+        let c = modern(&addr, 4, "tools/call", other.clone(), caps.clone()).await;
+        assert_eq!(c.status, 400);
+        assert_eq!(c.json().await["error"]["code"], -32602);
+        // An answer of the wrong shape is refused too, with a new state to answer under.
+        other["name"] = json!("valve");
+        other["inputResponses"]["ask-1"] = json!(12345);
+        let c = modern(&addr, 5, "tools/call", other.clone(), caps.clone()).await;
+        assert_eq!(c.status, 400);
+        let v = c.json().await;
+        assert_eq!(v["error"]["code"], -32602, "{v}");
+        let state = v["error"]["data"]["requestState"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            ended.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "still waiting"
+        );
+        // Declined: the tool hears `false`.
+        let again = json!({"name": "valve", "arguments": {}, "requestState": state,
+            "inputResponses": {"ask-1": {"action": "decline"}}});
+        let v = modern(&addr, 6, "tools/call", again.clone(), caps.clone())
+            .await
+            .json()
+            .await;
+        assert_eq!(v["result"]["resultType"], "complete", "{v}");
+        assert_eq!(v["result"]["structuredContent"], json!({"allowed": false}));
+        // A state is good once.
+        let c = modern(&addr, 7, "tools/call", again, caps.clone()).await;
+        assert_eq!(c.json().await["error"]["code"], -32602);
+        // An input that is not an object is asked as the field `value`, and answered so.
+        let v = modern(
+            &addr,
+            8,
+            "tools/call",
+            json!({"name": "name", "arguments": {}}),
+            caps.clone(),
+        )
+        .await
+        .json()
+        .await;
+        let state = v["result"]["requestState"].as_str().unwrap().to_owned();
+        let schema = &v["result"]["inputRequests"]["ask-1"]["params"]["requestedSchema"];
+        assert_eq!(schema["properties"]["value"]["type"], "string", "{v}");
+        let answer = json!({"name": "name", "arguments": {}, "requestState": state,
+            "inputResponses": {"ask-1": {"action": "accept", "content": {"value": "Ada"}}}});
+        let v = modern(&addr, 9, "tools/call", answer, caps.clone())
+            .await
+            .json()
+            .await;
+        assert_eq!(v["result"]["structuredContent"], json!({"name": "Ada"}));
+        // Without the capability the ask is declined at once, and the failed call says what
+        // was missing.
+        let c = modern(
+            &addr,
+            10,
+            "tools/call",
+            json!({"name": "name", "arguments": {}}),
+            json!({}),
+        )
+        .await;
+        assert_eq!(c.status, 400);
+        let v = c.json().await;
+        assert_eq!(v["error"]["code"], -32021, "{v}");
+        assert_eq!(
+            v["error"]["data"]["requiredCapabilities"],
+            json!({"elicitation": {}})
+        );
+        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), 3);
+    });
+}
+
+#[test]
+fn a_stateless_call_ends_when_its_response_is_closed_or_nobody_comes_back() {
+    smol::block_on(async {
+        let mut cfg = GatewayConfig::default();
+        cfg.http.mcp.options.bare_names = true;
+        cfg.http.mcp.input_wait = Duration::from_millis(300);
+        let (gw, ws, _) = gateway(cfg).await;
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let _a = spawn_node(&ws, asking_node(ended.clone()));
+        let _n = spawn_node(&ws, slow_node(NodeOptions::new("n")));
+        assert!(gw.wait_for_node("asker", Duration::from_secs(10)).await);
+        assert!(gw.wait_for_node("n", Duration::from_secs(10)).await);
+        let addr = authority(&ws);
+        let in_flight = |id: &str| gw.node(id).map(|n| n.in_flight);
+        // Progress comes as an event stream; closing it cancels the call on the node.
+        let params = json!({"name": "slow", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let mut c = modern(&addr, 1, "tools/call", params, json!({})).await;
+        assert_eq!(c.status, 200);
+        assert!(
+            c.header("content-type")
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let (_, first) = c.event().await.expect("a progress event");
+        assert_eq!(first["method"], "notifications/progress");
+        assert_eq!(first["params"]["progressToken"], "p");
+        assert_eq!(in_flight("n"), Some(1));
+        drop(c);
+        assert!(
+            wait_until(Duration::from_secs(5), || in_flight("n") == Some(0)).await,
+            "closing the response cancelled the call"
+        );
+        // A call waiting for input nobody gives is cancelled after input_wait.
+        let v = modern(
+            &addr,
+            2,
+            "tools/call",
+            json!({"name": "valve", "arguments": {}}),
+            json!({"elicitation": {}}),
+        )
+        .await
+        .json()
+        .await;
+        assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+        assert_eq!(in_flight("asker"), Some(1));
+        assert!(
+            wait_until(Duration::from_secs(5), || in_flight("asker") == Some(0)).await,
+            "the waiting call was cancelled"
+        );
+        let state = v["result"]["requestState"].as_str().unwrap();
+        let late = json!({"name": "valve", "arguments": {}, "requestState": state,
+            "inputResponses": {"ask-1": {"action": "accept", "content": {"allow": true}}}});
+        let c = modern(&addr, 3, "tools/call", late, json!({"elicitation": {}})).await;
+        assert_eq!(c.json().await["error"]["code"], -32602, "expired");
+    });
+}
+
+#[test]
+fn subscriptions_listen_tells_when_the_tools_change() {
+    smol::block_on(async {
+        let (gw, addr, _node) = setup(GatewayConfig::default()).await;
+        let params =
+            json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}});
+        let mut c = modern(&addr, 41, "subscriptions/listen", params, json!({})).await;
+        assert_eq!(c.status, 200);
+        let (_, ack) = c.event().await.expect("the acknowledgement");
+        assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+        // Only what can change here is honoured.
+        assert_eq!(
+            ack["params"]["notifications"],
+            json!({"toolsListChanged": true})
+        );
+        assert_eq!(
+            ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            41
+        );
+        let ws = format!("ws://{addr}");
+        let _other = spawn_node(&ws, slow_node(NodeOptions::new("m")));
+        assert!(gw.wait_for_node("m", Duration::from_secs(10)).await);
+        let (_, changed) = c.event().await.expect("a change");
+        assert_eq!(changed["method"], "notifications/tools/list_changed");
+        assert_eq!(
+            changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            41
+        );
+        // The old revision's GET has no place here.
+        let h = modern_headers("tools/list", None);
+        let h: Vec<&str> = h.iter().map(String::as_str).collect();
+        let c = Conn::open(&addr, "GET", &h, "").await;
+        assert_eq!(c.status, 405);
     });
 }
