@@ -11,7 +11,8 @@
 #
 # Without SCENARIOs it runs every server scenario of the suite that applies at
 # the spec version (2025-11-25 unless MCP_CONFORMANCE_SPEC says otherwise), the
-# ones in not-applicable.txt included (shown apart, never counted). --self-test
+# ones in not-applicable.txt included (shown apart, never counted), and from
+# 2026-07-28 on the extensions' scenarios too (tasks). --self-test
 # starts the reference server (scripts/mcp-conformance/reference-server.mjs) on
 # 127.0.0.1 and requires every applicable scenario to pass against it.
 #
@@ -136,6 +137,15 @@ if (( $# )); then
 else
   SCENARIOS="$APPLICABLE"
   conformance server "${common[@]}" --suite all 2>&1 | out || true
+  # The tasks extension of 2026-07-28 is in no suite: each of its scenarios on its own
+  # (forced: an extension is on no spec timeline). Other extensions (skills) do not apply.
+  if [[ "$SPEC" != 2025-* && "$SPEC" != 2024-* ]]; then
+    for s in $(sed -n 's/^  - \(tasks-[^ ]*\) \[extension\]$/\1/p' <<<"$LISTING"); do
+      echo "=== $s" | out
+      conformance server "${common[@]}" --force --scenario "$s" 2>&1 | out || true
+      SCENARIOS="$SCENARIOS $s"
+    done
+  fi
 fi
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 printf 'mcp-conformance: the suite ran in %d.%d s (log: %s)\n' $((ms / 1000)) $((ms % 1000 / 100)) "$LOG"

@@ -529,10 +529,22 @@ fn tool_result(result: Result<Value, CallError>, version: Version) -> Value {
             if let Some(d) = &e.data {
                 text.push_str(&format!(" {d}"));
             }
-            error_result(text)
+            let mut r = error_result(text);
+            // The gateway's error as it is, for clients (and tasks) that tell a tool's own
+            // failure from the gateway's.
+            let mut err = json!({"code": e.code, "message": e.message});
+            if let Some(d) = &e.data {
+                err["data"] = d.clone();
+            }
+            r["_meta"] = json!({ ERROR_META: err });
+            r
         }
     }
 }
+
+/// The `_meta` member of an `isError` result that holds the gateway's error
+/// (`{code, message, data?}`, PROTOCOL.md section 8).
+pub const ERROR_META: &str = "toolwire/error";
 
 fn progress_notification(token: &Value, p: &Progress, version: Version) -> Value {
     let mut params = json!({"progressToken": token, "progress": p.progress});

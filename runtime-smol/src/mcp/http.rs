@@ -71,6 +71,13 @@ pub struct McpHttpConfig {
     /// 2026-07-28: calls waiting for input at once, at most (the one closest to its end is
     /// cancelled for a new one). Default 256.
     pub max_waiting: usize,
+    /// 2026-07-28, for a client that declares the tasks extension: a call still running
+    /// after this long becomes a task the client polls. Default 500 ms.
+    pub task_after: Duration,
+    /// How long a task is kept after its last change (its `ttlMs`). Default 5 minutes.
+    pub task_ttl: Duration,
+    /// Tasks at once, at most. Default 1,024.
+    pub max_tasks: usize,
 }
 
 impl Default for McpHttpConfig {
@@ -84,6 +91,9 @@ impl Default for McpHttpConfig {
             replay: 256,
             input_wait: Duration::from_secs(300),
             max_waiting: 256,
+            task_after: Duration::from_millis(500),
+            task_ttl: Duration::from_secs(300),
+            max_tasks: 1024,
         }
     }
 }

@@ -58,6 +58,8 @@ use super::super::protocol::{
 use super::super::session::{Control, watch_events};
 use super::super::{Bridge, Ctx, capability_for};
 use super::{EventLog, McpHttpConfig, accepted, accepts, json, lock, session_id};
+
+mod tasks;
 use crate::client::ClientOptions;
 use crate::gateway::{AskRequest, Gateway, LogLevel};
 use crate::http::Body;
@@ -94,6 +96,8 @@ pub(crate) struct Modern {
     shared: std::sync::Mutex<HashMap<Option<String>, Arc<Shared>>>,
     /// Calls waiting for their client's input responses, by `requestState`.
     parked: std::sync::Mutex<HashMap<String, Parked>>,
+    /// Calls that became tasks.
+    tasks: tasks::Tasks,
 }
 
 /// A controller connection for stateless requests, and its stream of list changes.
@@ -310,6 +314,10 @@ pub(super) async fn handle(
                 _ => listen(gw, &shared, &req, &params, sse),
             }
         }
+        "tasks/get" | "tasks/update" | "tasks/cancel" => {
+            let cfg = &gw.config().http.mcp;
+            reply(tasks::handle(gw, cfg, &req, &method, &params, &token))
+        }
         "prompts/list" => reply(finish(&req.id, Ok(json!({"prompts": []})), true)),
         "resources/list" => reply(finish(&req.id, Ok(json!({"resources": []})), true)),
         "resources/templates/list" => {
@@ -392,6 +400,9 @@ fn check_headers(
     let named = match method {
         "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str),
         "resources/read" => params.get("uri").and_then(Value::as_str),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => {
+            params.get("taskId").and_then(Value::as_str)
+        }
         _ => None,
     };
     if let Some(named) = named {
@@ -555,7 +566,7 @@ fn discover(gw: &Gateway, req: &Req) -> Value {
     let result = json!({
         "supportedVersions": MODERN_VERSIONS,
         "capabilities": {"tools": {"listChanged": true}, "logging": {}, "prompts": {},
-            "resources": {}},
+            "resources": {}, "extensions": {tasks::EXTENSION: {}}},
         "instructions": instructions,
     });
     finish(&req.id, Ok(result), true)
@@ -761,11 +772,19 @@ async fn call(
         }
     }
     // Arguments a tool's schema mirrors in headers (`x-mcp-header`) must match them.
-    if let Some(schema) = shared.bridge.input_schema(&name).await {
+    let schema = shared.bridge.input_schema(&name).await;
+    if let Some(schema) = &schema {
         let args = params.get("arguments").cloned().unwrap_or(json!({}));
-        if let Err(why) = check_param_headers(req_headers, &schema, &args) {
+        if let Err(why) = check_param_headers(req_headers, schema, &args) {
             return rpc_error(StatusCode::BAD_REQUEST, &req.id, HEADER_MISMATCH, &why);
         }
+    }
+    let mode = tasks::mode(&req.caps, schema.as_ref());
+    if mode == tasks::Mode::Needed {
+        return reply(tasks::needs_extension(
+            &req.id,
+            "this tool runs as a task only",
+        ));
     }
     let cfg = gw.config().http.mcp.clone();
     let modern = gw.clone();
@@ -801,7 +820,28 @@ async fn call(
     };
     let (tx, rx) = bounded::<Out>(64);
     let task = smol::spawn(async move {
-        let last = drive(&modern, &cfg, call, &mut req, &tx, sse).await;
+        let mut call = call;
+        let step = match mode {
+            tasks::Mode::Off => Some(round(&mut call, &mut req, &tx, sse).await),
+            // A call still running after a moment becomes a task.
+            _ => {
+                async { Some(round(&mut call, &mut req, &tx, sse).await) }
+                    .or(async {
+                        smol::Timer::after(cfg.task_after).await;
+                        None
+                    })
+                    .await
+            }
+        };
+        let last = match step {
+            Some(Step::Final(msg)) if mode == tasks::Mode::Required => {
+                tasks::create(&modern, &cfg, call, &req, Some(msg))
+            }
+            Some(Step::Final(msg)) => msg,
+            Some(Step::Ask(p)) => park(&modern, &cfg, call, p, &req.id),
+            Some(Step::Refused(p, why)) => refused(&modern, &cfg, call, p, &req.id, &why),
+            None => tasks::create(&modern, &cfg, call, &req, None),
+        };
         let _ = tx.send(Out::Final(last)).await;
     });
     match rx.recv().await {
@@ -879,16 +919,20 @@ fn wanted(note: &str, level: Option<LogLevel>) -> bool {
         .is_some_and(|l| l.rank() >= level.rank())
 }
 
-/// One round of a call: its notifications to `tx`, until it ends (its response) or asks
-/// (parked; the input-required result).
-async fn drive(
-    gw: &Gateway,
-    cfg: &McpHttpConfig,
-    mut call: Call,
-    req: &mut Req,
-    tx: &Sender<Out>,
-    sse: bool,
-) -> Value {
+/// What a round of a call came to.
+enum Step {
+    /// The call's response (or the error that ended it).
+    Final(Value),
+    /// The call asks: the input request the client is to answer.
+    Ask(Pending),
+    /// The answer given to the last round's ask is not one: why.
+    Refused(Pending, String),
+}
+
+/// One round of a call: its notifications to `tx` (if `sse`), until it ends or asks. The
+/// answer to the last round's ask, and to any ask of this round, is taken from
+/// `req.responses`; an ask the client declared no capability for is declined.
+async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> Step {
     let ctx = Ctx {
         version: Version::V2026_07_28,
         caps: req.caps.clone(),
@@ -898,19 +942,11 @@ async fn drive(
     // The answer to the ask of the last round.
     if let Some(p) = call.pending.take() {
         match req.responses.remove(&p.key) {
-            None => return park(gw, cfg, call, p, &req.id),
-            Some(r) => {
-                if let Err(why) = check_response(p.method, &r) {
-                    let id = req.id.clone();
-                    // The call stays parked under a new state, for a good answer.
-                    let msg = park(gw, cfg, call, p, &id);
-                    let state = msg.pointer("/result/requestState").cloned();
-                    return json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_PARAMS,
-                        "message": format!("inputResponses: {why}"),
-                        "data": {"requestState": state}}});
-                }
-                answer_ask(p.ask, p.wrapped, Ok(r));
-            }
+            None => return Step::Ask(p),
+            Some(r) => match check_response(p.method, &r) {
+                Err(why) => return Step::Refused(p, why),
+                Ok(()) => answer_ask(p.ask, p.wrapped, Ok(r)),
+            },
         }
     }
     loop {
@@ -929,16 +965,16 @@ async fn drive(
                     let _ = tx.send(Out::Note(n)).await;
                 }
             }
-            Ok(Ok(Ev::Done(r))) => return done(&req.id, r, &call.missing),
+            Ok(Ok(Ev::Done(r))) => return Step::Final(done(&req.id, r, &call.missing)),
             Ok(Err(_)) => {
-                return finish(
+                return Step::Final(finish(
                     &req.id,
                     Err(RpcError::new(
                         super::super::protocol::INTERNAL_ERROR,
                         "the call ended without an answer",
                     )),
                     false,
-                );
+                ));
             }
             Err(ask) => {
                 if !ctx.takes(ask.kind) {
@@ -955,28 +991,44 @@ async fn drive(
                         Ok(()) => answer_ask(ask, wrapped, Ok(r)),
                         Err(why) => {
                             // Cancelled with the call: the answer given is not one.
-                            return finish(
+                            return Step::Final(finish(
                                 &req.id,
                                 Err(RpcError::params(format!("inputResponses: {why}"))),
                                 false,
-                            );
+                            ));
                         }
                     },
                     None => {
                         let request = json!({"method": method, "params": params});
-                        let p = Pending {
+                        return Step::Ask(Pending {
                             key,
                             ask,
                             request,
                             method,
                             wrapped,
-                        };
-                        return park(gw, cfg, call, p, &req.id);
+                        });
                     }
                 }
             }
         }
     }
+}
+
+/// An answer that is not one refused: the call stays parked under a new state, named in the
+/// error, for a good answer.
+fn refused(
+    gw: &Gateway,
+    cfg: &McpHttpConfig,
+    call: Call,
+    p: Pending,
+    id: &Value,
+    why: &str,
+) -> Value {
+    let msg = park(gw, cfg, call, p, id);
+    let state = msg.pointer("/result/requestState").cloned();
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_PARAMS,
+        "message": format!("inputResponses: {why}"),
+        "data": {"requestState": state}}})
 }
 
 /// The call's response: a tool error after asks were declined for lack of a capability is
