@@ -1,4 +1,7 @@
-//! MCP's Streamable HTTP transport (revisions 2025-03-26 to 2025-11-25) at `/mcp` on the
+//! MCP's Streamable HTTP transport at `/mcp` on the gateway's HTTP port. A request whose
+//! `MCP-Protocol-Version` is not a handshake revision goes to the stateless revision
+//! (2026-07-28, the `modern` module); the rest of this text is about revisions 2025-03-26 to
+//! 2025-11-25, with sessions, at `/mcp` on the
 //! gateway's HTTP port: the same MCP layer as the stdio bridge, each session on a controller
 //! connection of its own, made in-process with the caller's bearer token (so the token's ACL,
 //! and everything a controller may set, applies as to any controller).

@@ -9,10 +9,13 @@
 //!
 //! Either answers `initialize`, `ping`, `tools/list`, `tools/call` and `logging/setLevel`;
 //! forwards a node's progress as `notifications/progress` and its log lines as
-//! `notifications/message`; turns a node's `ask` into `elicitation/create` for a client that
-//! declares elicitation; turns `notifications/cancelled` into cancelling the gateway call; and
-//! sends `notifications/tools/list_changed` when the gateway reports that a node's tools
-//! changed.
+//! `notifications/message`; turns a node's `ask` into `elicitation/create` (a permission or
+//! an input), `sampling/createMessage` (a sample) or `roots/list` (roots) for a client that
+//! declares the capability, and declines it otherwise; turns `notifications/cancelled` into
+//! cancelling the gateway call; and sends `notifications/tools/list_changed` when the gateway
+//! reports that a node's tools changed. `/mcp` also serves the stateless revision 2026-07-28
+//! ([`MODERN_VERSIONS`]: `server/discover`, asks as input requests of the result, the tasks
+//! extension; the `http::modern` module tells how).
 //!
 //! - **Names.** A tool is listed as `node__tool` (node id, two underscores, tool name): both
 //!   parts use MCP's alphabet already, and 32 + 2 + 64 bytes fit MCP's 128. Two pairs can still
