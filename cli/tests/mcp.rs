@@ -287,6 +287,18 @@ fn typescript_session(mode: &str) {
                             .await;
                     reply(&mut stdin, if up { "ok" } else { "dev-b did not register" }).await;
                 }
+                Some("tasks") => {
+                    // The cancelled task's call stops on dev-a.
+                    let stopped = wait_until(Duration::from_secs(5), || {
+                        gw.node("dev-a").is_some_and(|n| n.in_flight == 0)
+                    })
+                    .await;
+                    reply(
+                        &mut stdin,
+                        if stopped { "ok" } else { "dev-a still runs it" },
+                    )
+                    .await;
+                }
                 Some(other) => panic!("unknown request from the script: {other}"),
                 None => log.push(line),
             }

@@ -610,8 +610,13 @@ fn stateless_asks_round_trip_and_a_state_is_bound_to_its_call() {
         let c = modern(&addr, 4, "tools/call", other.clone(), caps.clone()).await;
         assert_eq!(c.status, 400);
         assert_eq!(c.json().await["error"]["code"], -32602);
-        // An answer of the wrong shape is refused too, with a new state to answer under.
+        // So is the same tool with other arguments.
         other["name"] = json!("valve");
+        other["arguments"] = json!({"valve": 4});
+        let c = modern(&addr, 4, "tools/call", other.clone(), caps.clone()).await;
+        assert_eq!(c.json().await["error"]["code"], -32602, "other arguments");
+        other["arguments"] = json!({});
+        // An answer of the wrong shape is refused too, with a new state to answer under.
         other["inputResponses"]["ask-1"] = json!(12345);
         let c = modern(&addr, 5, "tools/call", other.clone(), caps.clone()).await;
         assert_eq!(c.status, 400);

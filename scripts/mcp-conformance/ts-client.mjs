@@ -13,6 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
+  CreateTaskResultSchema,
   ElicitRequestSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -132,6 +133,56 @@ try {
   unknown = String(e).includes('-32602') || String(e).includes('Unknown tool');
 }
 check(unknown, 'an unknown tool is refused');
+
+// Tasks (2025-11-25, experimental): a call run as a task, polled to its result; another
+// listed, then cancelled.
+check(client.getServerCapabilities().tasks?.requests?.tools?.call !== undefined, 'tasks capability');
+check(
+  tools.find((t) => t.name === 'dev-a__sample')?.execution?.taskSupport === 'optional',
+  'tools say they may run as tasks',
+);
+const kinds = [];
+let taskResult;
+const stream = client.experimental.tasks.callToolStream(
+  { name: 'dev-a__sample', arguments: { channel: 3, count: 3, interval_ms: 200 } },
+  undefined,
+  { task: { ttl: 60000 } },
+);
+for await (const m of stream) {
+  kinds.push(m.type);
+  if (m.type === 'error') throw m.error;
+  if (m.type === 'result') taskResult = m.result;
+}
+check(
+  kinds[0] === 'taskCreated' && kinds.includes('taskStatus') && kinds.at(-1) === 'result',
+  `a task created, polled, and its result: ${kinds.join(',')}`,
+);
+check(taskResult.structuredContent.count === 3, "the task's result is the call's");
+const created = await within(
+  10000,
+  client.request(
+    {
+      method: 'tools/call',
+      params: { name: 'dev-a__sample', arguments: { channel: 0, count: 100, interval_ms: 500 }, task: { ttl: 60000 } },
+    },
+    CreateTaskResultSchema,
+  ),
+  'a long task',
+);
+const taskId = created.task.taskId;
+check(created.task.status === 'working', 'a long call is a working task');
+const listedTasks = await within(10000, client.experimental.tasks.listTasks(), 'tasks/list');
+check(
+  listedTasks.tasks.some((t) => t.taskId === taskId && t.status === 'working'),
+  'tasks/list shows it working',
+);
+const cancelled = await within(10000, client.experimental.tasks.cancelTask(taskId), 'tasks/cancel');
+check(cancelled.status === 'cancelled', 'tasks/cancel cancels it');
+check(
+  (await within(10000, client.experimental.tasks.getTask(taskId), 'tasks/get')).status === 'cancelled',
+  'and it stays cancelled',
+);
+check((await harness('tasks')) === 'ok', 'the cancelled task stopped on the node');
 
 // list_changed when a node comes.
 check((await harness('add')) === 'ok', 'dev-b connected');

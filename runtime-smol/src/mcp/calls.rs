@@ -102,7 +102,9 @@ impl Bridge {
                         // Dropped unanswered (declined) if nobody takes it any more.
                         let _ = park.send(ask).await;
                     }
-                    None if ctx.takes(ask.kind) => self.ask_for(ask, out).await,
+                    None if ctx.takes(ask.kind) => {
+                        self.ask_for(ask, out, ctx.tracked.as_ref()).await
+                    }
                     None => {
                         let cap = capability_for(ask.kind);
                         ask.decline(&format!("the MCP client does not take {cap}"));
@@ -179,8 +181,14 @@ impl Bridge {
 
     /// A node's `ask` as a request to the client ([`input_request`]), answered with its
     /// response ([`answer_ask`]); an error or no answer in time declines it.
-    async fn ask_for(&self, ask: AskRequest, out: &smol::channel::Sender<String>) {
+    async fn ask_for(
+        &self,
+        ask: AskRequest,
+        out: &smol::channel::Sender<String>,
+        tracked: Option<&std::sync::Arc<super::tasks::SessionTask>>,
+    ) {
         let (method, params, wrapped) = input_request(&ask, false);
+        let _asking = super::tasks::Asking::start(tracked);
         let wait = self
             .opts
             .call_timeout

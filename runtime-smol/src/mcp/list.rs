@@ -246,6 +246,10 @@ fn tool_json(t: &Listed, version: Version, output_schema: bool) -> Value {
         }
         tool["annotations"] = a;
     }
+    // 2025-11-25's tasks: whether a call may run as one.
+    if version == Version::V2025_11_25 {
+        tool["execution"] = json!({"taskSupport": super::tasks::task_support(&s.input_schema)});
+    }
     tool
 }
 

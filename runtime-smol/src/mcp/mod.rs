@@ -78,6 +78,7 @@ mod list;
 mod names;
 mod protocol;
 mod session;
+mod tasks;
 
 use std::io;
 use std::sync::Mutex;
@@ -197,6 +198,8 @@ struct Ctx {
     /// 2026-07-28: every ask goes here, to become an input request of the result (the
     /// `modern` module); `None`: asks become requests to the client, or are declined.
     park: Option<Sender<crate::gateway::AskRequest>>,
+    /// The session task (2025-11-25) the call runs as, whose status shows its asks.
+    tracked: Option<std::sync::Arc<tasks::SessionTask>>,
 }
 
 /// The client capability an ask of `kind` needs.
@@ -241,6 +244,8 @@ struct Bridge {
     /// Requests of ours to the client (`elicitation/create`) waiting for its response.
     waiting: Mutex<std::collections::HashMap<String, Sender<Value>>>,
     next_request: std::sync::atomic::AtomicU64,
+    /// Calls run as tasks (2025-11-25).
+    tasks: tasks::SessionTasks,
 }
 
 impl Bridge {
@@ -256,6 +261,7 @@ impl Bridge {
             log_level: Mutex::new(crate::gateway::LogLevel::Info),
             waiting: Mutex::new(std::collections::HashMap::new()),
             next_request: std::sync::atomic::AtomicU64::new(1),
+            tasks: tasks::SessionTasks::default(),
         }
     }
 
@@ -286,6 +292,7 @@ impl Bridge {
             caps: self.client_caps.lock().unwrap().clone(),
             log_level: Some(self.log_level()),
             park: None,
+            tracked: None,
         }
     }
 
@@ -353,16 +360,42 @@ impl Bridge {
     /// Answers one request. `out` takes the messages that belong to it (its progress): on
     /// stdio the session's output, over HTTP the request's own stream.
     async fn handle(
-        &self,
+        self: &std::sync::Arc<Self>,
         method: &str,
         params: Value,
         out: &Sender<String>,
     ) -> Result<Value, RpcError> {
+        let tasks = self.version() >= Version::V2025_11_25;
         match method {
             "initialize" => self.initialize(&params),
             "ping" => Ok(json!({})),
             "tools/list" => self.list_tools(self.version(), &params).await,
-            "tools/call" => self.call_tool(&self.ctx(), &params, out).await,
+            "tools/call" => {
+                let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+                let support = match name {
+                    READ_RESULT_TOOL => "forbidden",
+                    _ => match self.input_schema(name).await {
+                        Some(s) => tasks::task_support(&s),
+                        None => "forbidden",
+                    },
+                };
+                match (
+                    params.get("task").is_some_and(Value::is_object) && tasks,
+                    support,
+                ) {
+                    (true, "forbidden") => Err(RpcError::params(format!(
+                        "{name} does not run as a task (execution.taskSupport is forbidden)"
+                    ))),
+                    (true, _) => self.call_as_task(&params).await,
+                    (false, "required") if tasks => Err(RpcError::params(format!(
+                        "{name} runs as a task only: call it with `task`"
+                    ))),
+                    (false, _) => self.call_tool(&self.ctx(), &params, out).await,
+                }
+            }
+            "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" if tasks => {
+                self.task_request(method, &params).await
+            }
             "logging/setLevel" => self.set_level(&params),
             _ => Err(RpcError::new(
                 METHOD_NOT_FOUND,
@@ -412,9 +445,14 @@ impl Bridge {
                  how to read more with the tool {READ_RESULT_TOOL}."
             ));
         }
+        let mut capabilities = json!({"tools": {"listChanged": true}, "logging": {}});
+        if version >= Version::V2025_11_25 {
+            capabilities["tasks"] =
+                json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
+        }
         Ok(json!({
             "protocolVersion": version.as_str(),
-            "capabilities": {"tools": {"listChanged": true}, "logging": {}},
+            "capabilities": capabilities,
             "serverInfo": info,
             "instructions": instructions,
         }))

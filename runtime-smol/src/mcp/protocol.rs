@@ -61,7 +61,7 @@ pub(super) fn negotiate(requested: &str) -> Version {
     Version::parse(requested).unwrap_or(Version::LATEST)
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct RpcError {
     code: i32,
     message: String,
@@ -77,6 +77,10 @@ impl RpcError {
 
     pub(super) fn params(message: impl Into<String>) -> Self {
         Self::new(INVALID_PARAMS, message)
+    }
+
+    pub(super) fn message(&self) -> &str {
+        &self.message
     }
 }
 

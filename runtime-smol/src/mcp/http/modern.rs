@@ -130,6 +130,8 @@ struct Call {
     /// Asks so far (for `ask-<n>` keys).
     asked: u32,
     tool: String,
+    /// The call's arguments: a later round must name the same.
+    args: Value,
     token: Option<String>,
 }
 
@@ -796,7 +798,13 @@ async fn call(
                 let now = Instant::now();
                 parked.retain(|_, p| p.expires > now);
                 match parked.get(state) {
-                    Some(p) if p.call.tool == name && p.call.token == token => parked.remove(state),
+                    Some(p)
+                        if p.call.tool == name
+                            && p.call.token == token
+                            && p.call.args == arguments(&params) =>
+                    {
+                        parked.remove(state)
+                    }
                     _ => None,
                 }
             };
@@ -864,6 +872,7 @@ fn start(shared: &Arc<Shared>, params: &Value, name: &str, token: Option<String>
     let (etx, erx) = unbounded::<Ev>();
     let (atx, arx) = bounded::<AskRequest>(1);
     let bridge = shared.bridge.clone();
+    let args = arguments(params);
     let params = params.clone();
     let task = smol::spawn(async move {
         let ctx = Ctx {
@@ -872,6 +881,7 @@ fn start(shared: &Arc<Shared>, params: &Value, name: &str, token: Option<String>
             // Every line comes here; each round sends those its request asks for.
             log_level: Some(LogLevel::Debug),
             park: Some(atx),
+            tracked: None,
         };
         let (otx, orx) = bounded::<String>(64);
         let run = async {
@@ -898,7 +908,16 @@ fn start(shared: &Arc<Shared>, params: &Value, name: &str, token: Option<String>
         missing: BTreeSet::new(),
         asked: 0,
         tool: name.to_owned(),
+        args,
         token,
+    }
+}
+
+/// A call's arguments (`{}` when it has none).
+fn arguments(params: &Value) -> Value {
+    match params.get("arguments") {
+        None | Some(Value::Null) => json!({}),
+        Some(a) => a.clone(),
     }
 }
 
@@ -938,6 +957,7 @@ async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> S
         caps: req.caps.clone(),
         log_level: req.log_level,
         park: None,
+        tracked: None,
     };
     // The answer to the ask of the last round.
     if let Some(p) = call.pending.take() {

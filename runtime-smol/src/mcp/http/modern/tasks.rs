@@ -28,6 +28,7 @@ use super::super::lock;
 use super::{Call, MISSING_CAPABILITY, Out, Req, Step, finish, round, session_id};
 use crate::gateway::Gateway;
 use crate::mcp::protocol::{INVALID_PARAMS, RpcError};
+use crate::mcp::tasks::rfc3339;
 use toolwire_core::ErrorCode;
 
 /// The extension's name.
@@ -108,32 +109,6 @@ impl State {
     fn terminal(&self) -> bool {
         matches!(self.status, "completed" | "failed" | "cancelled")
     }
-}
-
-/// `time` as RFC 3339 in UTC, to the millisecond.
-fn rfc3339(time: SystemTime) -> String {
-    let d = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
 }
 
 fn set(entry: &Entry, ttl: std::time::Duration, f: impl FnOnce(&mut State)) {
@@ -385,16 +360,6 @@ pub(super) fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_169_600_123);
-        assert_eq!(rfc3339(t), "2026-12-02T00:00:00.123Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn the_mode_follows_the_client_and_the_tool() {
