@@ -118,6 +118,10 @@ struct GatewayArgs {
     /// Result budget of every /mcp call, as `toolwire mcp --max-result-bytes`.
     #[arg(long, value_name = "N", value_parser = result_budget)]
     mcp_max_result_bytes: Option<u32>,
+    /// End a /mcp call's event stream after SECS while the call runs on; the client comes back
+    /// for the rest with Last-Event-ID (SSE polling, for proxies that cut long responses).
+    #[arg(long, value_name = "SECS")]
+    mcp_sse_close_after: Option<f64>,
 }
 
 /// A limit: a whole number, at least 1.
@@ -385,6 +389,10 @@ async fn gateway(a: GatewayArgs) -> Res {
     cfg.http.mcp.options.bare_names = a.mcp_names == Names::Bare;
     cfg.http.mcp.options.max_result_bytes = a.mcp_max_result_bytes;
     cfg.http.mcp.allowed_origins = a.mcp_allow_origin.clone();
+    cfg.http.mcp.close_streams_after = a
+        .mcp_sse_close_after
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(std::time::Duration::from_secs_f64);
     if let Some(limit) = open_file_limit()
         && cfg.max_connections() as u64 + 64 > limit
     {

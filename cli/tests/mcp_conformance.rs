@@ -395,6 +395,15 @@ fn fixture(ws: &str) -> HostNode {
             },
         ))
         .tool(Tool::new(
+            "test_reconnection",
+            "Runs longer than the gateway keeps a call's event stream open (SSE polling).",
+            no_args(),
+            |_, _| async {
+                smol::Timer::after(Duration::from_millis(2500)).await;
+                Ok(json!("Reconnection test completed"))
+            },
+        ))
+        .tool(Tool::new(
             "test_custom_headers",
             "Takes a region that clients mirror in the Mcp-Param-Region header.",
             json!({"type": "object", "properties": {
@@ -447,6 +456,9 @@ fn suite_passes_at(spec: &str) {
         let mut cfg = GatewayConfig::default();
         // The suite calls tools by their own names.
         cfg.http.mcp.options.bare_names = true;
+        // SSE polling (2025-11-25): a call's stream is cut after 1.5 s, the call runs on, and
+        // the client resumes it (test_reconnection runs 2.5 s).
+        cfg.http.mcp.close_streams_after = Some(Duration::from_millis(1500));
         let (gw, ws, _) = gateway(cfg).await;
         let _node = spawn_node(&ws, fixture(&ws));
         assert!(

@@ -145,8 +145,11 @@ impl Conn {
                 for line in ev.lines() {
                     if let Some(v) = line.strip_prefix("id: ") {
                         id = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = Some(serde_json::from_str(v).unwrap());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        // An empty one is a priming event: nothing to read.
+                        if !v.trim().is_empty() {
+                            data = Some(serde_json::from_str(v.trim()).unwrap());
+                        }
                     }
                 }
                 match (id, data) {

@@ -68,6 +68,13 @@ pub struct McpHttpConfig {
     pub idle: Duration,
     /// Events kept per stream for resumption. Default 256.
     pub replay: usize,
+    /// How long after its priming event a client waits before it reconnects to a stream the
+    /// gateway ended (the `retry:` of each call's event stream). Default 500 ms.
+    pub retry: Duration,
+    /// End a call's event stream after this long while the call runs on; the client resumes
+    /// it with `GET` and `Last-Event-ID` (SSE polling, for proxies that cut long responses).
+    /// Default `None`: a stream lasts as long as its call.
+    pub close_streams_after: Option<Duration>,
     /// 2026-07-28: how long a call whose result asked for input waits for its client to call
     /// again with the answer; it is cancelled then. Default 5 minutes.
     pub input_wait: Duration,
@@ -92,6 +99,8 @@ impl Default for McpHttpConfig {
             max_sessions: 64,
             idle: Duration::from_secs(600),
             replay: 256,
+            retry: Duration::from_millis(500),
+            close_streams_after: None,
             input_wait: Duration::from_secs(300),
             max_waiting: 256,
             task_after: Duration::from_millis(500),
@@ -688,7 +697,18 @@ async fn request(
     };
     lock(&session.inflight).insert(key, (task, log.clone()));
     if streamed {
-        return sse(session, log, 0, None, gw.config().http.sse_keepalive);
+        // A priming event first (its id resumes the stream from its start), and the stream
+        // ends after `close_streams_after` if the call runs longer: the client comes back
+        // with `Last-Event-ID` (polling, for proxies that cut long responses).
+        let cfg = &gw.config().http.mcp;
+        let priming = format!(
+            "id: {}-0\nretry: {}\ndata: \n\n",
+            log.id,
+            cfg.retry.as_millis()
+        );
+        let until = cfg.close_streams_after.map(|d| Instant::now() + d);
+        let keepalive = gw.config().http.sse_keepalive;
+        return sse_from(session, log, 0, None, keepalive, Some(priming), until);
     }
     // One JSON response: the last message of the stream (progress is not asked for here).
     let mut last = None;
@@ -729,26 +749,57 @@ fn sse(
     generation: Option<u64>,
     keepalive: Duration,
 ) -> Response<Body> {
+    sse_from(session, log, after, generation, keepalive, None, None)
+}
+
+/// [`sse`], with `first` written before the events, and ending at `until` if given.
+fn sse_from(
+    session: &HttpSession,
+    log: Arc<EventLog>,
+    after: u64,
+    generation: Option<u64>,
+    keepalive: Duration,
+    first: Option<String>,
+    until: Option<Instant>,
+) -> Response<Body> {
     session.open_streams.fetch_add(1, Ordering::Relaxed);
     let open = Open(session.open_streams.clone());
     let state = (log, after, open);
-    let events = stream::unfold(Some(state), move |state| async move {
-        let (log, after, open) = state?;
-        let next = async { Some(log.next_after(after, generation).await) }
-            .or(async {
-                smol::Timer::after(keepalive).await;
-                None
-            })
-            .await;
-        match next {
-            None => Some((
-                Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b": keep-alive\n\n"))),
-                Some((log, after, open)),
-            )),
-            Some(None) => None,
-            Some(Some((n, data))) => {
-                let text = format!("id: {}-{n}\nevent: message\ndata: {data}\n\n", log.id);
-                Some((Ok(Frame::data(Bytes::from(text))), Some((log, n, open))))
+    let mut first = first;
+    let events = stream::unfold(Some(state), move |state| {
+        let first = first.take();
+        async move {
+            let (log, after, open) = state?;
+            if let Some(f) = first {
+                return Some((
+                    Ok::<_, std::io::Error>(Frame::data(Bytes::from(f))),
+                    Some((log, after, open)),
+                ));
+            }
+            let wait = match until {
+                Some(u) => keepalive.min(u.saturating_duration_since(Instant::now())),
+                None => keepalive,
+            };
+            if until.is_some_and(|u| Instant::now() >= u) {
+                // Cut while the call runs on: the client resumes with `Last-Event-ID`.
+                return None;
+            }
+            let next = async { Some(log.next_after(after, generation).await) }
+                .or(async {
+                    smol::Timer::after(wait).await;
+                    None
+                })
+                .await;
+            match next {
+                None => Some((
+                    Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b": keep-alive\n\n"))),
+                    Some((log, after, open)),
+                )),
+                Some(None) => None,
+                Some(Some((n, data))) => {
+                    let text = format!("id: {}-{n}\nevent: message\ndata: {data}\n\n", log.id);
+                    Some((Ok(Frame::data(Bytes::from(text))), Some((log, n, open))))
+                }
             }
         }
     });
