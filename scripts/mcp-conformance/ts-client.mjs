@@ -15,6 +15,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import {
   CreateTaskResultSchema,
   ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
@@ -55,6 +56,10 @@ client.setRequestHandler(ElicitRequestSchema, async (req) => {
 let changed = 0;
 client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
   changed += 1;
+});
+const gatewayLines = [];
+client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+  if (n.params.logger === 'gateway') gatewayLines.push(n.params.data);
 });
 
 await within(10000, client.connect(transport), 'connect');
@@ -188,6 +193,10 @@ check((await harness('tasks')) === 'ok', 'the cancelled task stopped on the node
 check((await harness('add')) === 'ok', 'dev-b connected');
 for (let i = 0; i < 100 && changed === 0; i++) await new Promise((ok) => setTimeout(ok, 100));
 check(changed > 0, 'notifications/tools/list_changed received');
+check(
+  gatewayLines.some((d) => d.nodes?.includes('dev-b') && d.message.includes('dev-b')),
+  `the gateway says so in a log line: ${JSON.stringify(gatewayLines)}`,
+);
 const after = await listAll();
 check(after.tools.length === 69, `dev-b's tools listed: ${after.tools.length}`);
 

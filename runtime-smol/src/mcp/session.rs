@@ -339,6 +339,7 @@ pub(super) async fn watch_events(
                 // A node connecting, then registering, is one change for the MCP client.
                 let until = Instant::now() + COALESCE_MAX;
                 let mut lost = false;
+                let mut nodes = vec![node];
                 loop {
                     let wait = COALESCE.min(until.saturating_duration_since(Instant::now()));
                     let next = async { Some(events.recv().await) }
@@ -348,7 +349,11 @@ pub(super) async fn watch_events(
                         })
                         .await;
                     match next {
-                        Some(Ok(ClientEvent::ToolsChanged(_))) if Instant::now() < until => {}
+                        Some(Ok(ClientEvent::ToolsChanged(n))) if Instant::now() < until => {
+                            if !nodes.contains(&n) {
+                                nodes.push(n);
+                            }
+                        }
                         Some(Ok(ClientEvent::ToolsChanged(_))) | None => break,
                         Some(Ok(ClientEvent::Disconnected)) | Some(Err(_)) => {
                             lost = true;
@@ -357,6 +362,17 @@ pub(super) async fn watch_events(
                     }
                 }
                 if bridge.initialized.load(Ordering::Relaxed) {
+                    // The gateway's own line about it, for a client that logs at info.
+                    if bridge.log_level().rank() <= crate::gateway::LogLevel::Info.rank()
+                        && bridge.version() < super::protocol::Version::V2026_07_28
+                    {
+                        let text = format!("the tools of {} changed", nodes.join(", "));
+                        let params = serde_json::json!({"level": "info", "logger": "gateway",
+                            "data": {"message": text, "nodes": nodes}});
+                        bridge
+                            .send(notification("notifications/message", Some(params)))
+                            .await;
+                    }
                     bridge
                         .send(notification("notifications/tools/list_changed", None))
                         .await;
