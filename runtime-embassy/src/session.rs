@@ -22,7 +22,7 @@ use embassy_sync::mutex::Mutex;
 use embassy_sync::signal::Signal;
 use embassy_time::Timer;
 use embedded_io_async::{Error as _, Read, Write};
-use toolwire_core::frame::AskKind;
+use toolwire_core::frame::{AskKind, LogLevel};
 use toolwire_core::node::{CallHandle, Node, NodeError, NodeEvent};
 use toolwire_core::stream::{Deframed, Deframer};
 use toolwire_core::{ErrorCode, ErrorObject, Json, Str};
@@ -428,6 +428,17 @@ impl<W: Write, const N: usize> Context for Cx<'_, '_, '_, W, N> {
             .await;
         if let Err(e) = r {
             debug!("progress not sent: {}", defmt_display(&e));
+        }
+    }
+
+    async fn log(&mut self, level: LogLevel, message: &str) {
+        let call = self.call;
+        let r = self
+            .session
+            .send_with(&mut |node, buf| node.log(Some(call), level, message, None, buf))
+            .await;
+        if let Err(e) = r {
+            debug!("log line not sent: {}", defmt_display(&e));
         }
     }
 

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use toolwire_core::frame::{AskKind, ToolDef};
+use toolwire_core::frame::{AskKind, LogLevel, ToolDef};
 use toolwire_core::{ErrorCode, Json};
 
 /// A node's tool table and the code behind it.
@@ -82,6 +82,10 @@ pub trait Context {
 
     /// Sends a chunk of partial output (`partial` in a `progress` notification).
     async fn partial(&mut self, progress: u64, chunk: Json<'_>);
+
+    /// Sends a line of this call's log (a `log` notification): the caller sees it (an MCP
+    /// client as `notifications/message`). Costs nothing in flash unless a tool calls it.
+    async fn log(&mut self, level: LogLevel, message: &str);
 
     /// Asks the gateway (and through it the caller) for permission or input, and waits for the
     /// answer, which is copied into `answer` (the length is returned). `schema` describes the

@@ -231,7 +231,7 @@ fn deadline_stops_the_call() {
 }
 
 #[test]
-fn ask_is_answered() {
+fn ask_is_answered_and_a_log_line_goes_before_it() {
     with_node(
         &Asker,
         Config::new("asker"),
@@ -262,6 +262,16 @@ fn ask_is_answered() {
                     .unwrap();
                 gw.answer(&ask, answer).await;
                 assert_eq!(gw.done(id, T).await.map_err(|e| e.0), want);
+                // The tool's log line came first, about its call.
+                let logged = gw.seen.iter().position(|e| {
+                    matches!(e, Ev::Log(Some(c), toolwire_core::frame::LogLevel::Notice, m)
+                        if *c == id && m == "asking before anything")
+                });
+                let asked = gw
+                    .seen
+                    .iter()
+                    .position(|e| matches!(e, Ev::Ask(_, c, _) if *c == id));
+                assert!(logged.is_some() && logged < asked, "{:?}", gw.seen);
             }
         },
     );

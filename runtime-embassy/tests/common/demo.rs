@@ -1,6 +1,6 @@
 //! The demo device's tools over a simulated board, and a tool that asks.
 
-use toolwire_core::frame::{AskKind, ToolDef};
+use toolwire_core::frame::{AskKind, LogLevel, ToolDef};
 use toolwire_core::{ErrorCode, Json};
 use toolwire_device_tools::SimBoard;
 use toolwire_embassy::{Context, ToolError, Tools};
@@ -35,6 +35,7 @@ impl Tools for Asker {
         cx: &mut C,
         out: &mut [u8],
     ) -> Result<usize, ToolError> {
+        cx.log(LogLevel::Notice, "asking before anything").await;
         let mut answer = [0u8; 16];
         let n = cx
             .ask(AskKind::Permission, "may I?", None, &mut answer)

@@ -22,6 +22,7 @@ pub enum Ev {
         message: Option<String>,
     },
     Ask(AskId, u64, String),
+    Log(Option<u64>, toolwire_core::frame::LogLevel, String),
     Closed(CloseReason),
     Other(String),
 }
@@ -59,6 +60,12 @@ fn owned(e: gateway::Event<'_>) -> Ev {
             ask, call, prompt, ..
         } => Ev::Ask(ask, call.0, prompt.to_string()),
         gateway::Event::Closed(r) => Ev::Closed(r),
+        gateway::Event::Log {
+            call,
+            level,
+            message,
+            ..
+        } => Ev::Log(call.map(|c| c.0), level, message.to_string()),
         other => Ev::Other(format!("{other:?}")),
     }
 }
