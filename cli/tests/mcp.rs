@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
-use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use smol::io::BufReader;
 use smol::process::{Child, ChildStdin, ChildStdout, Command};
 use toolwire_core::frame::Annotations;
 use toolwire_smol::GatewayConfig;
@@ -59,40 +59,6 @@ fn lab() -> HostNode {
             idempotent: false,
         }),
     )
-}
-
-async fn line_within(lines: &mut BufReader<ChildStdout>, until: Instant) -> Option<String> {
-    let mut line = String::new();
-    let read = async { Some(lines.read_line(&mut line).await) };
-    let timeout = async {
-        smol::Timer::at(until).await;
-        None
-    };
-    match smol::future::or(read, timeout).await {
-        Some(Ok(0)) => None,
-        Some(Ok(_)) => Some(line.trim_end().to_owned()),
-        Some(Err(e)) => panic!("reading the child's stdout: {e}"),
-        None => panic!("timed out waiting for the child"),
-    }
-}
-
-async fn reply(stdin: &mut ChildStdin, text: &str) {
-    stdin
-        .write_all(format!("{text}\n").as_bytes())
-        .await
-        .unwrap();
-    stdin.flush().await.unwrap();
-}
-
-async fn exit_within(child: &mut Child, d: Duration) -> std::process::ExitStatus {
-    let status = async { Some(child.status().await.unwrap()) };
-    let timeout = async {
-        smol::Timer::after(d).await;
-        None
-    };
-    smol::future::or(status, timeout)
-        .await
-        .expect("the child did not exit")
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use smol::Task;
+use smol::io::{AsyncBufReadExt, AsyncWriteExt};
 use toolwire_smol::node::{HostNode, NodeOptions};
 use toolwire_smol::{Endpoint, Gateway, GatewayConfig};
 
@@ -95,4 +96,47 @@ pub fn python() -> std::path::PathBuf {
         out.status
     );
     std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// The next line of a child's stdout, by `until` (panics past it); `None` at its end.
+pub async fn line_within(
+    lines: &mut smol::io::BufReader<smol::process::ChildStdout>,
+    until: std::time::Instant,
+) -> Option<String> {
+    let mut line = String::new();
+    let read = async { Some(lines.read_line(&mut line).await) };
+    let timeout = async {
+        smol::Timer::at(until).await;
+        None
+    };
+    match smol::future::or(read, timeout).await {
+        Some(Ok(0)) => None,
+        Some(Ok(_)) => Some(line.trim_end().to_owned()),
+        Some(Err(e)) => panic!("reading the child's stdout: {e}"),
+        None => panic!("timed out waiting for the child"),
+    }
+}
+
+/// Writes `text` and a newline to a child's stdin.
+pub async fn reply(stdin: &mut smol::process::ChildStdin, text: &str) {
+    stdin
+        .write_all(format!("{text}\n").as_bytes())
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+}
+
+/// The child's exit status, within `d` (panics past it).
+pub async fn exit_within(
+    child: &mut smol::process::Child,
+    d: Duration,
+) -> std::process::ExitStatus {
+    let status = async { Some(child.status().await.unwrap()) };
+    let timeout = async {
+        smol::Timer::after(d).await;
+        None
+    };
+    smol::future::or(status, timeout)
+        .await
+        .expect("the child did not exit")
 }

@@ -439,6 +439,43 @@ fn not_found() -> Response<Body> {
     )
 }
 
+/// The body of a POST to `/mcp`, either era: `application/json` (`415` otherwise), at most
+/// the gateway's `max_body` (`413`). `Err` is the response.
+#[allow(clippy::result_large_err)]
+async fn json_body(gw: &Gateway, req: Request<HttpBody>) -> Result<Bytes, Response<Body>> {
+    let json_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json_type {
+        return Err(rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            INVALID_REQUEST,
+            "Unsupported Media Type: the body must be application/json",
+        ));
+    }
+    let max = gw.config().http.max_body;
+    crate::http::read_body(req.into_body(), max)
+        .await
+        .map_err(|e| match e {
+            crate::http::BodyError::TooLarge => rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_REQUEST,
+                &format!("the message is longer than {max} bytes"),
+            ),
+            crate::http::BodyError::Unreadable(e) => rpc_error(
+                StatusCode::BAD_REQUEST,
+                PARSE_ERROR,
+                &format!("reading the body: {e}"),
+            ),
+        })
+}
+
 async fn post(gw: &Gateway, req: Request<HttpBody>, token: Option<String>) -> Response<Body> {
     let h = req.headers().clone();
     if !(accepts(&h, "application/json") && accepts(&h, "text/event-stream")) {
@@ -448,38 +485,9 @@ async fn post(gw: &Gateway, req: Request<HttpBody>, token: Option<String>) -> Re
             "Not Acceptable: Accept must list application/json and text/event-stream",
         );
     }
-    let json_body = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !json_body {
-        return rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            INVALID_REQUEST,
-            "Unsupported Media Type: the body must be application/json",
-        );
-    }
-    let max = gw.config().http.max_body;
-    let body = match crate::http::read_body(req.into_body(), max).await {
+    let body = match json_body(gw, req).await {
         Ok(b) => b,
-        Err(crate::http::BodyError::TooLarge) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                &format!("the message is longer than {max} bytes"),
-            );
-        }
-        Err(crate::http::BodyError::Unreadable(e)) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                PARSE_ERROR,
-                &format!("reading the body: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     match parse_message(&body) {
         Incoming::Request { id, method, params } if method == "initialize" => {

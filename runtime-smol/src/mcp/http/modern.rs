@@ -191,25 +191,9 @@ pub(super) async fn handle(
             "Not Acceptable: Accept must list application/json",
         );
     }
-    let max = gw.config().http.max_body;
-    let body = match crate::http::read_body(req.into_body(), max).await {
+    let body = match super::json_body(gw, req).await {
         Ok(b) => b,
-        Err(crate::http::BodyError::TooLarge) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &Value::Null,
-                INVALID_REQUEST,
-                &format!("the message is longer than {max} bytes"),
-            );
-        }
-        Err(crate::http::BodyError::Unreadable(e)) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                &Value::Null,
-                PARSE_ERROR,
-                &format!("reading the body: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -601,8 +585,9 @@ async fn shared(gw: &Gateway, token: Option<String>) -> Result<Arc<Shared>, Resp
     let events = client.events();
     let (out_tx, out_rx) = bounded::<String>(256);
     let bridge = Arc::new(Bridge::new(client, cfg.options.clone(), out_tx));
-    // Tool list changes are for the listen streams.
+    // Tool list changes are for the listen streams (and nothing else: no session-era lines).
     bridge.initialized.store(true, Ordering::Relaxed);
+    *bridge.version.lock().unwrap() = Version::V2026_07_28;
     let changes = EventLog::new(0, 16);
     let lost = Arc::new(AtomicBool::new(false));
     let pump = {
@@ -680,7 +665,7 @@ fn listen(gw: &Gateway, shared: &Shared, req: &Req, params: &Value, sse: bool) -
         let mut after = from;
         while let Some((n, m)) = changes.next_after(after, None).await {
             after = n;
-            if !tools {
+            if !tools || !m.contains(r#""method":"notifications/tools/list_changed""#) {
                 continue;
             }
             let Ok(mut v) = serde_json::from_str::<Value>(&m) else {
