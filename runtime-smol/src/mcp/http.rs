@@ -573,13 +573,9 @@ async fn initialize(
             }
         }
     }
-    let opts = ClientOptions {
-        name: Some("mcp-http".to_owned()),
-        token: token.clone(),
-        tls: None,
-    };
-    let client = match gw.connect_local(opts).await {
-        Ok(c) => c,
+    // The session's own messages go to its GET stream.
+    let (bridge, own, ctl_rx, tasks) = match local_bridge(gw, token.clone(), cfg.replay).await {
+        Ok(b) => b,
         Err(e) => {
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -588,21 +584,6 @@ async fn initialize(
             );
         }
     };
-    let events = client.events();
-    let (out_tx, out_rx) = bounded::<String>(256);
-    let bridge = Arc::new(Bridge::new(client, cfg.options.clone(), out_tx));
-    let own = EventLog::new(0, cfg.replay);
-    // The session's own messages go to its GET stream.
-    let pump = {
-        let own = own.clone();
-        smol::spawn(async move {
-            while let Ok(m) = out_rx.recv().await {
-                own.push(m);
-            }
-        })
-    };
-    let (ctl_tx, ctl_rx) = unbounded::<Control>();
-    let watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx));
     let r = bridge.handle("initialize", params, &bridge.out).await;
     let ok = r.is_ok();
     let answer = response(&id, r);
@@ -620,7 +601,7 @@ async fn initialize(
         next_stream: AtomicU64::new(1),
         inflight: Mutex::new(HashMap::new()),
         lost: AtomicBool::new(false),
-        _tasks: vec![pump, watcher],
+        _tasks: tasks,
     });
     // The gateway connection lost: the session ends (its id answers 404 from then on).
     {
@@ -645,6 +626,47 @@ async fn initialize(
         r.headers_mut().insert(SESSION, v);
     }
     r
+}
+
+/// What [`local_bridge`] makes: the bridge, the log its own messages go to, the watcher's
+/// controls, and the tasks that pump them.
+type LocalBridge = (
+    Arc<Bridge>,
+    Arc<EventLog>,
+    smol::channel::Receiver<Control>,
+    Vec<Task<()>>,
+);
+
+/// A bridge over a new in-process controller connection under `token`, its own messages
+/// (`list_changed`) pumped into a log that keeps `keep` of them, and a watcher of the
+/// gateway's events.
+async fn local_bridge(
+    gw: &Gateway,
+    token: Option<String>,
+    keep: usize,
+) -> std::io::Result<LocalBridge> {
+    let opts = ClientOptions {
+        name: Some("mcp-http".to_owned()),
+        token,
+        tls: None,
+    };
+    let client = gw.connect_local(opts).await?;
+    let events = client.events();
+    let (out_tx, out_rx) = bounded::<String>(256);
+    let options = gw.config().http.mcp.options.clone();
+    let bridge = Arc::new(Bridge::new(client, options, out_tx));
+    let log = EventLog::new(0, keep);
+    let pump = {
+        let log = log.clone();
+        smol::spawn(async move {
+            while let Ok(m) = out_rx.recv().await {
+                log.push(m);
+            }
+        })
+    };
+    let (ctl_tx, ctl_rx) = unbounded::<Control>();
+    let watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx));
+    Ok((bridge, log, ctl_rx, vec![pump, watcher]))
 }
 
 /// A fresh session id: 128 random bits, hex.

@@ -55,12 +55,11 @@ use super::super::protocol::{
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, Version,
     error_response, notification, response,
 };
-use super::super::session::{Control, watch_events};
+use super::super::session::Control;
 use super::super::{Bridge, Ctx, capability_for};
 use super::{EventLog, McpHttpConfig, accepted, accepts, json, lock, session_id};
 
 mod tasks;
-use crate::client::ClientOptions;
 use crate::gateway::{AskRequest, Gateway, LogLevel};
 use crate::http::Body;
 
@@ -568,38 +567,20 @@ async fn shared(gw: &Gateway, token: Option<String>) -> Result<Arc<Shared>, Resp
     {
         return Ok(s.clone());
     }
-    let cfg = &gw.config().http.mcp;
-    let opts = ClientOptions {
-        name: Some("mcp-http".to_owned()),
-        token: token.clone(),
-        tls: None,
-    };
-    let client = gw.connect_local(opts).await.map_err(|e| {
-        rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Value::Null,
-            INVALID_REQUEST,
-            &format!("no controller connection for MCP: {e}"),
-        )
-    })?;
-    let events = client.events();
-    let (out_tx, out_rx) = bounded::<String>(256);
-    let bridge = Arc::new(Bridge::new(client, cfg.options.clone(), out_tx));
+    let (bridge, changes, ctl_rx, mut tasks) = super::local_bridge(gw, token.clone(), 16)
+        .await
+        .map_err(|e| {
+            rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &Value::Null,
+                INVALID_REQUEST,
+                &format!("no controller connection for MCP: {e}"),
+            )
+        })?;
     // Tool list changes are for the listen streams (and nothing else: no session-era lines).
     bridge.initialized.store(true, Ordering::Relaxed);
     *bridge.version.lock().unwrap() = Version::V2026_07_28;
-    let changes = EventLog::new(0, 16);
     let lost = Arc::new(AtomicBool::new(false));
-    let pump = {
-        let changes = changes.clone();
-        smol::spawn(async move {
-            while let Ok(m) = out_rx.recv().await {
-                changes.push(m);
-            }
-        })
-    };
-    let (ctl_tx, ctl_rx) = unbounded::<Control>();
-    let watcher = smol::spawn(watch_events(bridge.clone(), events, ctl_tx));
     let ends = {
         let (lost, changes) = (lost.clone(), changes.clone());
         smol::spawn(async move {
@@ -616,7 +597,10 @@ async fn shared(gw: &Gateway, token: Option<String>) -> Result<Arc<Shared>, Resp
         bridge,
         changes,
         lost,
-        _tasks: vec![pump, watcher, ends],
+        _tasks: {
+            tasks.push(ends);
+            tasks
+        },
     });
     lock(&modern.shared).insert(token, s.clone());
     Ok(s)
