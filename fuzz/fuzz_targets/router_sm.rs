@@ -510,8 +510,12 @@ impl Harness {
                 };
                 let r = Request::Ask(Ask {
                     call: Id::Num(call),
-                    kind: [AskKind::Input, AskKind::Permission, AskKind::Sample, AskKind::Roots]
-                        [*id as usize % 4],
+                    kind: [
+                        AskKind::Input,
+                        AskKind::Permission,
+                        AskKind::Sample,
+                        AskKind::Roots,
+                    ][*id as usize % 4],
                     prompt: Str::new(prompt),
                     schema: None,
                 });
