@@ -16,7 +16,7 @@ pub(super) fn qualified_names(pairs: &[(&str, &str)]) -> Vec<String> {
     names(pairs, false)
 }
 
-/// [`qualified_names`], or with `bare` a tool's own name where no other node in `pairs` offers
+/// `qualified_names` (a test helper), or with `bare` a tool's own name where no other node in `pairs` offers
 /// a tool of that name (and it is not [`READ_RESULT_TOOL`](super::READ_RESULT_TOOL)): a
 /// one-node setup lists `read_sensor`, two nodes offering it `a__read_sensor` and
 /// `b__read_sensor`.
