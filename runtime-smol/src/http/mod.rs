@@ -44,6 +44,24 @@ use crate::transport::{self, BoxIo};
 /// The body of every response.
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 
+/// A `200` server-sent event stream of `events` (REST's streamed calls, both eras of `/mcp`).
+pub(crate) fn event_stream<S>(events: S) -> Response<Body>
+where
+    S: futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, io::Error>> + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let mut r = Response::new(BodyExt::boxed_unsync(http_body_util::StreamBody::new(
+        events,
+    )));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// Settings of the HTTP face.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -646,14 +646,7 @@ async fn call(
     let quiet = gw.config().http.sse_keepalive;
     let running: Running = Box::pin(pending.outcome());
     let events = stream::unfold(Some((running, progress, quiet)), next_event);
-    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    crate::http::event_stream(events)
 }
 
 type Running = std::pin::Pin<Box<dyn Future<Output = Result<String, CallError>> + Send>>;

@@ -40,11 +40,16 @@ impl Bridge {
             .ok_or_else(|| RpcError::params(format!("Unknown tool: {name}")))
     }
 
-    /// The input schema of the tool behind an MCP name, if there is one.
-    pub(super) async fn input_schema(&self, name: &str) -> Option<Value> {
-        let hit = |c: &Catalog| c.find(name).map(|t| t.summary.input_schema.clone());
-        if let Some(s) = self.latest().as_deref().and_then(hit) {
-            return Some(s);
+    /// `f` of the input schema of the tool behind an MCP name, if there is one (read in
+    /// place: no copy of the schema per call).
+    pub(super) async fn with_input_schema<R>(
+        &self,
+        name: &str,
+        f: impl Fn(&Value) -> R,
+    ) -> Option<R> {
+        let hit = |c: &Catalog| c.find(name).map(|t| f(&t.summary.input_schema));
+        if let Some(r) = self.latest().as_deref().and_then(&hit) {
+            return Some(r);
         }
         self.refresh().await.ok().as_deref().and_then(hit)
     }

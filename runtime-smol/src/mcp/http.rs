@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use futures_util::stream;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming as HttpBody};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -833,14 +833,7 @@ fn sse_from(
             }
         }
     });
-    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    crate::http::event_stream(events)
 }
 
 fn get(gw: &Gateway, req: &Request<HttpBody>, token: Option<&str>) -> Response<Body> {

@@ -374,10 +374,10 @@ impl Bridge {
                 let name = params.get("name").and_then(Value::as_str).unwrap_or("");
                 let support = match name {
                     READ_RESULT_TOOL => "forbidden",
-                    _ => match self.input_schema(name).await {
-                        Some(s) => tasks::task_support(&s),
-                        None => "forbidden",
-                    },
+                    _ => self
+                        .with_input_schema(name, tasks::task_support)
+                        .await
+                        .unwrap_or("forbidden"),
                 };
                 match (
                     params.get("task").is_some_and(Value::is_object) && tasks,

@@ -41,7 +41,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream;
-use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming as HttpBody};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -699,14 +698,7 @@ fn sse_stream(
             Some(Err(_)) => None,
         }
     });
-    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    crate::http::event_stream(events)
 }
 
 /// `tools/call`: a new call, or the next round of a parked one (`requestState`). Answered as
@@ -743,21 +735,28 @@ async fn call(
         }
     }
     // Arguments a tool's schema mirrors in headers (`x-mcp-header`) must match them.
-    let schema = shared.bridge.input_schema(&name).await;
-    if let Some(schema) = &schema {
-        let args = params.get("arguments").cloned().unwrap_or(json!({}));
-        if let Err(why) = check_param_headers(req_headers, schema, &args) {
+    let no_args = json!({});
+    let args = params.get("arguments").unwrap_or(&no_args);
+    let checked = shared
+        .bridge
+        .with_input_schema(&name, |schema| {
+            let headers = check_param_headers(req_headers, schema, args);
+            (headers, tasks::mode(&req.caps, Some(schema)))
+        })
+        .await;
+    let mode = match checked {
+        Some((Err(why), _)) => {
             return rpc_error(StatusCode::BAD_REQUEST, &req.id, HEADER_MISMATCH, &why);
         }
-    }
-    let mode = tasks::mode(&req.caps, schema.as_ref());
+        Some((Ok(()), mode)) => mode,
+        None => tasks::mode(&req.caps, None),
+    };
     if mode == tasks::Mode::Needed {
         return reply(tasks::needs_extension(
             &req.id,
             "this tool runs as a task only",
         ));
     }
-    let cfg = gw.config().http.mcp.clone();
     let modern = gw.clone();
     let call = match params.get("requestState") {
         None | Some(Value::Null) => start(&shared, &params, &name, token),
@@ -797,6 +796,7 @@ async fn call(
     };
     let (tx, rx) = bounded::<Out>(64);
     let task = smol::spawn(async move {
+        let cfg = &modern.config().http.mcp;
         let mut call = call;
         let step = match mode {
             tasks::Mode::Off => Some(round(&mut call, &mut req, &tx, sse).await),
@@ -812,12 +812,12 @@ async fn call(
         };
         let last = match step {
             Some(Step::Final(msg)) if mode == tasks::Mode::Required => {
-                tasks::create(&modern, &cfg, call, &req, Some(msg))
+                tasks::create(&modern, cfg, call, &req, Some(msg))
             }
             Some(Step::Final(msg)) => msg,
-            Some(Step::Ask(p)) => park(&modern, &cfg, call, p, &req.id),
-            Some(Step::Refused(p, why)) => refused(&modern, &cfg, call, p, &req.id, &why),
-            None => tasks::create(&modern, &cfg, call, &req, None),
+            Some(Step::Ask(p)) => park(&modern, cfg, call, p, &req.id),
+            Some(Step::Refused(p, why)) => refused(&modern, cfg, call, p, &req.id, &why),
+            None => tasks::create(&modern, cfg, call, &req, None),
         };
         let _ = tx.send(Out::Final(last)).await;
     });
