@@ -79,6 +79,10 @@ impl CallHandle {
     }
 }
 
+/// Identifies an [`Node::ask`]: its [`NodeEvent::Answer`] carries the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AskHandle(u64);
+
 /// Where the connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeState {
@@ -140,6 +144,8 @@ pub enum NodeEvent<'a> {
     Answer {
         /// The call that asked.
         call: CallHandle,
+        /// Which of its asks this answers.
+        ask: AskHandle,
         /// The answer, or why there is none.
         answer: Result<Json<'a>, ErrorObject<'a>>,
     },
@@ -157,7 +163,7 @@ pub enum NodeError {
     NotReady,
     /// The output buffer is too small for even an error frame.
     Encode(EncodeError),
-    /// Too many asks outstanding.
+    /// The call has as many asks open as the node allows (`A` of [`Node`]).
     TooManyAsks,
     /// The reply buffer given to `handle_frame` is too small.
     ReplyBuffer(EncodeError),
@@ -191,11 +197,12 @@ pub struct Handled<'a> {
 }
 
 #[derive(Clone, Debug)]
-struct Slot {
+struct Slot<const A: usize> {
     id: OwnedId,
     generation: u16,
     deadline: Option<Instant>,
-    asking: Option<u64>,
+    /// Ids of the call's open asks (0: a free place; ask ids start at [`FIRST_ASK_ID`]).
+    asking: [u64; A],
 }
 
 #[derive(Clone, Debug)]
@@ -213,7 +220,9 @@ const REGISTER_ID: u64 = 1;
 /// First id of asks.
 const FIRST_ASK_ID: u64 = 2;
 
-/// The node side of one connection. `N` is the number of calls it runs at once.
+/// The node side of one connection. `N` is the number of calls it runs at once, `A` the number
+/// of asks a call may have open at once (1 unless given: a device's tools ask one thing at a
+/// time; a host's may ask several together).
 ///
 /// A node and a gateway [`Connection`](crate::gateway::Connection) back to back in memory:
 /// every frame one writes, the other reads.
@@ -270,7 +279,7 @@ const FIRST_ASK_ID: u64 = 2;
 /// assert_eq!((done, result.as_str()), (id, "5"));
 /// assert!(!node.is_live(call)); // a second finish would be refused
 /// ```
-pub struct Node<'t, const N: usize> {
+pub struct Node<'t, const N: usize, const A: usize = 1> {
     config: NodeConfig<'t>,
     state: NodeState,
     encoding: Encoding,
@@ -278,7 +287,7 @@ pub struct Node<'t, const N: usize> {
     heartbeat: Option<Duration>,
     last_heard: Instant,
     handshake_deadline: Option<Instant>,
-    slots: [Option<Slot>; N],
+    slots: [Option<Slot<A>>; N],
     /// No running call's deadline is earlier than this (`None`: none has one): kept when a call
     /// starts, made exact by `handle_timeout`, so `poll_timeout` does not scan `N` slots.
     calls_due: Option<Instant>,
@@ -292,7 +301,7 @@ pub struct Node<'t, const N: usize> {
 
 // On devices (pointers narrower than 64 bits) the entry points stay out of line: inlined into a
 // runtime's session future they were copied per call site (~2 KiB of flash for a node).
-impl<'t, const N: usize> Node<'t, N> {
+impl<'t, const N: usize, const A: usize> Node<'t, N, A> {
     /// A connection that starts by sending `hello`.
     pub fn new(config: NodeConfig<'t>, now: Instant) -> Self {
         let mut ctl = heapless::Deque::new();
@@ -447,15 +456,14 @@ impl<'t, const N: usize> Node<'t, N> {
                 Err(e) => h.event = Some(self.close(CloseReason::Refused(e.code))),
             },
             (ask, NodeState::Ready) if ask >= FIRST_ASK_ID => {
-                let Some(i) = self
-                    .slots
-                    .iter()
-                    .position(|s| s.as_ref().is_some_and(|s| s.asking == Some(ask)))
-                else {
+                let Some((i, j)) = self.slots.iter().enumerate().find_map(|(i, s)| {
+                    let j = s.as_ref()?.asking.iter().position(|&a| a == ask)?;
+                    Some((i, j))
+                }) else {
                     return; // the call ended meanwhile
                 };
                 if let Some(s) = self.slots[i].as_mut() {
-                    s.asking = None;
+                    s.asking[j] = 0;
                 }
                 let call = self.handle_of(i);
                 let answer = match result {
@@ -471,7 +479,11 @@ impl<'t, const N: usize> Node<'t, N> {
                     },
                     Err(e) => Err(e),
                 };
-                h.event = Some(NodeEvent::Answer { call, answer });
+                h.event = Some(NodeEvent::Answer {
+                    call,
+                    ask: AskHandle(ask),
+                    answer,
+                });
             }
             _ => h.error = Some(codec::DecodeError::BadEnvelope("unexpected response")),
         }
@@ -535,7 +547,7 @@ impl<'t, const N: usize> Node<'t, N> {
                     id: owned,
                     generation: self.generation,
                     deadline,
-                    asking: None,
+                    asking: [0; A],
                 });
                 h.event = Some(NodeEvent::Execute {
                     call: self.handle_of(free),
@@ -778,8 +790,10 @@ impl<'t, const N: usize> Node<'t, N> {
         .map_err(NodeError::Encode)
     }
 
-    /// Asks the gateway a question on behalf of `call`, writing the `ask` request into `out`.
-    /// The answer arrives as [`NodeEvent::Answer`]. One ask per call at a time.
+    /// Asks the gateway a question on behalf of `call`, writing the `ask` request into `out`
+    /// (its length is returned with the ask's handle). The answer arrives as
+    /// [`NodeEvent::Answer`] with the same handle. A call has at most `A` asks open at once
+    /// ([`NodeError::TooManyAsks`] beyond).
     #[cfg_attr(not(target_pointer_width = "64"), inline(never))]
     pub fn ask(
         &mut self,
@@ -788,7 +802,7 @@ impl<'t, const N: usize> Node<'t, N> {
         prompt: &str,
         schema: Option<Json<'_>>,
         out: &mut [u8],
-    ) -> Result<usize, NodeError> {
+    ) -> Result<(AskHandle, usize), NodeError> {
         if self.state != NodeState::Ready {
             return Err(NodeError::NotReady);
         }
@@ -796,9 +810,9 @@ impl<'t, const N: usize> Node<'t, N> {
         let ask_id = self.next_id;
         let limit = self.frame_limit(out.len());
         let slot = self.slots[i].as_mut().ok_or(NodeError::StaleCall)?;
-        if slot.asking.is_some() {
+        let Some(place) = slot.asking.iter().position(|&a| a == 0) else {
             return Err(NodeError::TooManyAsks);
-        }
+        };
         let n = codec::encode_request_params(
             self.encoding,
             Id::Num(ask_id),
@@ -811,9 +825,9 @@ impl<'t, const N: usize> Node<'t, N> {
             &mut out[..limit],
         )
         .map_err(NodeError::Encode)?;
-        slot.asking = Some(ask_id);
+        slot.asking[place] = ask_id;
         self.next_id += 1;
-        Ok(n)
+        Ok((AskHandle(ask_id), n))
     }
 
     /// Closes the connection with a `goodbye` (sent by the next [`Node::poll_transmit`]).

@@ -42,7 +42,7 @@ enum NodeEv {
     Ready(usize),
     Execute(CallHandle, String, String),
     Cancel(CallHandle),
-    Answer(CallHandle, Result<String, i32>),
+    Answer(CallHandle, node::AskHandle, Result<String, i32>),
     Closed(node::CloseReason),
 }
 
@@ -78,7 +78,8 @@ fn gw_ev(e: gateway::Event<'_>) -> GwEv {
 struct Pair {
     now: Instant,
     gw: Connection<'static, Fixed<16, 32>>,
-    node: Node<'static, 2>,
+    /// Two calls at once, each with up to two asks open.
+    node: Node<'static, 2, 2>,
     to_node: VecDeque<Vec<u8>>,
     to_gw: VecDeque<Vec<u8>>,
     gw_events: Vec<GwEv>,
@@ -195,8 +196,9 @@ impl Pair {
                 args.as_str().to_owned(),
             ),
             NodeEvent::Cancel { call } => NodeEv::Cancel(call),
-            NodeEvent::Answer { call, answer } => NodeEv::Answer(
+            NodeEvent::Answer { call, ask, answer } => NodeEv::Answer(
                 call,
+                ask,
                 answer.map(|j| j.as_str().to_owned()).map_err(|e| e.code),
             ),
             NodeEvent::Closed(r) => NodeEv::Closed(r),
@@ -488,34 +490,113 @@ fn ask_round_trip() {
         let id = p.call("ask", "{}", None).unwrap();
         let (call, ..) = p.take_execute();
         let mut out = vec![0u8; 512];
-        let n = p
+        let (valve, n) = p
             .node
             .ask(call, AskKind::Permission, "Open the valve?", None, &mut out)
             .unwrap();
-        // One ask per call at a time.
+        p.to_gw.push_back(out[..n].to_vec());
+        let schema = Json::trusted(br#"{"type":"integer"}"#);
+        let (litres, n) = p
+            .node
+            .ask(
+                call,
+                AskKind::Input,
+                "How many litres?",
+                Some(schema),
+                &mut out,
+            )
+            .unwrap();
+        p.to_gw.push_back(out[..n].to_vec());
+        assert_ne!(valve, litres);
+        // Two asks open on the call: as many as this node allows.
         assert_eq!(
             p.node
                 .ask(call, AskKind::Permission, "again?", None, &mut out),
             Err(node::NodeError::TooManyAsks)
         );
-        p.to_gw.push_back(out[..n].to_vec());
         p.drive();
-        let GwEv::Ask(ask, for_call, prompt) = p.gw_events.remove(0) else {
-            panic!("expected an ask");
-        };
-        assert_eq!((for_call, prompt.as_str()), (id.0, "Open the valve?"));
+        let asks: Vec<_> = p
+            .gw_events
+            .drain(..)
+            .map(|e| match e {
+                GwEv::Ask(ask, for_call, prompt) => (ask, for_call, prompt),
+                other => panic!("expected an ask, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            asks.iter()
+                .map(|(_, c, p)| (*c, p.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(id.0, "Open the valve?"), (id.0, "How many litres?")]
+        );
+        // Answered the other way round: each answer reaches its own ask.
         let n =
-            p.gw.answer(&ask, Ok(Json::trusted(b"true")), &mut out)
+            p.gw.answer(&asks[1].0, Ok(Json::trusted(b"12")), &mut out)
                 .unwrap();
         p.to_node.push_back(out[..n].to_vec());
         p.drive();
-        assert_eq!(p.node_events, vec![NodeEv::Answer(call, Ok("true".into()))]);
+        assert_eq!(
+            p.node_events,
+            vec![NodeEv::Answer(call, litres, Ok("12".into()))]
+        );
+        // Its place is free again.
+        let (again, _) = p
+            .node
+            .ask(call, AskKind::Permission, "Sure?", None, &mut out)
+            .unwrap();
+        assert!(again != valve && again != litres);
+        p.node_events.clear();
+        let n =
+            p.gw.answer(&asks[0].0, Ok(Json::trusted(b"true")), &mut out)
+                .unwrap();
+        p.to_node.push_back(out[..n].to_vec());
+        // A second answer to the same ask is not one.
+        let n2 =
+            p.gw.answer(&asks[1].0, Ok(Json::trusted(b"13")), &mut out[256..])
+                .unwrap();
+        p.to_node.push_back(out[256..256 + n2].to_vec());
+        p.drive();
+        assert_eq!(
+            p.node_events,
+            vec![NodeEv::Answer(call, valve, Ok("true".into()))]
+        );
         p.finish(call, Ok(r#""opened""#));
         assert_eq!(
             p.gw_events,
             vec![GwEv::Done(id.0, Ok(r#""opened""#.into()))]
         );
     }
+}
+
+#[test]
+fn one_ask_at_a_time_by_default() {
+    let tools: &'static [ToolDef<'static>] = Box::leak(tools().into_boxed_slice());
+    let mut node: Node<'static, 2> = Node::new(NodeConfig::new("dev-1", tools), Instant(0));
+    let mut gw: Connection<'static, Fixed<16, 32>> =
+        Connection::new(GatewayConfig::new("gw"), Instant(0));
+    let (mut a, mut b) = (vec![0u8; 1024], vec![0u8; 1024]);
+    let now = Instant(0);
+    // hello, register
+    for _ in 0..2 {
+        let n = node.poll_transmit(&mut a).unwrap().unwrap();
+        let h = gw.handle_frame(now, &a[..n], &mut b);
+        let h = node.handle_frame(now, &b[..h.reply], &mut a);
+        assert_eq!(h.error, None);
+    }
+    assert_eq!(node.state(), node::NodeState::Ready);
+    let (_, n) = gw
+        .call(now, "ask", Json::EMPTY_OBJECT, None, &mut b)
+        .unwrap();
+    let h = node.handle_frame(now, &b[..n], &mut a);
+    let Some(NodeEvent::Execute { call, .. }) = h.event else {
+        panic!("{h:?}")
+    };
+    node.ask(call, AskKind::Permission, "first?", None, &mut a)
+        .unwrap();
+    assert_eq!(
+        node.ask(call, AskKind::Permission, "second?", None, &mut a),
+        Err(node::NodeError::TooManyAsks)
+    );
 }
 
 #[test]

@@ -12,11 +12,15 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use toolwire_core::codec::{self, Limits, Message};
 use toolwire_core::frame::*;
-use toolwire_core::node::{CallHandle, Node, NodeConfig, NodeError, NodeEvent, NodeState};
+use toolwire_core::node::{
+    AskHandle, CallHandle, Node, NodeConfig, NodeError, NodeEvent, NodeState,
+};
 use toolwire_core::{Duration, EncodeError, Encoding, Id, Instant, Json, List, OwnedId, Str};
 use toolwire_fuzz::*;
 
 const N: usize = 4;
+/// Asks one call may have open at once.
+const A: usize = 2;
 
 static TOOLS: [ToolDef<'static>; 3] = [
     ToolDef {
@@ -148,13 +152,15 @@ struct Call {
 }
 
 struct Harness {
-    node: Node<'static, N>,
+    node: Node<'static, N, A>,
     now: Instant,
     limits: Limits,
     reply_len: usize,
     calls: Vec<Call>,
     exec_ids: Vec<ArbId>,
     ask_ids: Vec<u64>,
+    /// Asks sent and not answered: (call, ask). Dropped when the call ends.
+    open_asks: Vec<(CallHandle, AskHandle)>,
     ready_events: usize,
     closed_events: usize,
 }
@@ -176,6 +182,7 @@ impl Harness {
         }
         assert!(!c.ended, "{how} for {handle:?}, which already ended");
         c.ended = true;
+        self.open_asks.retain(|&(c, _)| c != handle);
     }
 
     fn on_event(&mut self, e: NodeEvent<'_>) {
@@ -206,13 +213,20 @@ impl Harness {
                 assert!(!self.node.is_live(call), "cancelled handle still live");
                 self.end(call, "Cancel");
             }
-            NodeEvent::Answer { call, .. } => {
+            NodeEvent::Answer { call, ask, .. } => {
                 assert!(self.node.is_live(call), "answer for a call not live");
+                let at = self
+                    .open_asks
+                    .iter()
+                    .position(|&o| o == (call, ask))
+                    .unwrap_or_else(|| panic!("answer for {ask:?}, not open on {call:?}"));
+                self.open_asks.swap_remove(at);
             }
             NodeEvent::Closed(_) => {
                 self.closed_events += 1;
                 assert_eq!(self.closed_events, 1, "closed twice");
                 assert_eq!(self.node.state(), NodeState::Closed);
+                self.open_asks.clear();
                 for c in &mut self.calls {
                     if !c.ended {
                         c.ended = true;
@@ -347,6 +361,7 @@ fn run(input: Input) {
         calls: Vec::new(),
         exec_ids: Vec::new(),
         ask_ids: Vec::new(),
+        open_asks: Vec::new(),
         ready_events: 0,
         closed_events: 0,
     };
@@ -609,9 +624,14 @@ fn step(h: &mut Harness, action: Action) {
                 &mut buf,
             );
             match r {
-                Ok(n) => {
+                Ok((ask, n)) => {
                     assert!(h.node.is_live(handle));
                     assert!(n <= h.limit(buf.len()));
+                    assert!(
+                        !h.open_asks.iter().any(|&(_, a)| a == ask),
+                        "{ask:?} reused"
+                    );
+                    h.open_asks.push((handle, ask));
                     match h.check_out(&buf[..n], enc) {
                         Message::Request {
                             id: Id::Num(id),
@@ -622,9 +642,11 @@ fn step(h: &mut Harness, action: Action) {
                 }
                 Err(NodeError::StaleCall) => assert!(!h.node.is_live(handle)),
                 Err(NodeError::NotReady) => assert_ne!(h.node.state(), NodeState::Ready),
-                Err(
-                    NodeError::TooManyAsks | NodeError::Encode(EncodeError::BufferTooSmall { .. }),
-                ) => {}
+                Err(NodeError::TooManyAsks) => {
+                    let open = h.open_asks.iter().filter(|&&(c, _)| c == handle).count();
+                    assert_eq!(open, A, "TooManyAsks with {open} asks open");
+                }
+                Err(NodeError::Encode(EncodeError::BufferTooSmall { .. })) => {}
                 Err(e) => panic!("ask failed: {e:?}"),
             }
         }

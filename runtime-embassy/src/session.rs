@@ -234,7 +234,7 @@ impl<'s, 'd, W: Write, const N: usize> Session<'s, 'd, W, N> {
         match event {
             Some(NodeEvent::Execute { call, tool, args }) => self.start(call, tool, args).await,
             Some(NodeEvent::Cancel { call }) => self.slots[call.slot()].cancel.signal(call),
-            Some(NodeEvent::Answer { call, answer }) => {
+            Some(NodeEvent::Answer { call, answer, .. }) => {
                 let answer = match answer {
                     Ok(json) => {
                         heapless::Vec::from_slice(json.as_bytes()).map_err(|_| AskError::TooLarge)
@@ -451,7 +451,7 @@ impl<W: Write, const N: usize> Context for Cx<'_, '_, '_, W, N> {
     ) -> Result<usize, AskError> {
         let call = self.call;
         self.session
-            .send_with(&mut |node, buf| node.ask(call, kind, prompt, schema, buf))
+            .send_with(&mut |node, buf| node.ask(call, kind, prompt, schema, buf).map(|(_, n)| n))
             .await
             .map_err(|e| match e {
                 NodeError::StaleCall | NodeError::NotReady => AskError::Gone,
