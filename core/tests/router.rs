@@ -9,10 +9,10 @@ use std::collections::VecDeque;
 use toolwire_core::codec::{self, Limits, Message};
 use toolwire_core::controller::{Controller, ControllerConfig, ControllerEvent};
 use toolwire_core::frame::*;
-use toolwire_core::node::{self, CallHandle, Node, NodeConfig, NodeEvent};
+use toolwire_core::node::{self, AskHandle, CallHandle, Node, NodeConfig, NodeEvent};
 use toolwire_core::router::{
-    Acl, CacheConfig, ConnId, Event, Failure, HeldConfig, LocalCall, OpenError, Outbox, RateLimit,
-    Router, RouterConfig, Schemas, TokenSpec,
+    Acl, CacheConfig, ConnId, Event, Failure, HeldConfig, LocalCall, MAX_ASKS_PER_CALL, OpenError,
+    Outbox, RateLimit, Router, RouterConfig, Schemas, TokenSpec,
 };
 use toolwire_core::{Duration, ErrorCode, Id, Instant, Json, List, OwnedId, Str};
 
@@ -107,8 +107,10 @@ enum CtrlEv {
 
 struct NodePeer {
     conn: ConnId,
-    core: Node<'static, N>,
+    core: Node<'static, N, { MAX_ASKS_PER_CALL + 1 }>,
     tools: Vec<&'static str>,
+    /// The asks answered, in the order their answers came.
+    answered: Vec<AskHandle>,
     inbox: VecDeque<Vec<u8>>,
     /// Its transport is open (the router has not closed it, the test has not dropped it).
     linked: bool,
@@ -228,6 +230,7 @@ impl<S: Schemas> Trio<S> {
             conn,
             core: Node::new(nc, self.now),
             tools: tools.iter().map(|t| t.name.raw()).collect(),
+            answered: vec![],
             inbox: VecDeque::new(),
             linked: true,
             events: vec![],
@@ -279,6 +282,9 @@ impl<S: Schemas> Trio<S> {
                     moved = true;
                 }
                 while let Some(e) = p.core.poll_event() {
+                    if let NodeEvent::Answer { ask, .. } = &e {
+                        p.answered.push(*ask);
+                    }
                     p.events.push(node_ev(&p.tools, e));
                     moved = true;
                 }
@@ -355,6 +361,9 @@ impl<S: Schemas> Trio<S> {
                         .push_back((p.conn, reply[..h.reply].to_vec()));
                 }
                 if let Some(e) = h.event {
+                    if let NodeEvent::Answer { ask, .. } = &e {
+                        p.answered.push(*ask);
+                    }
                     p.events.push(node_ev(&p.tools, e));
                 }
             }
@@ -708,16 +717,23 @@ impl<S: Schemas> Trio<S> {
         self.drive();
     }
 
-    fn ask(&mut self, node: usize, call: CallHandle, prompt: &str) {
-        self.ask_kind(node, call, AskKind::Permission, prompt);
+    fn ask(&mut self, node: usize, call: CallHandle, prompt: &str) -> AskHandle {
+        self.ask_kind(node, call, AskKind::Permission, prompt)
     }
 
-    fn ask_kind(&mut self, node: usize, call: CallHandle, kind: AskKind, prompt: &str) {
+    fn ask_kind(
+        &mut self,
+        node: usize,
+        call: CallHandle,
+        kind: AskKind,
+        prompt: &str,
+    ) -> AskHandle {
         let mut out = vec![0u8; 512];
         let p = &mut self.nodes[node];
-        let n = p.core.ask(call, kind, prompt, None, &mut out).unwrap();
+        let (ask, n) = p.core.ask(call, kind, prompt, None, &mut out).unwrap();
         self.to_router.push_back((p.conn, out[..n].to_vec()));
         self.drive();
+        ask
     }
 
     /// The node's transport drops (the router sees its connection end).
@@ -760,7 +776,7 @@ fn node_ev(tools: &[&str], e: NodeEvent<'_>) -> NodeEv {
             NodeEv::Execute(call, tools[tool].to_owned(), args.as_str().to_owned())
         }
         NodeEvent::Cancel { call } => NodeEv::Cancel(call),
-        NodeEvent::Answer { call, answer } => NodeEv::Answer(
+        NodeEvent::Answer { call, answer, .. } => NodeEv::Answer(
             call,
             answer.map(|j| j.as_str().to_owned()).map_err(|e| e.code),
         ),
@@ -1815,6 +1831,108 @@ fn local_ask_is_answered_through_the_router() {
 }
 
 #[test]
+fn several_asks_of_one_call_are_open_at_once() {
+    for (node_enc, ctrl_enc) in MIXES {
+        let mut t = Trio::standard(ctrl_enc);
+        let n = t.add_node("dev-1", &["valve"], node_enc);
+        t.ctrl_events.clear();
+        let id = t.call("dev-1", "valve", "{}", None);
+        let (call, ..) = t.take_execute(n);
+        let mine: Vec<AskHandle> = (0..MAX_ASKS_PER_CALL)
+            .map(|i| t.ask(n, call, &format!("q{i}")))
+            .collect();
+        let asks = t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..)));
+        let prompts: Vec<&str> = asks
+            .iter()
+            .map(|e| match e {
+                CtrlEv::Ask(_, c, p) if *c == id => p.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(prompts, ["q0", "q1", "q2", "q3"]);
+        // One past the limit is declined by the router, the open ones untouched.
+        let extra = t.ask(n, call, "q4");
+        assert_eq!(t.nodes[n].answered, vec![extra]);
+        assert_eq!(
+            t.nodes[n].events,
+            vec![NodeEv::Answer(call, Err(code(ErrorCode::AskDeclined)))]
+        );
+        assert!(t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..))).is_empty());
+        t.nodes[n].events.clear();
+        t.nodes[n].answered.clear();
+        // Answered out of order, each reaches its own ask.
+        let ids: Vec<OwnedId> = asks
+            .iter()
+            .map(|e| match e {
+                CtrlEv::Ask(a, ..) => a.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        t.answer(&ids[2], Ok("2"));
+        t.answer(&ids[0], Ok("0"));
+        assert_eq!(t.nodes[n].answered, vec![mine[2], mine[0]]);
+        assert_eq!(
+            t.nodes[n].events,
+            vec![
+                NodeEv::Answer(call, Ok("2".into())),
+                NodeEv::Answer(call, Ok("0".into()))
+            ]
+        );
+        // A place freed is a place for a new ask.
+        t.ask(n, call, "q5");
+        assert_eq!(t.take_ctrl(|e| matches!(e, CtrlEv::Ask(..))).len(), 1);
+        // The call ends with three open: they are forgotten with it, and an answer that comes
+        // later reaches nobody.
+        t.finish(n, call, Ok("1"));
+        assert_eq!(t.result(id), Ok("1".into()));
+        t.answer(&ids[1], Ok("99"));
+        assert!(
+            !t.nodes[n]
+                .events
+                .iter()
+                .any(|e| *e == NodeEv::Answer(call, Ok("99".into()))),
+            "{:?}",
+            t.nodes[n].events
+        );
+        t.check_clean();
+    }
+    // A local call's asks, answered in reverse.
+    let mut t = Trio::standard(Encoding::Json);
+    let n = t.add_node("dev-1", &["valve"], Encoding::Postcard);
+    let key = t
+        .router
+        .call(t.now, "dev-1", "valve", Json::EMPTY_OBJECT, None, None)
+        .unwrap();
+    t.drive();
+    let (call, ..) = t.take_execute(n);
+    let a = t.ask(n, call, "first");
+    let b = t.ask(n, call, "second");
+    let keys: Vec<_> = t
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ask { ask, key: k, .. } if *k == key => Some(*ask),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 2);
+    t.router.answer(t.now, keys[1], Ok(Json::trusted(b"2")));
+    t.router.answer(t.now, keys[0], Ok(Json::trusted(b"1")));
+    t.drive();
+    assert_eq!(t.nodes[n].answered, vec![b, a]);
+    assert_eq!(
+        t.nodes[n].events,
+        vec![
+            NodeEv::Answer(call, Ok("2".into())),
+            NodeEv::Answer(call, Ok("1".into()))
+        ]
+    );
+    t.finish(n, call, Ok("1"));
+    assert_eq!(t.dones(), vec![(key, Ok("1".into()))]);
+    t.check_clean();
+}
+
+#[test]
 fn controller_cancel_reaches_the_node_and_gets_no_answer() {
     for (node_enc, ctrl_enc) in MIXES {
         let mut t = Trio::standard(ctrl_enc);
@@ -2565,6 +2683,7 @@ fn a_flood_of_silent_connections_is_bounded_and_times_out() {
                 t.now,
             ),
             tools: vec!["echo"],
+            answered: vec![],
             inbox: VecDeque::new(),
             linked: true,
             events: vec![],

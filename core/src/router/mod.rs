@@ -89,6 +89,10 @@ use crate::{Duration, EncodeError, ErrorCode, Id, Instant, Json, List, OwnedId, 
 
 /// Calls pending on one node connection, at most.
 pub const MAX_PENDING: usize = 256;
+/// Asks one call may have open at once, at most: a node's further ask while this many wait
+/// is declined with `-32013` ("too many asks open on the call"). Several may be open so that a
+/// tool can ask its questions together and an MCP client answer them in one round.
+pub const MAX_ASKS_PER_CALL: usize = 4;
 /// Tools one node may register, at most.
 pub const MAX_TOOLS: usize = 256;
 /// Items in one listing page, at most (a controller's `limit` is clamped to it).
@@ -184,7 +188,8 @@ struct CallRec {
     node: String,
     tool: String,
     started: Instant,
-    ask: Option<OpenAsk>,
+    /// Its node's open asks, at most [`MAX_ASKS_PER_CALL`].
+    asks: Vec<OpenAsk>,
     /// Where its result goes in the result cache, if it is kept.
     cache_key: Option<(String, String, String)>,
     /// The caller's result budget (`max_result_bytes`).
@@ -678,10 +683,10 @@ impl<S: Schemas> Router<S> {
         let Some(rec) = self.calls.get_mut(&ask.call) else {
             return;
         };
-        if rec.ask.as_ref().is_none_or(|a| a.seq != ask.seq) {
+        let Some(at) = rec.asks.iter().position(|a| a.seq == ask.seq) else {
             return;
-        }
-        let open = rec.ask.take().unwrap_or_else(|| unreachable!());
+        };
+        let open = rec.asks.swap_remove(at);
         let node_conn = rec.node_conn;
         self.answer_node(node_conn, &open.ask, answer);
         self.settle();

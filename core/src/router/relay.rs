@@ -374,7 +374,7 @@ impl<S: Schemas> Router<S> {
                 node: node.to_owned(),
                 tool: tool.to_owned(),
                 started: now,
-                ask: None,
+                asks: Vec::new(),
                 cache_key,
                 budget,
             },
@@ -391,7 +391,7 @@ impl<S: Schemas> Router<S> {
         let Some(rec) = self.calls.remove(&key) else {
             return;
         };
-        if let Some(open) = &rec.ask {
+        for open in &rec.asks {
             self.close_ask(&rec, open);
         }
         if let (Some(cache), Some(k), Ok(v)) = (&mut self.cache, rec.cache_key.clone(), &result) {
@@ -510,7 +510,7 @@ impl<S: Schemas> Router<S> {
             self.by_request
                 .remove(&(conn.index, ReqKey::of(&id.as_id())));
         }
-        if let Some(open) = &rec.ask {
+        for open in &rec.asks {
             self.close_ask(&rec, open);
         }
         if let Some(slot) = self.slot_mut(rec.node_conn) {
@@ -686,8 +686,8 @@ impl<S: Schemas> Router<S> {
         let Some(rec) = self.calls.get_mut(&key) else {
             return decline(self, &ask, "no such call in flight");
         };
-        if rec.ask.is_some() {
-            return decline(self, &ask, "one ask per call at a time");
+        if rec.asks.len() >= MAX_ASKS_PER_CALL {
+            return decline(self, &ask, "too many asks open on the call");
         }
         // The caller's ask rules, first match first, may decide without asking it.
         if let Origin::Controller { conn, .. } = &rec.origin
@@ -737,7 +737,7 @@ impl<S: Schemas> Router<S> {
         };
         match &rec.origin {
             Origin::Local => {
-                rec.ask = Some(OpenAsk {
+                rec.asks.push(OpenAsk {
                     ask,
                     seq,
                     forwarded: None,
@@ -770,7 +770,7 @@ impl<S: Schemas> Router<S> {
                         self.send_scratch(conn.index, n);
                         self.ctrl_asks.insert((conn.index, rid), key);
                         if let Some(rec) = self.calls.get_mut(&key) {
-                            rec.ask = Some(OpenAsk {
+                            rec.asks.push(OpenAsk {
                                 ask,
                                 seq,
                                 forwarded: Some(rid),
@@ -798,9 +798,10 @@ impl<S: Schemas> Router<S> {
             self.stats.late_answers += 1;
             return;
         };
-        let Some(open) = rec.ask.take() else {
+        let Some(at) = rec.asks.iter().position(|a| a.forwarded == Some(rid)) else {
             return;
         };
+        let open = rec.asks.swap_remove(at);
         let node_conn = rec.node_conn;
         let limits = self.config.connection.limits;
         match result {
