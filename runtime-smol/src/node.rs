@@ -27,7 +27,7 @@ use smol::lock::Semaphore;
 use toolwire_core::frame::{
     Annotations, AskKind, Encoding, Encodings, GoodbyeReason, LogLevel, ToolDef,
 };
-use toolwire_core::node::{CallHandle, CloseReason, Node, NodeConfig, NodeEvent};
+use toolwire_core::node::{AskHandle, CallHandle, CloseReason, Node, NodeConfig, NodeEvent};
 use toolwire_core::{EncodeError, ErrorCode, ErrorObject, Instant, Json, Str};
 
 use crate::clock::Clock;
@@ -37,6 +37,10 @@ use crate::transport::{self, Endpoint};
 
 /// Calls a host node runs at once, at most.
 pub const MAX_IN_FLIGHT: usize = 256;
+/// Asks one call may have open at once ([`ToolContext::ask`] futures awaited together, say with
+/// `futures_lite::future::zip`), at most; one more fails at once with `-32013`. The gateway
+/// keeps as many (`toolwire_core::router::MAX_ASKS_PER_CALL`).
+pub const MAX_ASKS: usize = 4;
 
 /// An error a tool returns.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,7 +225,9 @@ impl ToolContext {
             .await;
     }
 
-    /// Asks the gateway (and through it, the caller) for permission or input.
+    /// Asks the gateway (and through it, the caller) for permission or input. Up to
+    /// [`MAX_ASKS`] asks of one call may wait at once (futures awaited together), so an MCP
+    /// client of the 2026-07-28 revision gets them in one round of input requests.
     pub async fn ask(
         &self,
         kind: AskKind,
@@ -447,7 +453,7 @@ impl HostNode {
         };
         cfg.max_frame = self.opts.max_frame;
         let clock = Clock::new();
-        let node: Node<'_, MAX_IN_FLIGHT> = Node::new(cfg, clock.now());
+        let node: Node<'_, MAX_IN_FLIGHT, MAX_ASKS> = Node::new(cfg, clock.now());
         let (cmd_tx, cmd_rx) = unbounded();
         let mut s = NodeSession {
             node,
@@ -470,15 +476,19 @@ impl HostNode {
     }
 }
 
+/// Where the answer to a tool's ask goes.
+type AnswerTx = Sender<Result<Value, CallError>>;
+
 /// One connection's node core, the tasks of its calls and their pending asks.
 struct NodeSession<'t> {
-    node: Node<'t, MAX_IN_FLIGHT>,
+    node: Node<'t, MAX_IN_FLIGHT, MAX_ASKS>,
     tools: Arc<Vec<Tool>>,
     cmd_tx: Sender<Cmd>,
     running: HashMap<usize, Task<()>, FastHash>,
     /// Calls whose tool answered at once, to send in this turn.
     finished: Vec<(CallHandle, Result<String, ToolError>)>,
-    asks: HashMap<usize, Sender<Result<Value, CallError>>, FastHash>,
+    /// Open asks: the call's slot and where its answer goes.
+    asks: HashMap<AskHandle, (usize, AnswerTx), FastHash>,
     status: Option<Sender<NodeStatus>>,
     was_ready: bool,
     /// Set when the connection ends (the first reason wins).
@@ -618,10 +628,10 @@ impl NodeSession<'_> {
             NodeEvent::Cancel { call } => {
                 // Dropping the task cancels the handler at its next await point.
                 self.running.remove(&call.slot());
-                self.asks.remove(&call.slot());
+                self.asks.retain(|_, (slot, _)| *slot != call.slot());
             }
-            NodeEvent::Answer { call, answer } => {
-                if let Some(tx) = self.asks.remove(&call.slot()) {
+            NodeEvent::Answer { ask, answer, .. } => {
+                if let Some((_, tx)) = self.asks.remove(&ask) {
                     let r = answer
                         .map(|j| serde_json::from_slice(j.as_bytes()).unwrap_or(Value::Null))
                         .map_err(|e| CallError {
@@ -648,7 +658,9 @@ impl NodeSession<'_> {
         match c {
             Cmd::Done { call, result } => {
                 self.running.remove(&call.slot());
-                self.asks.remove(&call.slot());
+                if !self.asks.is_empty() {
+                    self.asks.retain(|_, (slot, _)| *slot != call.slot());
+                }
                 let data;
                 let r = match &result {
                     Ok(v) => self
@@ -709,9 +721,9 @@ impl NodeSession<'_> {
             } => {
                 let schema = schema.as_deref().map(|s| Json::trusted(s.as_bytes()));
                 match self.node.ask(call, kind, &prompt, schema, out.space()) {
-                    Ok(n) => {
+                    Ok((ask, n)) => {
                         out.commit(n);
-                        self.asks.insert(call.slot(), reply);
+                        self.asks.insert(ask, (call.slot(), reply));
                     }
                     Err(e) => {
                         let _ = reply
