@@ -688,6 +688,135 @@ fn stateless_asks_round_trip_and_a_state_is_bound_to_its_call() {
     });
 }
 
+/// A node `many`: `three` asks three things at once (two under the same input key), `five`
+/// asks five at once and says how many were answered and how many declined.
+fn many_asks_node() -> HostNode {
+    let colour = |n: u32| {
+        let schema = json!({"type": "object", "properties": {"colour": {"type": "string"}},
+            "x-mcp-input-key": "colour"});
+        (format!("Colour {n}?"), schema)
+    };
+    HostNode::new(NodeOptions::new("many"))
+        .tool(Tool::new(
+            "three",
+            "asks two colours and a permission at once",
+            json!({"type": "object"}),
+            move |ctx, _| async move {
+                let (p1, s1) = colour(1);
+                let (p2, s2) = colour(2);
+                let a = ctx.ask(AskKind::Input, &p1, Some(s1));
+                let b = ctx.ask(AskKind::Input, &p2, Some(s2));
+                let c = ctx.ask(AskKind::Permission, "Paint?", None);
+                let ((a, b), c) = smol::future::zip(smol::future::zip(a, b), c).await;
+                Ok(json!({"first": a?["colour"], "second": b?["colour"], "paint": c?}))
+            },
+        ))
+        .tool(Tool::new(
+            "five",
+            "asks five permissions at once",
+            json!({"type": "object"}),
+            |ctx, _| async move {
+                let prompts: Vec<String> = (1..=5).map(|i| format!("May I {i}?")).collect();
+                let asks = prompts
+                    .iter()
+                    .map(|p| ctx.ask(AskKind::Permission, p, None));
+                let all = futures_util::future::join_all(asks).await;
+                let declined = all
+                    .iter()
+                    .filter(|r| r.as_ref().is_err_and(|e| e.code == -32013))
+                    .count();
+                let answered = all.iter().filter(|r| r.is_ok()).count();
+                Ok(json!({"answered": answered, "declined": declined}))
+            },
+        ))
+}
+
+#[test]
+fn asks_open_at_once_go_in_one_round_and_a_partial_answer_leaves_the_rest() {
+    smol::block_on(async {
+        let mut cfg = GatewayConfig::default();
+        cfg.http.mcp.options.bare_names = true;
+        let (gw, ws, _) = gateway(cfg).await;
+        let _node = spawn_node(&ws, many_asks_node());
+        assert!(gw.wait_for_node("many", Duration::from_secs(10)).await);
+        let addr = authority(&ws);
+        let caps = json!({"elicitation": {}});
+        let call = json!({"name": "three", "arguments": {}});
+        let v = modern(&addr, 1, "tools/call", call.clone(), caps.clone())
+            .await
+            .json()
+            .await;
+        let r = &v["result"];
+        assert_eq!(r["resultType"], "input_required", "{v}");
+        let keys: Vec<&String> = r["inputRequests"].as_object().unwrap().keys().collect();
+        // A key two open asks share gets a suffix; the ask without one is ask-<n>.
+        assert_eq!(keys, ["ask-3", "colour", "colour-2"], "{v}");
+        let message = |k: &str| r["inputRequests"][k]["params"]["message"].clone();
+        assert_eq!(
+            [message("colour"), message("colour-2"), message("ask-3")],
+            [json!("Colour 1?"), json!("Colour 2?"), json!("Paint?")]
+        );
+        // One answered: the next round asks only the other two.
+        let mut next = call.clone();
+        next["requestState"] = r["requestState"].clone();
+        next["inputResponses"] =
+            json!({"colour": {"action": "accept", "content": {"colour": "red"}}});
+        let v = modern(&addr, 2, "tools/call", next.clone(), caps.clone())
+            .await
+            .json()
+            .await;
+        let r = &v["result"];
+        assert_eq!(r["resultType"], "input_required", "{v}");
+        let keys: Vec<&String> = r["inputRequests"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["ask-3", "colour-2"], "{v}");
+        next["requestState"] = r["requestState"].clone();
+        next["inputResponses"] = json!({
+            "colour-2": {"action": "accept", "content": {"colour": "blue"}},
+            "ask-3": {"action": "accept", "content": {"allow": true}}});
+        let v = modern(&addr, 3, "tools/call", next, caps.clone())
+            .await
+            .json()
+            .await;
+        assert_eq!(v["result"]["resultType"], "complete", "{v}");
+        assert_eq!(
+            v["result"]["structuredContent"],
+            json!({"first": "red", "second": "blue", "paint": true})
+        );
+        // Five at once: four wait for the client (as many as a call may have open), the fifth
+        // is declined at once.
+        let call = json!({"name": "five", "arguments": {}});
+        let v = modern(&addr, 4, "tools/call", call.clone(), caps.clone())
+            .await
+            .json()
+            .await;
+        let r = &v["result"];
+        let requests = r["inputRequests"].as_object().expect("input requests");
+        assert_eq!(requests.len(), 4, "{v}");
+        let mut next = call;
+        next["requestState"] = r["requestState"].clone();
+        next["inputResponses"] = requests
+            .keys()
+            .map(|k| {
+                (
+                    k.clone(),
+                    json!({"action": "accept", "content": {"allow": true}}),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let v = modern(&addr, 5, "tools/call", next, caps)
+            .await
+            .json()
+            .await;
+        assert_eq!(
+            v["result"]["structuredContent"],
+            json!({"answered": 4, "declined": 1}),
+            "{v}"
+        );
+        assert_eq!(gw.node("many").map(|n| n.in_flight), Some(0));
+    });
+}
+
 #[test]
 fn a_stateless_call_ends_when_its_response_is_closed_or_nobody_comes_back() {
     smol::block_on(async {

@@ -8,8 +8,10 @@
 
 use crate::client::ClientCallOptions;
 use crate::gateway::{AskRequest, CallError, LogLine, Progress};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use smol::channel::bounded;
+use smol::future::FutureExt;
 use toolwire_core::frame::AskKind;
 
 use super::list::Catalog;
@@ -101,14 +103,29 @@ impl Bridge {
         let client = self.client();
         let call = client.call(&node, &tool, &args, opts);
         let asks = async {
-            while let Ok(ask) = arx.recv().await {
+            // Asks open at once go to the client at once, each answered when it is.
+            let mut open = futures_util::stream::FuturesUnordered::new();
+            loop {
+                let next = async { Some(arx.recv().await) }
+                    .or(async {
+                        match open.is_empty() {
+                            true => std::future::pending().await,
+                            false => open.next().await.and(None),
+                        }
+                    })
+                    .await;
+                let ask = match next {
+                    Some(Ok(ask)) => ask,
+                    Some(Err(_)) => break,
+                    None => continue,
+                };
                 match &ctx.park {
                     Some(park) => {
                         // Dropped unanswered (declined) if nobody takes it any more.
                         let _ = park.send(ask).await;
                     }
                     None if ctx.takes(ask.kind) => {
-                        self.ask_for(ask, out, ctx.tracked.as_ref()).await
+                        open.push(self.ask_for(ask, out, ctx.tracked.as_ref()))
                     }
                     None => {
                         let cap = capability_for(ask.kind);
@@ -116,6 +133,7 @@ impl Bridge {
                     }
                 }
             }
+            while open.next().await.is_some() {}
         };
         let call = async {
             let (r, ()) = smol::future::zip(call, asks).await;

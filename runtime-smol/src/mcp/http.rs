@@ -81,6 +81,11 @@ pub struct McpHttpConfig {
     /// 2026-07-28: calls waiting for input at once, at most (the one closest to its end is
     /// cancelled for a new one). Default 256.
     pub max_waiting: usize,
+    /// 2026-07-28: after a node asks, how long the gateway waits for more asks of the same
+    /// call before it answers `input_required` with all of them (a tool that asks several
+    /// things at once gets one round, not one per ask). The wait starts again with each ask.
+    /// Default 20 ms.
+    pub input_gather: Duration,
     /// 2026-07-28, for a client that declares the tasks extension: a call still running
     /// after this long becomes a task the client polls. Default 500 ms.
     pub task_after: Duration,
@@ -103,6 +108,7 @@ impl Default for McpHttpConfig {
             close_streams_after: None,
             input_wait: Duration::from_secs(300),
             max_waiting: 256,
+            input_gather: Duration::from_millis(20),
             task_after: Duration::from_millis(500),
             task_ttl: Duration::from_secs(300),
             max_tasks: 1024,

@@ -21,10 +21,13 @@
 //!   of those, then the response. Errors go as JSON with their HTTP status (`-32601` `404`;
 //!   `-32602`, `-32020`, `-32021`, `-32022` `400`). Closing the response cancels the call.
 //! - **Asks become input requests** (multi round-trip requests). When a node asks, the
-//!   result is `{"resultType": "input_required", "inputRequests": {key: request},
+//!   result is `{"resultType": "input_required", "inputRequests": {key: request, …},
 //!   "requestState": s}` and the call keeps running at the gateway; the client calls again
-//!   with `inputResponses` and `requestState`, and the answer reaches the node. `key` is the
-//!   ask's [`INPUT_KEY`] if it has one, else `ask-<n>`. A permission or input is
+//!   with `inputResponses` and `requestState`, and the answers reach the node. A tool may
+//!   have several asks open at once: those that come within
+//!   [`McpHttpConfig::input_gather`] of each other go in one result, and a round that
+//!   answers only some of them is answered with the rest. `key` is the ask's [`INPUT_KEY`]
+//!   if it has one (`-2`, `-3`… appended should two open asks share it), else `ask-<n>`. A permission or input is
 //!   `elicitation/create`, a sample `sampling/createMessage`, roots `roots/list`. An ask the
 //!   client declared no capability for is declined at once (the tool may go on without it);
 //!   a call that then fails is answered `-32021` naming the capability. `requestState` is a
@@ -121,8 +124,8 @@ struct Call {
     _task: Task<()>,
     events: Receiver<Ev>,
     asks: Receiver<AskRequest>,
-    /// The ask the client was asked and has not answered yet.
-    pending: Option<Pending>,
+    /// The asks the client was asked and has not answered yet, in the order they came.
+    pending: Vec<Pending>,
     /// Capabilities the client lacked for asks that were declined.
     missing: BTreeSet<&'static str>,
     /// Asks so far (for `ask-<n>` keys).
@@ -799,10 +802,10 @@ async fn call(
         let cfg = &modern.config().http.mcp;
         let mut call = call;
         let step = match mode {
-            tasks::Mode::Off => Some(round(&mut call, &mut req, &tx, sse).await),
+            tasks::Mode::Off => Some(round(&mut call, &mut req, &tx, sse, cfg.input_gather).await),
             // A call still running after a moment becomes a task.
             _ => {
-                async { Some(round(&mut call, &mut req, &tx, sse).await) }
+                async { Some(round(&mut call, &mut req, &tx, sse, cfg.input_gather).await) }
                     .or(async {
                         smol::Timer::after(cfg.task_after).await;
                         None
@@ -815,8 +818,8 @@ async fn call(
                 tasks::create(&modern, cfg, call, &req, Some(msg))
             }
             Some(Step::Final(msg)) => msg,
-            Some(Step::Ask(p)) => park(&modern, cfg, call, p, &req.id),
-            Some(Step::Refused(p, why)) => refused(&modern, cfg, call, p, &req.id, &why),
+            Some(Step::Ask) => park(&modern, cfg, call, &req.id),
+            Some(Step::Refused(why)) => refused(&modern, cfg, call, &req.id, &why),
             None => tasks::create(&modern, cfg, call, &req, None),
         };
         let _ = tx.send(Out::Final(last)).await;
@@ -839,7 +842,8 @@ async fn call(
 /// Starts a call at the gateway whose asks and messages come to its driver.
 fn start(shared: &Arc<Shared>, params: &Value, name: &str, token: Option<String>) -> Call {
     let (etx, erx) = unbounded::<Ev>();
-    let (atx, arx) = bounded::<AskRequest>(1);
+    // As many asks as a call may have open at the gateway.
+    let (atx, arx) = bounded::<AskRequest>(toolwire_core::router::MAX_ASKS_PER_CALL);
     let bridge = shared.bridge.clone();
     let args = arguments(params);
     let params = params.clone();
@@ -873,7 +877,7 @@ fn start(shared: &Arc<Shared>, params: &Value, name: &str, token: Option<String>
         _task: task,
         events: erx,
         asks: arx,
-        pending: None,
+        pending: Vec::new(),
         missing: BTreeSet::new(),
         asked: 0,
         tool: name.to_owned(),
@@ -911,16 +915,25 @@ fn wanted(note: &str, level: Option<LogLevel>) -> bool {
 enum Step {
     /// The call's response (or the error that ended it).
     Final(Value),
-    /// The call asks: the input request the client is to answer.
-    Ask(Pending),
-    /// The answer given to the last round's ask is not one: why.
-    Refused(Pending, String),
+    /// The call asks: its [`Call::pending`] asks are the input requests the client is to
+    /// answer.
+    Ask,
+    /// An answer given to a pending ask is not one: why (the ask stays pending).
+    Refused(String),
 }
 
-/// One round of a call: its notifications to `tx` (if `sse`), until it ends or asks. The
-/// answer to the last round's ask, and to any ask of this round, is taken from
-/// `req.responses`; an ask the client declared no capability for is declined.
-async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> Step {
+/// One round of a call: its notifications to `tx` (if `sse`), until it ends, or it has asks
+/// open and no new one came for `gather`. The answers to the last round's asks, and to any
+/// ask of this round, are taken from `req.responses`; an ask the client declared no
+/// capability for is declined. The open asks live in `call.pending` throughout, so a round
+/// dropped midway (the call became a task) loses none.
+async fn round(
+    call: &mut Call,
+    req: &mut Req,
+    tx: &Sender<Out>,
+    sse: bool,
+    gather: std::time::Duration,
+) -> Step {
     let ctx = Ctx {
         version: Version::V2026_07_28,
         caps: req.caps.clone(),
@@ -928,32 +941,54 @@ async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> S
         park: None,
         tracked: None,
     };
-    // The answer to the ask of the last round.
-    if let Some(p) = call.pending.take() {
+    // The answers to the asks of the last round.
+    let mut refused = None;
+    for p in std::mem::take(&mut call.pending) {
         match req.responses.remove(&p.key) {
-            None => return Step::Ask(p),
+            None => call.pending.push(p),
             Some(r) => match check_response(p.method, &r) {
-                Err(why) => return Step::Refused(p, why),
+                Err(why) => {
+                    refused.get_or_insert_with(|| format!("{}: {why}", p.key));
+                    call.pending.push(p);
+                }
                 Ok(()) => answer_ask(p.ask, p.wrapped, Ok(r)),
             },
         }
     }
+    if let Some(why) = refused {
+        return Step::Refused(why);
+    }
+    let mut until = (!call.pending.is_empty()).then(|| Instant::now() + gather);
     loop {
-        let next = async { Ok::<_, AskRequest>(call.events.recv().await) }
+        let next = async { Some(Ok(call.events.recv().await)) }
             .or(async {
-                match call.asks.recv().await {
+                Some(match call.asks.recv().await {
                     Ok(a) => Err(a),
                     // The call ended: its response is on `events`.
                     Err(_) => Ok(call.events.recv().await),
+                })
+            })
+            .or(async {
+                match until {
+                    Some(t) => {
+                        smol::Timer::at(t).await;
+                        None
+                    }
+                    None => std::future::pending().await,
                 }
             })
             .await;
+        let Some(next) = next else {
+            // Asks are open and no more came: the client answers these.
+            return Step::Ask;
+        };
         match next {
             Ok(Ok(Ev::Note(n))) => {
                 if sse && wanted(&n, ctx.log_level) {
                     let _ = tx.send(Out::Note(n)).await;
                 }
             }
+            // Asks still open are declined as the call ends.
             Ok(Ok(Ev::Done(r))) => return Step::Final(done(&req.id, r, &call.missing)),
             Ok(Err(_)) => {
                 return Step::Final(finish(
@@ -973,7 +1008,8 @@ async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> S
                     continue;
                 }
                 call.asked += 1;
-                let key = input_key(&ask).unwrap_or_else(|| format!("ask-{}", call.asked));
+                let base = input_key(&ask).unwrap_or_else(|| format!("ask-{}", call.asked));
+                let key = unique_key(&base, &call.pending);
                 let (method, params, wrapped) = input_request(&ask, true);
                 match req.responses.remove(&key) {
                     Some(r) => match check_response(method, &r) {
@@ -982,20 +1018,21 @@ async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> S
                             // Cancelled with the call: the answer given is not one.
                             return Step::Final(finish(
                                 &req.id,
-                                Err(RpcError::params(format!("inputResponses: {why}"))),
+                                Err(RpcError::params(format!("inputResponses: {key}: {why}"))),
                                 false,
                             ));
                         }
                     },
                     None => {
                         let request = json!({"method": method, "params": params});
-                        return Step::Ask(Pending {
+                        call.pending.push(Pending {
                             key,
                             ask,
                             request,
                             method,
                             wrapped,
                         });
+                        until = Some(Instant::now() + gather);
                     }
                 }
             }
@@ -1003,17 +1040,30 @@ async fn round(call: &mut Call, req: &mut Req, tx: &Sender<Out>, sse: bool) -> S
     }
 }
 
+/// `base`, or `base-2`, `base-3`… if an open ask has it already.
+fn unique_key(base: &str, open: &[Pending]) -> String {
+    let taken = |k: &str| open.iter().any(|p| p.key == k);
+    if !taken(base) {
+        return base.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|k| !taken(k))
+        .unwrap_or_else(|| unreachable!("open asks are few"))
+}
+
+/// The input requests of the asks a call has open, by key.
+fn input_requests(call: &Call) -> Map<String, Value> {
+    call.pending
+        .iter()
+        .map(|p| (p.key.clone(), p.request.clone()))
+        .collect()
+}
+
 /// An answer that is not one refused: the call stays parked under a new state, named in the
 /// error, for a good answer.
-fn refused(
-    gw: &Gateway,
-    cfg: &McpHttpConfig,
-    call: Call,
-    p: Pending,
-    id: &Value,
-    why: &str,
-) -> Value {
-    let msg = park(gw, cfg, call, p, id);
+fn refused(gw: &Gateway, cfg: &McpHttpConfig, call: Call, id: &Value, why: &str) -> Value {
+    let msg = park(gw, cfg, call, id);
     let state = msg.pointer("/result/requestState").cloned();
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_PARAMS,
         "message": format!("inputResponses: {why}"),
@@ -1044,16 +1094,15 @@ fn done(id: &Value, r: Result<Value, RpcError>, missing: &BTreeSet<&'static str>
     finish(id, r, false)
 }
 
-/// Parks `call` waiting for the answer to `p` under a fresh `requestState`; the
+/// Parks `call` waiting for the answers to its open asks under a fresh `requestState`; the
 /// input-required result.
-fn park(gw: &Gateway, cfg: &McpHttpConfig, mut call: Call, p: Pending, id: &Value) -> Value {
+fn park(gw: &Gateway, cfg: &McpHttpConfig, call: Call, id: &Value) -> Value {
     let state = session_id();
     let result = json!({
         "resultType": "input_required",
-        "inputRequests": { p.key.clone(): p.request.clone() },
+        "inputRequests": input_requests(&call),
         "requestState": state,
     });
-    call.pending = Some(p);
     let mut parked = lock(&gw.inner.mcp.modern.parked);
     let now = Instant::now();
     parked.retain(|_, p| p.expires > now);

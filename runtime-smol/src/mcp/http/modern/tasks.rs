@@ -25,7 +25,7 @@ use smol::channel::{Receiver, Sender, bounded, unbounded};
 
 use super::super::McpHttpConfig;
 use super::super::lock;
-use super::{Call, MISSING_CAPABILITY, Out, Req, Step, finish, round, session_id};
+use super::{Call, MISSING_CAPABILITY, Out, Req, Step, finish, input_requests, round, session_id};
 use crate::gateway::Gateway;
 use crate::mcp::protocol::{INVALID_PARAMS, RpcError};
 use crate::mcp::tasks::rfc3339;
@@ -99,8 +99,8 @@ struct State {
     status: &'static str,
     updated: SystemTime,
     expires: Instant,
-    /// While `input_required`: the key and the input request.
-    input: Option<(String, Value)>,
+    /// While `input_required`: the input requests not answered yet, by key.
+    input: Map<String, Value>,
     /// Once `completed`: the call's result; once `failed`: its error.
     outcome: Option<Value>,
 }
@@ -137,7 +137,7 @@ pub(super) fn create(
             status: "working",
             updated: now,
             expires: Instant::now() + cfg.task_ttl,
-            input: None,
+            input: Map::new(),
             outcome: None,
         }),
         updates: utx,
@@ -153,7 +153,7 @@ pub(super) fn create(
                 log_level: None,
                 responses: Map::new(),
             };
-            let driver = smol::spawn(drive(entry.clone(), call, task_req, urx, cfg.task_ttl));
+            let driver = smol::spawn(drive(entry.clone(), call, task_req, urx, cfg.clone()));
             *lock(&entry.driver) = Some(driver);
         }
     }
@@ -202,7 +202,7 @@ fn purge(map: &mut std::collections::HashMap<String, Arc<Entry>>) {
 /// The call's last message as the task's outcome.
 fn record(entry: &Entry, ttl: std::time::Duration, msg: &Value) {
     set(entry, ttl, |s| {
-        s.input = None;
+        s.input.clear();
         // A failure of the gateway's (the node gone, a timeout, an internal error), not one the
         // tool reported (-32014) or its arguments (-32002): the task failed.
         let gateway_error = msg
@@ -246,30 +246,32 @@ async fn drive(
     mut call: Call,
     mut req: Req,
     updates: Receiver<Map<String, Value>>,
-    ttl: std::time::Duration,
+    cfg: McpHttpConfig,
 ) {
+    let ttl = cfg.task_ttl;
     let (tx, _rx) = bounded::<Out>(1);
     loop {
-        match round(&mut call, &mut req, &tx, false).await {
+        match round(&mut call, &mut req, &tx, false, cfg.input_gather).await {
             Step::Final(msg) => return record(&entry, ttl, &msg),
-            Step::Ask(p) | Step::Refused(p, _) => {
+            Step::Ask | Step::Refused(_) => {
+                // Answers that came while the round ran go in first.
+                let mut queued = Map::new();
+                while let Ok(m) = updates.try_recv() {
+                    queued.extend(m);
+                }
+                if call.pending.iter().any(|p| queued.contains_key(&p.key)) {
+                    req.responses = queued;
+                    continue;
+                }
                 set(&entry, ttl, |s| {
                     s.status = "input_required";
-                    s.input = Some((p.key.clone(), p.request.clone()));
+                    s.input = input_requests(&call);
                 });
-                call.pending = Some(p);
                 let Ok(responses) = updates.recv().await else {
                     return;
                 };
-                // Other keys are the client's business; ours is looked up next round.
+                // Other keys are the client's business; ours are looked up next round.
                 req.responses = responses;
-                set(&entry, ttl, |s| {
-                    let waiting = s.input.as_ref().map(|(k, _)| k.clone());
-                    if waiting.is_some_and(|k| req.responses.contains_key(&k)) {
-                        s.status = "working";
-                        s.input = None;
-                    }
-                });
             }
         }
     }
@@ -313,12 +315,10 @@ pub(super) fn handle(
             if !s.terminal() {
                 r["pollIntervalMs"] = json!(500);
             }
-            match (s.status, &s.input, &s.outcome) {
-                ("input_required", Some((k, request)), _) => {
-                    r["inputRequests"] = json!({ k.clone(): request });
-                }
-                ("completed", _, Some(o)) => r["result"] = o.clone(),
-                ("failed", _, Some(o)) => r["error"] = o.clone(),
+            match (s.status, &s.outcome) {
+                ("input_required", _) => r["inputRequests"] = Value::Object(s.input.clone()),
+                ("completed", Some(o)) => r["result"] = o.clone(),
+                ("failed", Some(o)) => r["error"] = o.clone(),
                 _ => {}
             }
             drop(s);
@@ -336,7 +336,20 @@ pub(super) fn handle(
                     );
                 }
             };
-            let waiting = lock(&entry.state).status == "input_required";
+            // The answered keys leave the task's input requests at once (a `tasks/get` right
+            // after sees only the rest); it is working again once none is left.
+            let waiting = {
+                let mut s = lock(&entry.state);
+                let waiting = s.status == "input_required";
+                if waiting && responses.keys().any(|k| s.input.contains_key(k)) {
+                    s.input.retain(|k, _| !responses.contains_key(k));
+                    if s.input.is_empty() {
+                        s.status = "working";
+                    }
+                    s.updated = SystemTime::now();
+                }
+                waiting
+            };
             if waiting {
                 let _ = entry.updates.try_send(responses);
             }
@@ -349,7 +362,7 @@ pub(super) fn handle(
                 drop(lock(&entry.driver).take());
                 set(&entry, cfg.task_ttl, |s| {
                     s.status = "cancelled";
-                    s.input = None;
+                    s.input.clear();
                 });
             }
             finish(&req.id, Ok(json!({})), false)
