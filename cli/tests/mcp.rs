@@ -656,7 +656,20 @@ fn mcp_asks_become_elicitations_for_a_client_that_takes_them() {
                     Ok(json!({"n": n}))
                 },
             ))
-            .tool(valve_tool("valve"));
+            .tool(valve_tool("valve"))
+            .tool(Tool::new(
+                "pair",
+                "Asks a name and a permission at once.",
+                json!({"type": "object"}),
+                |ctx, _| async move {
+                    let schema =
+                        json!({"type": "object", "properties": {"name": {"type": "string"}}});
+                    let name = ctx.ask(AskKind::Input, "Who?", Some(schema));
+                    let yes = ctx.ask(AskKind::Permission, "May I?", None);
+                    let (name, yes) = smol::future::zip(name, yes).await;
+                    Ok(json!({"name": name?["name"], "yes": yes?}))
+                },
+            ));
         let _node = spawn_node(&ws, node);
         assert!(gw.wait_for_node("lab", Duration::from_secs(10)).await);
         let mut b = Bridge::start(&ws);
@@ -716,6 +729,34 @@ fn mcp_asks_become_elicitations_for_a_client_that_takes_them() {
         assert_eq!(
             r["result"]["structuredContent"],
             json!({"opened": true}),
+            "{r}"
+        );
+        // Two asks open at once are two elicitations at once, answered in any order.
+        let first = b.request(&call(7, "pair")).await;
+        let second = b.recv().await;
+        let mut by_message: Vec<(String, Value)> = [&first, &second]
+            .iter()
+            .map(|e| {
+                (
+                    e["params"]["message"].as_str().unwrap_or("?").to_owned(),
+                    e["id"].clone(),
+                )
+            })
+            .collect();
+        by_message.sort_by(|a, b| a.0.cmp(&b.0));
+        let [(m1, may), (m2, who)] = &by_message[..] else {
+            panic!("two elicitations: {first} {second}");
+        };
+        assert_eq!((m1.as_str(), m2.as_str()), ("May I?", "Who?"));
+        let yes = json!({"jsonrpc": "2.0", "id": may, "result": {
+            "action": "accept", "content": {"allow": true}}});
+        b.send(&yes.to_string()).await;
+        let name = json!({"jsonrpc": "2.0", "id": who, "result": {
+            "action": "accept", "content": {"name": "Bo"}}});
+        let r = b.request(&name.to_string()).await;
+        assert_eq!(
+            (r["id"].clone(), r["result"]["structuredContent"].clone()),
+            (json!(7), json!({"name": "Bo", "yes": true})),
             "{r}"
         );
         // Cancelling an input ask declines it: a tool error the model sees.

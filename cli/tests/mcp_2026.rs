@@ -33,7 +33,7 @@ use toolwire_smol::node::{HostNode, NodeOptions, Tool, ToolError};
 use toolwire_smol::{Gateway, GatewayConfig};
 
 /// Tools of the fixture node, and `tools/list`'s page size for it.
-const LAB_TOOLS: usize = 18;
+const LAB_TOOLS: usize = 19;
 const PAGE: usize = 5;
 
 /// What the fixture's tools saw of their asks and cancels, in order.
@@ -213,6 +213,22 @@ fn lab(seen: &Seen) -> HostNode {
             Ok(json!({"colour": c["colour"], "painted": yes}))
         },
     ))
+    .tool(recording(
+        seen,
+        "ask_together",
+        "Asks a colour (key shade) and the client's roots at once: one round.",
+        no_args(),
+        |seen, ctx, _| async move {
+            let schema = json!({"type": "object", "properties": {"colour": {"type": "string"}},
+                "required": ["colour"], INPUT_KEY: "shade"});
+            let colour = ctx.ask(AskKind::Input, "Which colour?", Some(schema));
+            let roots = ctx.ask(AskKind::Roots, "Which roots?", Some(json!({INPUT_KEY: "roots"})));
+            let (c, r) = smol::future::zip(colour, roots).await;
+            let (c, r) = (c?, r?);
+            record(&seen, format!("ask_together: {c} {r}"));
+            Ok(json!({"colour": c["colour"], "roots": r}))
+        },
+    ))
 }
 
 /// The node `extra`, which comes during a `subscriptions/listen`.
@@ -226,13 +242,14 @@ fn extra() -> HostNode {
 }
 
 /// What both SDKs' sessions must have made the node see, in order.
-const SEEN: [&str; 7] = [
+const SEEN: [&str; 8] = [
     r#"ask_name: {"name":"Ada"}"#,
     "ask_valve: false",
     r#"ask_model: "42""#,
     r#"ask_roots: [{"name":"project","uri":"file:///work/project"}]"#,
     r#"ask_twice colour: {"colour":"teal"}"#,
     "ask_twice paint: true",
+    r#"ask_together: {"colour":"teal"} [{"name":"project","uri":"file:///work/project"}]"#,
     "slow: cancelled",
 ];
 
@@ -369,8 +386,8 @@ fn assert_stateless(who: &str, log: &[String], notifications: &[&str]) {
         assert!(methods.contains(&m), "{who}: no {m}: {summary}");
     }
     // Each round of an asking call is a POST of its own: ask_name, ask_valve, ask_model and
-    // ask_roots take two, ask_twice three.
-    assert_eq!(summary["retries_with_request_state"], 6, "{who}: {summary}");
+    // ask_roots take two, ask_twice three, ask_together (two asks at once) two.
+    assert_eq!(summary["retries_with_request_state"], 7, "{who}: {summary}");
 }
 
 /// The Python SDK (`mcp` 2.3.0) as a client at 2026-07-28.

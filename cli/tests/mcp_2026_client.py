@@ -30,7 +30,7 @@ from mcp.client.subscriptions import ToolsListChanged
 
 LAB_TOOLS = [f"lab__t{i:02}" for i in range(8)] + [
     f"lab__{t}" for t in ("greet", "measure", "count", "slow", "fail", "ask_name", "ask_valve",
-                          "ask_model", "ask_roots", "ask_twice")]
+                          "ask_model", "ask_roots", "ask_twice", "ask_together")]
 VERSION = "2026-07-28"
 
 
@@ -186,7 +186,7 @@ async def session(client, bare, http, elicited, sampled, rooted, logs):
         if cursor is None:
             break
     print(f"{len(tools)} tools in pages of {pages}", flush=True)
-    check(pages == [5, 5, 5, 3], f"paged 5 at a time: {pages}")
+    check(pages == [5, 5, 5, 4], f"paged 5 at a time: {pages}")
     names = [t.name for t in tools]
     check(sorted(names) == sorted(LAB_TOOLS) and len(set(names)) == len(names), "every tool, once, named node__tool")
     by_name = {t.name: t for t in tools}
@@ -262,6 +262,12 @@ async def session(client, bare, http, elicited, sampled, rooted, logs):
         r = await client.call_tool("lab__ask_twice", {})
     check(r.structured_content == {"colour": "teal", "painted": True}, f"two rounds: {r.structured_content}")
     check([e[0] for e in elicited[2:]] == ["colour", "ask-2"], f"one input request a round: {elicited[2:]}")
+    with anyio.fail_after(15):
+        r = await client.call_tool("lab__ask_together", {})
+    check(r.structured_content == {"colour": "teal", "roots": [{"uri": "file:///work/project", "name": "project"}]},
+          f"two asks at once, one round: {r.structured_content}")
+    check([e[0] for e in elicited[4:]] == ["shade"] and rooted[1:] == ["roots"],
+          f"both input requests of the round answered: {elicited[4:]} {rooted}")
 
     # --- a client without the capabilities: the ask is declined and the call is -32021
     sent = len(http.requests)

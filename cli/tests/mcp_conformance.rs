@@ -278,20 +278,27 @@ fn fixture(ws: &str) -> HostNode {
         ))
         .tool(Tool::new(
             "test_input_required_result_multiple_inputs",
-            "Asks a name, the model and the roots, one after another.",
+            "Asks a name, the model and the roots, all at once (one round of three requests).",
             no_args(),
             |ctx, _| async move {
-                let name = ctx
-                    .ask(AskKind::Input, "What is your name?",
-                        Some(named_input("user_name", "name", "string")))
-                    .await?;
-                let greeting = ctx
-                    .ask(AskKind::Sample, "Generate a greeting",
-                        Some(json!({"maxTokens": 50, INPUT_KEY: "greeting"})))
-                    .await?;
-                let roots = ctx
-                    .ask(AskKind::Roots, "Which roots?", Some(json!({INPUT_KEY: "client_roots"})))
-                    .await?;
+                let name = ctx.ask(
+                    AskKind::Input,
+                    "What is your name?",
+                    Some(named_input("user_name", "name", "string")),
+                );
+                let greeting = ctx.ask(
+                    AskKind::Sample,
+                    "Generate a greeting",
+                    Some(json!({"maxTokens": 50, INPUT_KEY: "greeting"})),
+                );
+                let roots = ctx.ask(
+                    AskKind::Roots,
+                    "Which roots?",
+                    Some(json!({INPUT_KEY: "client_roots"})),
+                );
+                let ((name, greeting), roots) =
+                    smol::future::zip(smol::future::zip(name, greeting), roots).await;
+                let (name, greeting, roots) = (name?, greeting?, roots?);
                 Ok(json!(format!("{greeting} {} ({roots})", name["name"])))
             },
         ))
@@ -382,6 +389,27 @@ fn fixture(ws: &str) -> HostNode {
                 let file = args["filename"].as_str().unwrap_or("?").to_owned();
                 let yes = ctx.ask(AskKind::Permission, &format!("Delete {file}?"), None).await?;
                 Ok(json!(format!("{file}: deleted {yes}")))
+            },
+        ))
+        .tool(Tool::new(
+            "multi_input",
+            "Works a moment (long enough to become a task), then asks two things at once.",
+            no_args(),
+            |ctx, _| async move {
+                smol::Timer::after(Duration::from_millis(700)).await;
+                let name = ctx.ask(
+                    AskKind::Input,
+                    "What is your name?",
+                    Some(named_input("name", "name", "string")),
+                );
+                let confirm = ctx.ask(
+                    AskKind::Input,
+                    "Go ahead?",
+                    Some(named_input("confirm", "confirm", "boolean")),
+                );
+                let (name, confirm) = smol::future::zip(name, confirm).await;
+                let (name, confirm) = (name?, confirm?);
+                Ok(json!(format!("{} said {}", name["name"], confirm["confirm"])))
             },
         ))
         .tool(Tool::new(

@@ -26,7 +26,7 @@ const VERSION = '2026-07-28';
 const [url] = process.argv.slice(2);
 const LAB_TOOLS = [
   ...Array.from({ length: 8 }, (_, i) => `lab__t0${i}`),
-  ...['greet', 'measure', 'count', 'slow', 'fail', 'ask_name', 'ask_valve', 'ask_model', 'ask_roots', 'ask_twice'].map(
+  ...['greet', 'measure', 'count', 'slow', 'fail', 'ask_name', 'ask_valve', 'ask_model', 'ask_roots', 'ask_twice', 'ask_together'].map(
     (t) => `lab__${t}`,
   ),
 ].sort();
@@ -219,6 +219,9 @@ check(JSON.stringify(rooted) === '["roots"]', 'one roots request, key roots');
 r = await within(15000, client.callTool({ name: 'lab__ask_twice', arguments: {} }), 'ask_twice');
 check(JSON.stringify(r.structuredContent) === '{"colour":"teal","painted":true}', `two rounds: ${JSON.stringify(r.structuredContent)}`);
 check(JSON.stringify(elicited.slice(2).map((e) => e[0])) === '["colour","ask-2"]', 'one input request a round');
+r = await within(15000, client.callTool({ name: 'lab__ask_together', arguments: {} }), 'ask_together');
+check(JSON.stringify(r.structuredContent) === '{"colour":"teal","roots":[{"name":"project","uri":"file:///work/project"}]}', `two asks at once, one round: ${JSON.stringify(r.structuredContent)}`);
+check(JSON.stringify(elicited.slice(4).map((e) => e[0])) === '["shade"]' && JSON.stringify(rooted.slice(1)) === '["roots"]', `both input requests of the round answered: ${JSON.stringify(elicited.slice(4))} ${JSON.stringify(rooted)}`);
 
 // --- a client without the capabilities: the ask is declined and the call is -32021
 {
