@@ -25,13 +25,13 @@ KIB=1024
 SLACK=32
 # ELF                                              flash limit  RAM limit  flash aim     RAM aim
 budgets=(
-  "$Q/thumbv7m-none-eabi/release/node                58344        6808       $((24 * KIB)) $((8 * KIB))"
-  "$Q/postcard/thumbv7m-none-eabi/release/node       36944        6808       $((24 * KIB)) $((8 * KIB))"
-  "$Q/json/thumbv7m-none-eabi/release/node           52116        6808       $((24 * KIB)) $((8 * KIB))"
-  "$Q/thumbv7m-none-eabi/release/node_bare           47084        3364       $((12 * KIB)) $((8 * KIB))"
-  "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24704        3364       $((12 * KIB)) $((8 * KIB))"
-  "$N/thumbv7em-none-eabihf/release/node             118108       23628      $((64 * KIB)) -"
-  "$N/postcard/thumbv7em-none-eabihf/release/node    68344        22532      $((64 * KIB)) -"
+  "$Q/thumbv7m-none-eabi/release/node                58260        6800       $((24 * KIB)) $((8 * KIB))"
+  "$Q/postcard/thumbv7m-none-eabi/release/node       36756        6800       $((24 * KIB)) $((8 * KIB))"
+  "$Q/json/thumbv7m-none-eabi/release/node           51928        6800       $((24 * KIB)) $((8 * KIB))"
+  "$Q/thumbv7m-none-eabi/release/node_bare           47028        3356       $((12 * KIB)) $((8 * KIB))"
+  "$Q/postcard/thumbv7m-none-eabi/release/node_bare  24592        3356       $((12 * KIB)) $((8 * KIB))"
+  "$N/thumbv7em-none-eabihf/release/node             118108       23620      $((64 * KIB)) -"
+  "$N/postcard/thumbv7em-none-eabihf/release/node    68212        22524      $((64 * KIB)) -"
 )
 
 sizes() {

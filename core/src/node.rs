@@ -79,9 +79,11 @@ impl CallHandle {
     }
 }
 
-/// Identifies an [`Node::ask`]: its [`NodeEvent::Answer`] carries the same.
+/// Identifies an [`Node::ask`] among the open asks of its call: its [`NodeEvent::Answer`]
+/// (which names the call too) carries the same. A handle is the ask's place among the call's
+/// `A` places, free again once its answer is out, so the pair (call, ask) names one open ask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AskHandle(u64);
+pub struct AskHandle(u8);
 
 /// Where the connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,6 +306,12 @@ pub struct Node<'t, const N: usize, const A: usize = 1> {
 impl<'t, const N: usize, const A: usize> Node<'t, N, A> {
     /// A connection that starts by sending `hello`.
     pub fn new(config: NodeConfig<'t>, now: Instant) -> Self {
+        const {
+            assert!(
+                A >= 1 && A <= u8::MAX as usize,
+                "a call has 1 to 255 ask places"
+            )
+        };
         let mut ctl = heapless::Deque::new();
         let _ = ctl.push_back(Ctl::Hello);
         Node {
@@ -481,7 +489,7 @@ impl<'t, const N: usize, const A: usize> Node<'t, N, A> {
                 };
                 h.event = Some(NodeEvent::Answer {
                     call,
-                    ask: AskHandle(ask),
+                    ask: AskHandle(j as u8),
                     answer,
                 });
             }
@@ -827,7 +835,7 @@ impl<'t, const N: usize, const A: usize> Node<'t, N, A> {
         .map_err(NodeError::Encode)?;
         slot.asking[place] = ask_id;
         self.next_id += 1;
-        Ok((AskHandle(ask_id), n))
+        Ok((AskHandle(place as u8), n))
     }
 
     /// Closes the connection with a `goodbye` (sent by the next [`Node::poll_transmit`]).

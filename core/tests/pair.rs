@@ -539,12 +539,13 @@ fn ask_round_trip() {
             p.node_events,
             vec![NodeEv::Answer(call, litres, Ok("12".into()))]
         );
-        // Its place is free again.
+        // Its place, and so its handle, is free again; the open one keeps its own.
         let (again, _) = p
             .node
             .ask(call, AskKind::Permission, "Sure?", None, &mut out)
             .unwrap();
-        assert!(again != valve && again != litres);
+        assert_eq!(again, litres);
+        assert_ne!(again, valve);
         p.node_events.clear();
         let n =
             p.gw.answer(&asks[0].0, Ok(Json::trusted(b"true")), &mut out)

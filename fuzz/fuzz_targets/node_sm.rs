@@ -628,8 +628,8 @@ fn step(h: &mut Harness, action: Action) {
                     assert!(h.node.is_live(handle));
                     assert!(n <= h.limit(buf.len()));
                     assert!(
-                        !h.open_asks.iter().any(|&(_, a)| a == ask),
-                        "{ask:?} reused"
+                        !h.open_asks.contains(&(handle, ask)),
+                        "{ask:?} of {handle:?} handed out twice"
                     );
                     h.open_asks.push((handle, ask));
                     match h.check_out(&buf[..n], enc) {

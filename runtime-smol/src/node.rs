@@ -487,8 +487,8 @@ struct NodeSession<'t> {
     running: HashMap<usize, Task<()>, FastHash>,
     /// Calls whose tool answered at once, to send in this turn.
     finished: Vec<(CallHandle, Result<String, ToolError>)>,
-    /// Open asks: the call's slot and where its answer goes.
-    asks: HashMap<AskHandle, (usize, AnswerTx), FastHash>,
+    /// Open asks, by call and ask: where the answer goes.
+    asks: HashMap<(CallHandle, AskHandle), AnswerTx, FastHash>,
     status: Option<Sender<NodeStatus>>,
     was_ready: bool,
     /// Set when the connection ends (the first reason wins).
@@ -628,10 +628,10 @@ impl NodeSession<'_> {
             NodeEvent::Cancel { call } => {
                 // Dropping the task cancels the handler at its next await point.
                 self.running.remove(&call.slot());
-                self.asks.retain(|_, (slot, _)| *slot != call.slot());
+                self.asks.retain(|(c, _), _| *c != call);
             }
-            NodeEvent::Answer { ask, answer, .. } => {
-                if let Some((_, tx)) = self.asks.remove(&ask) {
+            NodeEvent::Answer { call, ask, answer } => {
+                if let Some(tx) = self.asks.remove(&(call, ask)) {
                     let r = answer
                         .map(|j| serde_json::from_slice(j.as_bytes()).unwrap_or(Value::Null))
                         .map_err(|e| CallError {
@@ -659,7 +659,7 @@ impl NodeSession<'_> {
             Cmd::Done { call, result } => {
                 self.running.remove(&call.slot());
                 if !self.asks.is_empty() {
-                    self.asks.retain(|_, (slot, _)| *slot != call.slot());
+                    self.asks.retain(|(c, _), _| *c != call);
                 }
                 let data;
                 let r = match &result {
@@ -723,7 +723,7 @@ impl NodeSession<'_> {
                 match self.node.ask(call, kind, &prompt, schema, out.space()) {
                     Ok((ask, n)) => {
                         out.commit(n);
-                        self.asks.insert(ask, (call.slot(), reply));
+                        self.asks.insert((call, ask), reply);
                     }
                     Err(e) => {
                         let _ = reply
