@@ -38,7 +38,7 @@ use crate::transport::{self, Endpoint};
 /// Calls a host node runs at once, at most.
 pub const MAX_IN_FLIGHT: usize = 256;
 /// Asks one call may have open at once ([`ToolContext::ask`] futures awaited together, say with
-/// `futures_lite::future::zip`), at most; one more fails at once with `-32013`. The gateway
+/// `smol::future::zip`), at most; one more fails at once with `-32013`. The gateway
 /// keeps as many (`toolwire_core::router::MAX_ASKS_PER_CALL`).
 pub const MAX_ASKS: usize = 4;
 

@@ -153,7 +153,14 @@ pub(super) fn create(
                 log_level: None,
                 responses: Map::new(),
             };
-            let driver = smol::spawn(drive(entry.clone(), call, task_req, urx, cfg.clone()));
+            let driver = smol::spawn(drive(
+                entry.clone(),
+                call,
+                task_req,
+                urx,
+                cfg.task_ttl,
+                cfg.input_gather,
+            ));
             *lock(&entry.driver) = Some(driver);
         }
     }
@@ -246,12 +253,12 @@ async fn drive(
     mut call: Call,
     mut req: Req,
     updates: Receiver<Map<String, Value>>,
-    cfg: McpHttpConfig,
+    ttl: std::time::Duration,
+    gather: std::time::Duration,
 ) {
-    let ttl = cfg.task_ttl;
     let (tx, _rx) = bounded::<Out>(1);
     loop {
-        match round(&mut call, &mut req, &tx, false, cfg.input_gather).await {
+        match round(&mut call, &mut req, &tx, false, gather).await {
             Step::Final(msg) => return record(&entry, ttl, &msg),
             Step::Ask | Step::Refused(_) => {
                 // Answers that came while the round ran go in first.
@@ -346,7 +353,9 @@ pub(super) fn handle(
                     if s.input.is_empty() {
                         s.status = "working";
                     }
+                    // A change: the task's time to live starts again, as with `set`.
                     s.updated = SystemTime::now();
+                    s.expires = Instant::now() + cfg.task_ttl;
                 }
                 waiting
             };
